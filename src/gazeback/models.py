@@ -1,0 +1,140 @@
+"""Plain data shared by every stage of the pipeline: no I/O, no mitmproxy objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, NewType
+
+CaptureId = NewType("CaptureId", int)
+DeviceId = NewType("DeviceId", int)
+RequestId = NewType("RequestId", int)
+IdentityId = NewType("IdentityId", int)
+
+# What one row of `requests` describes.
+#   http       a request (and its response) that the proxy decrypted or saw in clear
+#   websocket  a WebSocket handshake, with message counts and bytes
+#   error      an HTTP request that failed (no response: refused, reset, timeout ...)
+#   tls_failed a TLS connection the client refused to open with our certificate (pinning, no CA)
+#   tunnel     a connection passed through without decryption (ignored host, pinned host)
+RequestKind = Literal["http", "websocket", "error", "tls_failed", "tunnel"]
+
+# Longest text we keep in a single column; longer values end with TRUNCATION_MARKER.
+MAX_TEXT = 4096
+TRUNCATION_MARKER = "…[truncated]"
+
+
+@dataclass(frozen=True)
+class DeviceKey:
+    """How the proxy tells one device from another.
+
+    ``key`` is stable and local-only (``ip:192.168.1.23``, ``user:phone``,
+    ``port:51821``); ``label`` is the name shown until the person renames it.
+    """
+
+    key: str
+    label: str
+    kind: str = "other"
+
+
+@dataclass(frozen=True)
+class FlowSnapshot:
+    """What the proxy hook copies from a flow: cheap references to immutable data.
+
+    Built on the event loop in microseconds; everything expensive (redaction,
+    classification, leak detection) happens later on the writer thread.
+    """
+
+    flow_id: str
+    kind: RequestKind
+    started_at: float  # epoch seconds
+    device: DeviceKey
+    method: str = ""
+    scheme: str = ""
+    host: str = ""  # the name the client asked for (Host header, authority or SNI)
+    port: int = 0
+    path: str = ""  # path with query string, as sent
+    http_version: str = ""
+    request_headers: tuple[tuple[bytes, bytes], ...] = ()
+    request_body: bytes | None = None  # read for leak detection, never stored
+    status_code: int | None = None
+    response_headers: tuple[tuple[bytes, bytes], ...] = ()
+    request_bytes: int = 0
+    response_bytes: int = 0
+    duration_ms: float | None = None
+    is_decrypted: bool = True
+    tls_sni: str | None = None
+    server_ip: str | None = None
+    error: str | None = None
+    websocket_messages: int | None = None
+    websocket_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A request as gazeback records it: secrets redacted, sizes known, body kept in memory only."""
+
+    flow_id: str
+    kind: RequestKind
+    started_at: str  # ISO-8601 UTC, e.g. 2026-11-27T06:50:24.123Z
+    device: DeviceKey
+    method: str | None
+    scheme: str | None
+    host: str
+    port: int | None
+    path: str | None  # redacted, truncated with a marker when longer than MAX_TEXT
+    query: tuple[tuple[str, str], ...]  # decoded, for leak detection only (not stored)
+    request_headers: tuple[tuple[str, str], ...]  # redacted
+    request_body: bytes | None  # never stored
+    content_type: str | None
+    user_agent: str | None
+    referer: str | None  # redacted page context (for first/third party)
+    origin: str | None
+    sec_fetch_site: str | None
+    status_code: int | None
+    request_bytes: int
+    response_bytes: int
+    duration_ms: float | None
+    is_decrypted: bool
+    tls_sni: str | None
+    server_ip: str | None
+    error: str | None
+    websocket_messages: int | None = None
+    websocket_bytes: int | None = None
+    redacted_fields: tuple[str, ...] = ()  # where secrets were replaced, e.g. "header:authorization"
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Who is behind a host, and whether the request is a third-party one."""
+
+    registrable_domain: str | None
+    is_third_party: bool | None  # None: no page context to judge from (most app traffic)
+    tracker_id: str | None = None
+    tracker_name: str | None = None
+    company_id: str | None = None
+    category: str | None = None
+    is_tracker: bool = False
+    matched_domain: str | None = None
+    source: str | None = None  # which list said so
+
+
+@dataclass(frozen=True)
+class Leak:
+    """One of the person's identifiers found in a request: that and how, never the value."""
+
+    pii_type: str
+    transform_chain: str  # e.g. "lower>sha256:hex"
+    location: str  # e.g. "url.query:ud[em]", "body.json:$.user.email"
+    tier: Literal["strong", "medium", "weak"]
+    identity_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Record:
+    """The pipeline's output for one flow: what the store writes."""
+
+    observation: Observation
+    classification: Classification
+    leaks: tuple[Leak, ...] = ()
+    decode_truncated: bool = False
+    extra: dict[str, object] = field(default_factory=dict)
