@@ -172,6 +172,22 @@ def m005_create_identities_and_leaks(db: Database) -> None:
     db["leaks"].create_index(["identity_id"])
 
 
+@migrations()
+def m006_add_request_headers(db: Database) -> None:
+    # Request headers as a JSON list of [name, value] pairs, secrets already replaced by
+    # keyed fingerprints. Bodies are never stored.
+    db["requests"].add_column("request_headers", str)
+
+
+@migrations()
+def m007_create_pinned_hosts(db: Database) -> None:
+    # Hosts whose TLS a client refused to open with our certificate. Later connections to
+    # them are passed through undecrypted (and still counted), also after a restart.
+    db["_pinned_hosts"].create(
+        {"host": str, "first_seen_at": str, "last_error": str}, pk="host", if_not_exists=True
+    )
+
+
 def apply(db: Database) -> None:
     """Bring ``db`` to the current schema, then (re)create the views."""
     from .views import ensure_db_shape

@@ -100,7 +100,9 @@ class Observation:
     error: str | None
     websocket_messages: int | None = None
     websocket_bytes: int | None = None
-    redacted_fields: tuple[str, ...] = ()  # where secrets were replaced, e.g. "header:authorization"
+    redacted_fields: tuple[
+        str, ...
+    ] = ()  # where secrets were replaced, e.g. "header:authorization"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,8 @@
+"""Load gazeback into stock mitmproxy:
+
+mitmdump -s addons/gazeback_addon.py --set gazeback_db=trail.db
+"""
+
+from gazeback.addon import TrailLogger
+
+addons = [TrailLogger()]

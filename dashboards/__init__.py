@@ -1,0 +1,1 @@
+"""Datasette configuration for gazeback's dashboards (installed as ``gazeback.dashboards``)."""

@@ -1,0 +1,160 @@
+"""The gazeback command line. Commands parse, open the db, call the core, and echo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import sqlite_utils
+
+from . import migrations, serve
+from .localfiles import default_db_path, prepare_db_path
+
+
+@click.group()
+@click.version_option(package_name="gazeback")
+def cli() -> None:
+    """gazeback: see what your own devices tell trackers."""
+
+
+def _open_db(path: Path) -> sqlite_utils.Database:
+    try:
+        prepare_db_path(path)
+    except OSError as e:
+        raise click.ClickException(f"cannot use {path}: {e}") from e
+    db = sqlite_utils.Database(path)
+    db.enable_wal()
+    migrations.apply(db)
+    return db
+
+
+@cli.command()
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=default_db_path,
+    show_default="~/.local/share/gazeback/trail.db",
+    help="Database to record into.",
+)
+@click.option("--listen-host", default="127.0.0.1", show_default=True, help="Proxy address.")
+@click.option("--listen-port", default=8080, show_default=True, help="Proxy port.")
+@click.option("--dashboard-port", default=8001, show_default=True, help="Dashboard port.")
+@click.option("--no-dashboard", is_flag=True, help="Run the proxy only.")
+@click.option(
+    "--device",
+    "devices",
+    multiple=True,
+    metavar="LABEL",
+    help="Create proxy credentials for this device (repeatable). "
+    "Required to listen beyond this computer.",
+)
+@click.argument("mitmproxy_args", nargs=-1, type=click.UNPROCESSED)
+def run(
+    db_path: Path,
+    listen_host: str,
+    listen_port: int,
+    dashboard_port: int,
+    no_dashboard: bool,
+    devices: tuple[str, ...],
+    mitmproxy_args: tuple[str, ...],
+) -> None:
+    """Start the recording proxy and the dashboard; Ctrl-C stops both.
+
+    Point a browser or device at the proxy, open http://mitm.it through it to
+    install the certificate, then watch the dashboard. Options after `--` go to
+    mitmproxy unchanged.
+
+    Example:
+
+        gazeback run
+
+        gazeback run --listen-host 0.0.0.0 --device phone --device laptop
+    """
+    db_path = db_path.expanduser()
+    _open_db(db_path).close()
+    lan = not serve.is_loopback(listen_host)
+    creds = serve.proxy_credentials(db_path, list(devices)) if devices else {}
+    if lan and not creds:
+        raise click.ClickException(
+            f"refusing to listen on {listen_host} without proxy credentials: anyone on your "
+            "network could use the proxy. Add --device LABEL for each device "
+            "(e.g. --device phone), or keep --listen-host 127.0.0.1."
+        )
+    args = [
+        "--listen-host", listen_host, "--listen-port", str(listen_port),
+        "-s", str(Path(__file__).with_name("mitmproxy_script.py")),
+        "--set", f"gazeback_db={db_path}", "--set", "flow_detail=0",
+        "--set", "termlog_verbosity=warn",
+    ]  # fmt: skip
+    if creds:
+        args += ["--set", f"proxyauth=@{serve.write_htpasswd(db_path, creds)}"]
+    dashboard = None
+    if not no_dashboard:
+        dashboard = subprocess.Popen(
+            serve.dashboard_command(db_path, "127.0.0.1", dashboard_port),
+            stdout=subprocess.DEVNULL,
+        )
+    _banner(db_path, listen_host, listen_port, None if no_dashboard else dashboard_port, creds)
+    from mitmproxy.tools.main import mitmdump
+
+    try:
+        mitmdump([*args, *mitmproxy_args])
+    finally:
+        if dashboard is not None:
+            dashboard.terminate()
+            dashboard.wait(10)
+
+
+def _banner(
+    db_path: Path, host: str, port: int, dashboard_port: int | None, creds: dict[str, str]
+) -> None:
+    shown = serve.lan_address() if host in ("0.0.0.0", "::") else host
+    click.echo(f"gazeback is recording to {db_path}")
+    click.echo(f"  Proxy:      {shown}:{port}  (set this as the HTTP and HTTPS proxy)")
+    for user, password in creds.items():
+        click.echo(f"    device {user!r}: proxy user {user}  password {password}")
+    click.echo("  Certificate: open http://mitm.it through the proxy and follow the steps")
+    if dashboard_port:
+        click.echo(f"  Dashboard:  http://127.0.0.1:{dashboard_port}/-/dashboards/trail")
+    click.echo("Press Ctrl-C to stop.")
+
+
+@cli.command()
+@click.argument("db_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8001, show_default=True, help="Port to listen on.")
+def dashboard(db_path: Path, host: str, port: int) -> None:
+    """Serve a database with gazeback's dashboards (Datasette).
+
+    Example:
+
+        gazeback dashboard ~/.local/share/gazeback/trail.db
+    """
+    if not db_path.exists():
+        raise click.ClickException(f"{db_path} does not exist: record with `gazeback run` first")
+    if not serve.is_loopback(host):
+        raise click.ClickException(
+            f"refusing to serve your trail on {host}: it would be readable by anyone on the "
+            "network. Use --host 127.0.0.1 (the default)."
+        )
+    _open_db(db_path).close()
+    click.echo(f"Dashboard: http://{host}:{port}/-/dashboards/trail")
+    sys.exit(subprocess.call(serve.dashboard_command(db_path, host, port)))
+
+
+@cli.command()
+@click.argument("db_path", type=click.Path(dir_okay=False, path_type=Path))
+def migrate(db_path: Path) -> None:
+    """Create a database or bring it to the current schema.
+
+    Example:
+
+        gazeback migrate trail.db
+    """
+    db = _open_db(db_path)
+    click.echo(
+        f"{db_path}: schema up to date ({len(migrations.migrations.applied(db))} migrations)"
+    )

@@ -1,0 +1,74 @@
+"""Where gazeback keeps its files, and keeping them private (0600 files in a 0700 folder)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+KEY_BYTES = 32
+
+
+def default_db_path() -> Path:
+    """``$XDG_DATA_HOME/gazeback/trail.db`` (``~/.local/share/gazeback/trail.db``)."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
+    return Path(base) / "gazeback" / "trail.db"
+
+
+def key_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".key")
+
+
+def spill_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".spill.jsonl")
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` if missing, owner-only; tighten it if it was looser."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+    os.close(fd)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
+
+
+def prepare_db_path(db_path: Path, min_free_bytes: int = 16 * 1024 * 1024) -> None:
+    """Make the folder (0700) and the database file (0600), or raise OSError saying why.
+
+    Called before the proxy starts, so an unwritable path or a full disk is a clear error
+    at start rather than lost records later.
+    """
+    folder = db_path.parent
+    new_folder = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if new_folder:
+        os.chmod(folder, 0o700)
+    if not os.access(folder, os.W_OK):
+        raise OSError(f"{folder} is not writable")
+    if db_path.exists() and not os.access(db_path, os.W_OK):
+        raise OSError(f"{db_path} is not writable")
+    free = shutil.disk_usage(folder).free
+    if free < min_free_bytes:
+        raise OSError(f"only {free // 1024} KiB free on the disk holding {folder}")
+    private_file(db_path)
+    for suffix in ("-wal", "-shm"):
+        side = db_path.with_name(db_path.name + suffix)
+        if side.exists() and side.stat().st_mode & 0o077:
+            os.chmod(side, 0o600)
+
+
+def load_or_create_key(db_path: Path) -> bytes:
+    """The local HMAC key used for fingerprints of secrets (kept next to the db, 0600)."""
+    path = key_path(db_path)
+    if path.exists():
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+        key = path.read_bytes()
+        if len(key) != KEY_BYTES:
+            raise OSError(f"{path} is not a gazeback key file ({len(key)} bytes, expected 32)")
+        return key
+    key = secrets.token_bytes(KEY_BYTES)
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key

@@ -1,0 +1,85 @@
+"""Replace secrets by a keyed fingerprint before anything is stored (pure).
+
+A fingerprint is ``[secret:<12 hex>]``: HMAC-SHA256 with the local key, so the same
+secret always gives the same fingerprint (it still links) but cannot be read back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from urllib.parse import quote, unquote_plus
+
+# Header names whose whole value is a secret.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization"})
+# Cookie headers: names stay, values go.
+COOKIE_HEADERS = frozenset({"cookie", "set-cookie"})
+# A field or header name that smells like a secret: password, pass, pwd, token, secret,
+# otp, session, ... matched on the name's word parts (access_token, sessionId, X-Auth-Token).
+SECRET_NAME = re.compile(
+    r"(?:^|_)(pass|passwd|password|passphrase|pwd|pin|token|secret|otp|session|sessionid|sid"
+    r"|auth|apikey|api_key|access_key|credential|credentials|signature|sig)(?:_|$)"
+)
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def fingerprint(value: str | bytes, key: bytes) -> str:
+    """Keyed, stable, unreadable stand-in for a secret value."""
+    data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+    return "[secret:" + hmac.new(key, data, hashlib.sha256).hexdigest()[:12] + "]"
+
+
+def is_secret_name(name: str) -> bool:
+    words = _NON_WORD.sub("_", _CAMEL.sub("_", name).lower())
+    return bool(SECRET_NAME.search(words)) or "password" in words or "token" in words
+
+
+def redact_auth(value: str, key: bytes) -> str:
+    """``Bearer abc`` → ``Bearer [secret:…]``; keeps the scheme, which says what kind of secret."""
+    scheme, sep, rest = value.partition(" ")
+    if sep and scheme.isalpha() and rest:
+        return f"{scheme} {fingerprint(rest, key)}"
+    return fingerprint(value, key)
+
+
+def redact_cookie(value: str, key: bytes) -> str:
+    """``a=1; b=2`` → ``a=[secret:…]; b=[secret:…]`` (set-cookie attributes kept)."""
+    out = []
+    for i, part in enumerate(value.split(";")):
+        name, eq, val = part.partition("=")
+        if eq and (i == 0 or name.strip().lower() not in _COOKIE_ATTRS):
+            out.append(f"{name}={fingerprint(val.strip(), key)}")
+        else:
+            out.append(part)
+    return ";".join(out)
+
+
+_COOKIE_ATTRS = frozenset({"expires", "max-age", "domain", "path", "samesite"})
+
+
+def redact_header(name: str, value: str, key: bytes) -> tuple[str, bool]:
+    """Return the value to store, and whether anything was replaced."""
+    lname = name.lower()
+    if lname in SECRET_HEADERS:
+        return redact_auth(value, key), True
+    if lname in COOKIE_HEADERS:
+        return redact_cookie(value, key), True
+    if is_secret_name(lname) or value.lower().startswith(("bearer ", "basic ")):
+        return redact_auth(value, key), True
+    return value, False
+
+
+def redact_query(query: str, key: bytes) -> tuple[str, list[str]]:
+    """Replace the values of secret-named fields in a query string; return it and their names."""
+    if not query:
+        return query, []
+    parts = query.split("&")
+    names: list[str] = []
+    for i, part in enumerate(parts):
+        name, eq, val = part.partition("=")
+        if eq and val and is_secret_name(unquote_plus(name)):
+            parts[i] = f"{name}={quote(fingerprint(unquote_plus(val), key), safe='[]:')}"
+            names.append(unquote_plus(name))
+    return "&".join(parts), names

@@ -1,0 +1,112 @@
+"""Starting the proxy and the dashboard: arguments, credentials, addresses."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import socket
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .localfiles import private_file
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def dashboards_dir() -> Path:
+    return Path(str(resources.files("gazeback.dashboards")))
+
+
+def dashboard_metadata(db_name: str) -> dict[str, Any]:
+    """gazeback's metadata.yml, pointed at the database Datasette will call ``db_name``.
+
+    The file is written for a database named ``trail`` (``trail.db``); any other file name
+    gets the same dashboards.
+    """
+    meta: dict[str, Any] = yaml.safe_load((dashboards_dir() / "metadata.yml").read_text())
+    if db_name != "trail":
+        meta["databases"] = {db_name: meta["databases"].pop("trail")}
+        for board in meta["plugins"]["datasette-dashboards"].values():
+            for item in [*board.get("charts", {}).values(), *board.get("filters", {}).values()]:
+                if item.get("db") == "trail":
+                    item["db"] = db_name
+    return meta
+
+
+def dashboard_command(db_path: Path, host: str, port: int) -> list[str]:
+    """``datasette serve`` for a live trail: mutable (sees WAL rows), gazeback's metadata."""
+    folder = dashboards_dir()
+    meta_path = db_path.with_name(db_path.name + ".dashboard.json")
+    private_file(meta_path)
+    meta_path.write_text(json.dumps(dashboard_metadata(db_path.stem)))
+    cmd = [
+        sys.executable, "-m", "datasette", "serve", str(db_path),
+        "--metadata", str(meta_path),
+        "--host", host, "--port", str(port),
+        "--setting", "sql_time_limit_ms", "3000",
+        "--setting", "allow_download", "off",
+        "--setting", "default_cache_ttl", "0",
+    ]  # fmt: skip
+    if (folder / "templates").is_dir():
+        cmd += ["--template-dir", str(folder / "templates")]
+    return cmd
+
+
+def credentials_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".proxy-users.json")
+
+
+def proxy_credentials(db_path: Path, labels: list[str]) -> dict[str, str]:
+    """Per-device proxy users (label → password), created once and kept next to the db (0600)."""
+    path = credentials_path(db_path)
+    creds: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    for label in labels:
+        if not label.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"device label {label!r}: use letters, digits, - and _ only")
+        creds.setdefault(label, secrets.token_urlsafe(12))
+    private_file(path)
+    path.write_text(json.dumps(creds, indent=2, sort_keys=True))
+    return creds
+
+
+def write_htpasswd(db_path: Path, creds: dict[str, str]) -> Path:
+    """An htpasswd file for mitmproxy's ``proxyauth=@file`` (hashed, 0600)."""
+    from passlib.apache import HtpasswdFile
+
+    path = db_path.with_name(db_path.name + ".htpasswd")
+    if path.exists():
+        path.unlink()
+    private_file(path)
+    ht = HtpasswdFile(str(path), new=True, default_scheme="sha256_crypt")
+    for user, password in creds.items():
+        ht.set_password(user, password)
+    ht.save()
+    os.chmod(path, 0o600)
+    return path
+
+
+def lan_address() -> str:
+    """This machine's address as a device on the LAN would use it (best effort, no traffic)."""
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            addr = str(info[4][0])
+            if not addr.startswith("127."):
+                return addr
+    except OSError:
+        pass
+    return "<this computer's address>"

@@ -1,0 +1,249 @@
+"""The only module that writes gazeback's rows.
+
+A Record becomes an *item*: a JSON-safe dict with the device, the request row (without
+database ids) and its leaks. Items are what the writer commits in batches, and what it
+spills to a JSONL file when the database cannot take them, so a spill replays through
+exactly the same code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from .capture import headers_json
+from .models import CaptureId, FlowSnapshot, Record
+
+Item = dict[str, Any]
+# tracker id -> rows for companies, trackers and tracker_domains (from the tracker index)
+KnowledgeRows = Callable[[str], Mapping[str, Sequence[Mapping[str, Any]]]]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def record_item(record: Record) -> Item:
+    """Flatten a Record into the rows to store (no bodies, no leaked values)."""
+    obs, cls = record.observation, record.classification
+    return {
+        "device": {"key": obs.device.key, "label": obs.device.label, "kind": obs.device.kind},
+        "user_agent": obs.user_agent,
+        "request": {
+            "flow_id": obs.flow_id,
+            "kind": obs.kind,
+            "started_at": obs.started_at,
+            "method": obs.method,
+            "scheme": obs.scheme,
+            "host": obs.host,
+            "port": obs.port,
+            "path": obs.path,
+            "registrable_domain": cls.registrable_domain,
+            "is_third_party": None if cls.is_third_party is None else int(cls.is_third_party),
+            "tracker_id": cls.tracker_id,
+            "status_code": obs.status_code,
+            "content_type": obs.content_type,
+            "request_bytes": obs.request_bytes,
+            "response_bytes": obs.response_bytes,
+            "duration_ms": obs.duration_ms,
+            "is_decrypted": int(obs.is_decrypted),
+            "tls_sni": obs.tls_sni,
+            "server_ip": obs.server_ip,
+            "error": obs.error,
+            "websocket_messages": obs.websocket_messages,
+            "websocket_bytes": obs.websocket_bytes,
+            "decode_truncated": int(record.decode_truncated),
+            "redacted_fields": json.dumps(obs.redacted_fields) if obs.redacted_fields else None,
+            "request_headers": headers_json(obs) if obs.request_headers else None,
+        },
+        "leaks": [
+            {
+                "identity_id": leak.identity_id,
+                "pii_type": leak.pii_type,
+                "transform_chain": leak.transform_chain,
+                "location": leak.location,
+                "tier": leak.tier,
+            }
+            for leak in record.leaks
+        ],
+    }
+
+
+def minimal_item(snap: FlowSnapshot) -> Item:
+    """The least we can store for a flow our code could not process: where and when only."""
+    from .capture import iso
+
+    return {
+        "device": {"key": snap.device.key, "label": snap.device.label, "kind": snap.device.kind},
+        "user_agent": None,
+        "request": {
+            "flow_id": snap.flow_id,
+            "kind": snap.kind,
+            "started_at": iso(snap.started_at),
+            "host": str(snap.host)[:1024] or "(unknown)",
+            "port": snap.port or None,
+            "is_decrypted": int(snap.is_decrypted),
+            "tracker_id": None,
+            "error": "gazeback could not process this request (see the proxy log)",
+        },
+        "leaks": [],
+    }
+
+
+def start_capture(
+    db: Database,
+    source: str,
+    versions: Mapping[str, str],
+    *,
+    file_name: str | None = None,
+    content_hash: str | None = None,
+) -> CaptureId:
+    """Add the provenance row for one proxy run or import."""
+    from . import __version__
+
+    try:
+        from mitmproxy.version import VERSION as mitmproxy_version
+    except ImportError:  # pragma: no cover - mitmproxy is a dependency
+        mitmproxy_version = None
+    table = db["captures"]
+    table.insert(
+        {
+            "source": source,
+            "tool_version": __version__,
+            "mitmproxy_version": mitmproxy_version,
+            "tracker_list_versions": json.dumps(dict(versions), sort_keys=True),
+            "started_at": now_iso(),
+            "file_name": file_name,
+            "content_hash": content_hash,
+            "requests_recorded": 0,
+            "requests_failed": 0,
+        }
+    )
+    return CaptureId(int(table.last_pk))  # type: ignore[attr-defined]
+
+
+def end_capture(db: Database, capture_id: CaptureId, recorded: int, failed: int) -> None:
+    db["captures"].update(
+        capture_id,
+        {"ended_at": now_iso(), "requests_recorded": recorded, "requests_failed": failed},
+    )
+
+
+def _device_ids(db: Database, items: Sequence[Item], cache: dict[str, int]) -> dict[str, int]:
+    seen: dict[str, tuple[Item, str, str]] = {}
+    for item in items:
+        key, at = item["device"]["key"], item["request"]["started_at"]
+        first, last = seen[key][1:] if key in seen else (at, at)
+        seen[key] = (item, min(first, at), max(last, at))
+    devices = db["devices"]
+    for key, (item, first, last) in seen.items():
+        if key not in cache:
+            cache[key] = devices.lookup(
+                {"key": key},
+                {
+                    "label": item["device"]["label"],
+                    "kind": item["device"]["kind"],
+                    "first_seen_at": first,
+                    "last_seen_at": last,
+                },
+            )
+        row = devices.get(cache[key])
+        update: dict[str, Any] = {"last_seen_at": max(last, row["last_seen_at"] or last)}
+        if first < (row["first_seen_at"] or first):
+            update["first_seen_at"] = first
+        ua = item.get("user_agent")
+        if ua and not row["user_agent_family"]:
+            from .useragents import families
+
+            update["user_agent_family"], update["os_family"] = families(ua)
+        devices.update(cache[key], update)
+    return cache
+
+
+def save_items(
+    db: Database,
+    capture_id: int,
+    items: Sequence[Item],
+    *,
+    knowledge: KnowledgeRows | None = None,
+    device_cache: dict[str, int] | None = None,
+    known_trackers: set[str] | None = None,
+) -> int:
+    """Write a batch in one transaction; return how many requests were new.
+
+    Idempotent: a request whose ``flow_id`` is already stored is skipped with its leaks.
+    """
+    if not items:
+        return 0
+    cache = {} if device_cache is None else device_cache
+    known = set() if known_trackers is None else known_trackers
+    with db.atomic():
+        ids = _device_ids(db, items, cache)
+        if knowledge is not None:
+            _save_knowledge(db, items, knowledge, known)
+        flow_ids = [i["request"]["flow_id"] for i in items]
+        existing = _existing(db, flow_ids)
+        rows = []
+        for item in items:
+            if item["request"]["flow_id"] in existing:
+                continue
+            existing.add(item["request"]["flow_id"])
+            row = dict(item["request"])
+            row["capture_id"] = capture_id
+            row["device_id"] = ids[item["device"]["key"]]
+            rows.append(row)
+        db["requests"].insert_all(rows, batch_size=100)
+        with_leaks = [i for i in items if i["leaks"]]
+        if with_leaks:
+            pk = _ids_by_flow(db, [i["request"]["flow_id"] for i in with_leaks])
+            new_flows = {r["flow_id"] for r in rows}
+            db["leaks"].insert_all(
+                {**leak, "request_id": pk[i["request"]["flow_id"]]}
+                for i in with_leaks
+                if i["request"]["flow_id"] in new_flows
+                for leak in i["leaks"]
+            )
+    return len(rows)
+
+
+def _existing(db: Database, flow_ids: Iterable[str]) -> set[str]:
+    return set(_ids_by_flow(db, flow_ids))
+
+
+def _ids_by_flow(db: Database, flow_ids: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    ids = list(flow_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in db.query(f"select id, flow_id from requests where flow_id in ({marks})", chunk):
+            out[row["flow_id"]] = row["id"]
+    return out
+
+
+def _save_knowledge(
+    db: Database, items: Sequence[Item], knowledge: KnowledgeRows, known: set[str]
+) -> None:
+    for item in items:
+        tracker_id = item["request"]["tracker_id"]
+        if not tracker_id or tracker_id in known:
+            continue
+        rows = knowledge(tracker_id)
+        for table, pk in (("companies", "id"), ("trackers", "id"), ("tracker_domains", "domain")):
+            if rows.get(table):
+                db[table].upsert_all(rows[table], pk=pk)
+        known.add(tracker_id)
+
+
+def save_pinned(db: Database, host: str, error: str | None) -> None:
+    db["_pinned_hosts"].upsert(
+        {"host": host, "first_seen_at": now_iso(), "last_error": error}, pk="host"
+    )
+
+
+def pinned_hosts(db: Database) -> set[str]:
+    return {r["host"] for r in db.query("select host from _pinned_hosts")}
