@@ -103,6 +103,8 @@ class TrailLogger:
         self._submit(capture.snapshot_http, flow, "error", self._user(flow.client_conn))
 
     def response(self, flow: http.HTTPFlow) -> None:
+        if _answered_by_proxy(flow):
+            return
         if flow.websocket is None:  # WebSocket handshakes are recorded at websocket_end
             flow.metadata["gazeback_recorded"] = True
             self._submit(capture.snapshot_http, flow, "http", self._user(flow.client_conn))
@@ -180,6 +182,18 @@ class TrailLogger:
     def client_disconnected(self, client: connection.Client) -> None:
         self._proxy_users.pop(client.id, None)
         self._pinned_clients.pop(client.id, None)
+
+
+def _answered_by_proxy(flow: http.HTTPFlow) -> bool:
+    """The proxy's own pages and auth challenges never left the machine: not part of a trail."""
+    if flow.request.pretty_host == "mitm.it":  # certificate onboarding app
+        return True
+    return (
+        flow.response is not None
+        and flow.response.status_code == 407
+        and "proxyauth" not in flow.metadata
+        and flow.server_conn.timestamp_start is None
+    )
 
 
 def _sni(first_bytes: bytes) -> str | None:

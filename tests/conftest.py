@@ -1,0 +1,116 @@
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from gazeback import migrations
+
+ROOT = Path(__file__).resolve().parent.parent
+HELPERS = Path(__file__).resolve().parent / "helpers"
+sys.path.insert(0, str(HELPERS))
+
+
+@pytest.fixture
+def db():
+    database = sqlite_utils.Database(memory=True)
+    migrations.apply(database)
+    return database
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 20.0, proc=None, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited early:\n{log.read_text() if log else ''}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {port}:\n{log.read_text() if log else ''}")
+
+
+@pytest.fixture(scope="session")
+def upstream(tmp_path_factory):
+    """A local HTTPS + HTTP server that answers for any host name (see helpers/upstream.py)."""
+    from upstream import start_upstream
+
+    server = start_upstream(tmp_path_factory.mktemp("upstream"))
+    yield server
+    server.stop()
+
+
+class Proxy:
+    def __init__(self, proc, port, confdir, db_path, log):
+        self.proc, self.port, self.confdir, self.db_path, self.log = (
+            proc, port, confdir, db_path, log,
+        )  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ca(self) -> Path:
+        return self.confdir / "mitmproxy-ca-cert.pem"
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def rows(self, sql: str, params=()):
+        database = sqlite_utils.Database(self.db_path)
+        try:
+            return list(database.query(sql, params))
+        finally:
+            database.close()
+
+
+def start_proxy(tmp_path: Path, upstream, *extra: str, scripts=("gazeback_addon",)) -> Proxy:
+    """A real mitmdump with gazeback, sending every server connection to the local upstream."""
+    port = free_port()
+    confdir = tmp_path / "mitmconf"
+    db_path = tmp_path / "data" / "trail.db"
+    log = tmp_path / "mitmdump.log"
+    args = [
+        sys.executable, "-c", "from mitmproxy.tools.main import mitmdump; mitmdump()",
+        "--listen-host", "127.0.0.1", "--listen-port", str(port),
+        "--set", f"confdir={confdir}",
+        "--set", f"ssl_verify_upstream_trusted_ca={upstream.ca_path}",
+        "-s", str(HELPERS / "hostmap.py"),
+        "--set", f"hostmap_port={upstream.https_port}",
+        "--set", f"hostmap_http_port={upstream.http_port}",
+    ]  # fmt: skip
+    for script in scripts:
+        path = ROOT / "addons" / f"{script}.py" if script == "gazeback_addon" else HELPERS / script
+        args += ["-s", str(path)]
+    args += ["--set", f"gazeback_db={db_path}", *extra]
+    proc = subprocess.Popen(
+        args, stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    wait_for_port(port, proc=proc, log=log)
+    return Proxy(proc, port, confdir, db_path, log)
+
+
+@pytest.fixture
+def proxy(tmp_path, upstream):
+    p = start_proxy(tmp_path, upstream)
+    yield p
+    p.stop()
