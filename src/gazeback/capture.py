@@ -167,6 +167,17 @@ def _text(b: bytes) -> str:
     return b.decode("utf-8", "backslashreplace")
 
 
+def _ascii_host(host: str) -> str:
+    """Lower case, no trailing dot, IDNs as punycode (as tracker lists write them)."""
+    h = host.lower().rstrip(".")
+    if not h.isascii():
+        try:
+            h = h.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass  # not a valid IDN: keep it as it came, it is still stored safely
+    return h
+
+
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -207,7 +218,7 @@ def observe(snap: FlowSnapshot, key: bytes) -> Observation:
         device=snap.device,
         method=snap.method or None,
         scheme=snap.scheme or None,
-        host=clip(snap.host.lower().rstrip("."), 1024),
+        host=clip(_ascii_host(snap.host), 1024),
         port=snap.port or None,
         path=clip(path) if path else None,
         query=tuple(query),

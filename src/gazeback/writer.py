@@ -63,6 +63,7 @@ class Writer:
         process_fn: Callable[[FlowSnapshot, bytes], Record] = process,
         knowledge: store.KnowledgeRows | None = None,
         versions: dict[str, str] | None = None,
+        busy_timeout_ms: int = 5000,
     ) -> None:
         self.db_path = Path(db_path)
         self.key = key
@@ -73,6 +74,7 @@ class Writer:
         self.process_fn = process_fn
         self.knowledge = knowledge
         self.versions = versions or {}
+        self.busy_timeout_ms = busy_timeout_ms
         self.stats = Stats()
         self.capture_id: int | None = None
         self._thread: threading.Thread | None = None
@@ -136,7 +138,7 @@ class Writer:
         db = sqlite_utils.Database(self.db_path)
         db.enable_wal()
         db.execute("PRAGMA synchronous=NORMAL")
-        db.conn.execute("PRAGMA busy_timeout=5000")
+        db.conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         migrations.apply(db)
         return db
 

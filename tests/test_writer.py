@@ -1,0 +1,98 @@
+import sqlite3
+import time
+
+import sqlite_utils
+from mitmproxy.test import tflow
+
+from gazeback.capture import snapshot_http
+from gazeback.localfiles import spill_path
+from gazeback.writer import Writer
+
+KEY = b"k" * 32
+
+
+def snap(n: int):
+    f = tflow.tflow(resp=True)
+    f.request.url = f"http://tracker.example/{n}?email=a@b.example"
+    return snapshot_http(f)
+
+
+def count(path):
+    db = sqlite_utils.Database(path)
+    try:
+        return db["requests"].count
+    finally:
+        db.close()
+
+
+def test_batches_are_visible_within_two_seconds(tmp_path):
+    path = tmp_path / "t.db"
+    w = Writer(path, KEY, interval=0.2)
+    w.start()
+    try:
+        for i in range(50):
+            assert w.submit(snap(i))
+        deadline = time.monotonic() + 2
+        while count(path) < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert count(path) == 50
+    finally:
+        w.stop()
+    db = sqlite_utils.Database(path)
+    cap = list(db["captures"].rows)[0]
+    assert (cap["source"], cap["requests_recorded"], cap["requests_failed"]) == ("proxy", 50, 0)
+    assert cap["ended_at"] is not None
+
+
+def test_same_flow_twice_is_stored_once(tmp_path):
+    w = Writer(tmp_path / "t.db", KEY)
+    w.start()
+    s = snap(1)
+    w.submit(s)
+    w.submit(s)
+    w.stop()
+    assert count(tmp_path / "t.db") == 1
+
+
+def test_locked_database_spills_and_next_start_replays(tmp_path):
+    path = tmp_path / "t.db"
+    w = Writer(path, KEY, interval=0.1, busy_timeout_ms=100)
+    w.start()
+    blocker = sqlite3.connect(path)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock: our batch must fail
+    for i in range(20):
+        w.submit(snap(i))
+    w.flush()
+    assert w.stats.spilled == 20 and w.stats.store_errors >= 1
+    blocker.rollback()
+    blocker.close()
+    w.stop()
+    spill = spill_path(path)
+    assert spill.exists() and spill.stat().st_mode & 0o777 == 0o600
+    assert "a@b.example" in spill.read_text()  # the query is kept as the db would have had it
+    assert count(path) == 0
+
+    w2 = Writer(path, KEY)
+    w2.start()
+    w2.stop()
+    assert w2.stats.replayed == 20 and count(path) == 20
+    assert not spill.exists()
+
+
+def test_processing_error_stores_the_flow_unclassified(tmp_path):
+    def broken(s, key):
+        raise ValueError("bug")
+
+    w = Writer(tmp_path / "t.db", KEY, process_fn=broken)
+    w.start()
+    w.submit(snap(1))
+    w.stop()
+    assert w.stats.process_errors == 1
+    rows = list(sqlite_utils.Database(tmp_path / "t.db").query("select host, path from requests"))
+    assert rows == [{"host": "tracker.example", "path": "/1?email=a@b.example"}]
+
+
+def test_full_queue_is_counted_not_blocking(tmp_path):
+    w = Writer(tmp_path / "t.db", KEY, maxsize=2)  # not started: nothing drains the queue
+    assert [w.submit(snap(i)) for i in range(4)] == [True, True, False, False]
+    assert w.stats.dropped == 2
