@@ -1,0 +1,87 @@
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import sqlite_utils
+from click.testing import CliRunner
+from conftest import free_port, wait_for_port
+
+from gazeback.cli import cli
+
+
+def test_run_refuses_the_lan_without_credentials(tmp_path):
+    result = CliRunner().invoke(
+        cli, ["run", "--db", str(tmp_path / "t.db"), "--listen-host", "0.0.0.0"]
+    )
+    assert result.exit_code == 1
+    assert "refusing to listen on 0.0.0.0 without proxy credentials" in result.output
+
+
+def test_dashboard_refuses_beyond_loopback(tmp_path):
+    CliRunner().invoke(cli, ["migrate", str(tmp_path / "t.db")], catch_exceptions=False)
+    result = CliRunner().invoke(cli, ["dashboard", str(tmp_path / "t.db"), "--host", "0.0.0.0"])
+    assert result.exit_code == 1 and "refusing to serve your trail on 0.0.0.0" in result.output
+
+
+def test_migrate_creates_a_private_database(tmp_path):
+    path = tmp_path / "new" / "t.db"
+    result = CliRunner().invoke(cli, ["migrate", str(path)], catch_exceptions=False)
+    assert result.exit_code == 0 and "schema up to date" in result.output
+    assert "requests" in sqlite_utils.Database(path).table_names()
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_unusable_path_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = CliRunner().invoke(cli, ["run", "--db", str(tmp_path / "file" / "t.db")])
+    assert result.exit_code == 1 and "cannot use" in result.output
+
+
+def test_python_dash_m():
+    out = subprocess.run([sys.executable, "-m", "gazeback", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "run" in out.stdout
+
+
+def test_gazeback_run_records_and_serves_the_dashboard(tmp_path):
+    proxy_port, dash_port = free_port(), free_port()
+    db_path = tmp_path / "trail.db"
+    log = tmp_path / "run.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gazeback", "run", "--db", str(db_path),
+         "--listen-port", str(proxy_port), "--dashboard-port", str(dash_port), "--device", "laptop",
+         "--", "--set", f"confdir={tmp_path / 'conf'}"],
+        stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        wait_for_port(proxy_port, proc=proc, log=log)
+        wait_for_port(dash_port, proc=proc, log=log)
+        banner = log.read_text()
+        password = re.search(r"proxy user laptop  password (\S+)", banner).group(1)
+        assert f"127.0.0.1:{proxy_port}" in banner and "mitm.it" in banner
+        proxy = f"http://laptop:{password}@127.0.0.1:{proxy_port}"
+        # The dashboard itself, fetched through the proxy: one recorded request.
+        r = httpx.get(f"http://127.0.0.1:{dash_port}/-/dashboards/trail", proxy=proxy, timeout=20)
+        assert r.status_code == 200 and "Your digital trail" in r.text
+        time.sleep(1.5)
+        q = httpx.get(
+            f"http://127.0.0.1:{dash_port}/trail.json",
+            params={"sql": "select device, host from trail", "_shape": "array"},
+        ).json()
+        assert q == [{"device": "laptop", "host": "127.0.0.1"}]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0, log.read_text()
+    creds = db_path.with_name("trail.db.proxy-users.json")
+    assert json.loads(creds.read_text()) == {"laptop": password}
+    assert creds.stat().st_mode & 0o777 == 0o600
+    cap = next(sqlite_utils.Database(db_path).query("select * from captures"))
+    assert cap["ended_at"] and cap["requests_recorded"] == 1
+    with socket.socket() as s:  # the dashboard stopped with the proxy
+        assert s.connect_ex(("127.0.0.1", dash_port)) != 0
