@@ -18,7 +18,12 @@ def make(url="http://tracker.example/p?a=1", headers=(), content=b""):
 def test_snapshot_and_observe_basic():
     f = make(headers=[("User-Agent", "curl/8"), ("Referer", "https://news.example/?token=x")])
     obs = observe(snapshot_http(f), KEY)
-    assert (obs.method, obs.scheme, obs.host, obs.path) == ("GET", "http", "tracker.example", "/p?a=1")
+    assert (obs.method, obs.scheme, obs.host, obs.path) == (
+        "GET",
+        "http",
+        "tracker.example",
+        "/p?a=1",
+    )
     assert obs.query == (("a", "1"),)
     assert obs.user_agent == "curl/8"
     assert obs.referer.startswith("https://news.example/?token=[secret:")

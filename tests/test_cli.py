@@ -44,7 +44,9 @@ def test_unusable_path_is_a_clear_error(tmp_path):
 
 
 def test_python_dash_m():
-    out = subprocess.run([sys.executable, "-m", "gazeback", "--help"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "gazeback", "--help"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "run" in out.stdout
 
 

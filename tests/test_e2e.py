@@ -54,12 +54,17 @@ def test_http_https_and_refused_tls_land_in_trail(proxy, upstream):
     assert ga["started_at"].endswith("Z") and ga["started_at"][10] == "T"
     pinned = by_host["pinned.example"]
     assert (pinned["kind"], pinned["is_decrypted"], pinned["method"]) == ("tls_failed", 0, None)
-    sni, error = proxy.rows("select tls_sni, error from requests where kind = 'tls_failed'")[0].values()
+    sni, error = proxy.rows("select tls_sni, error from requests where kind = 'tls_failed'")[
+        0
+    ].values()
     assert sni == "pinned.example" and "certificate" in error
 
     # Secrets never reach the database in clear.
-    dump = "\n".join(proxy.db_path.parent.joinpath(n).read_bytes().decode("latin-1") for n in
-                     ("trail.db", "trail.db-wal") if proxy.db_path.parent.joinpath(n).exists())
+    dump = "\n".join(
+        proxy.db_path.parent.joinpath(n).read_bytes().decode("latin-1")
+        for n in ("trail.db", "trail.db-wal")
+        if proxy.db_path.parent.joinpath(n).exists()
+    )
     for secret in ("hunter2", "sekrit", "GA1.1.123", "en=page_view"):
         assert secret not in dump
     path = proxy.rows("select path from requests where host = 'tracker.example'")[0]["path"]
