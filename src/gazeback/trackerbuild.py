@@ -27,6 +27,7 @@ PRECEDENCE = (
     "easyprivacy",
     "easylist",
 )
+ID_KEYED = ("gazeback-overlay", "adguard", "whotracksme")
 FILTER_LISTS = {"easyprivacy": "analytics", "easylist": "advertising"}
 # Field-specific precedence where one source is known to be better (countries: webXray).
 FIELD_ORDER = {
@@ -118,8 +119,10 @@ def merge(layers: dict[str, Layer]) -> dict[str, Any]:
     # 1. Company identity: id-keyed sources define ids; the others resolve by name.
     names: dict[str, str] = {}
     cmap: dict[tuple[str, str], str] = {}  # (source, source's company id) → merged id
+    known: dict[str, str] = {}  # domain → company id, from the id-keyed sources
     for layer in _ordered(layers):
-        id_keyed = layer.source in ("gazeback-overlay", "adguard", "whotracksme")
+        id_keyed = layer.source in ID_KEYED
+        owned = _company_domains(layer)
         for c in layer.companies:
             key = (layer.source, c["id"])
             if key in cmap:
@@ -128,11 +131,26 @@ def merge(layers: dict[str, Layer]) -> dict[str, Any]:
                 cid = c["id"]
             else:
                 keys = [norm_name(n) for n in [c.get("name") or c["id"], *c.get("aliases", [])]]
-                cid = next((names[k] for k in keys if k in names), c["id"])
+                # By domain only for sources without a parent chain: a webXray owner that
+                # AdGuard files under its later acquirer would hand that acquirer its old parent.
+                guess = layer.source in ("third-party-web", "disconnect")
+                by_domain = (_walk(known, d) for d in owned.get(c["id"], []) if guess)
+                cid = next((names[k] for k in keys if k in names), None) or ""
+                if not cid:
+                    cid = next((x for x in by_domain if x), "")
+                    if cid:  # a guess: do not let other sources' names resolve to it
+                        cmap[key] = cid
+                        continue
+                    cid = c["id"]
             cmap[key] = cid
             for n in [c["id"], c.get("name") or "", *c.get("aliases", [])]:
                 if n:
                     names.setdefault(norm_name(n), cid)
+        if id_keyed:
+            company_of = {t["id"]: t.get("company_id") for t in layer.trackers}
+            for d, tid in layer.domains:
+                if company_of.get(tid):
+                    known.setdefault(d, cmap.get((layer.source, company_of[tid]), company_of[tid]))
     companies: dict[str, dict[str, Any]] = defaultdict(dict)
     company_sources: dict[str, set[str]] = defaultdict(set)
     for fieldname in COMPANY_FIELDS:
@@ -241,6 +259,24 @@ def merge(layers: dict[str, Layer]) -> dict[str, Any]:
         "filter_domains": filter_domains,
         "url_rules": {s: layers[s].url_rules for s in FILTER_LISTS if s in layers},
     }
+
+
+def _company_domains(layer: Layer) -> dict[str, list[str]]:
+    tracker_company = {t["id"]: t.get("company_id") for t in layer.trackers}
+    owned: dict[str, list[str]] = defaultdict(list)
+    for d, tid in layer.domains:
+        if tracker_company.get(tid):
+            owned[tracker_company[tid]].append(d)
+    return owned
+
+
+def _walk(known: dict[str, str], host: str) -> str | None:
+    labels = host.split(".")
+    for i in range(len(labels) - 1):
+        hit = known.get(".".join(labels[i:]))
+        if hit:
+            return hit
+    return None
 
 
 def owner_of(cid: str, companies: dict[str, dict[str, Any]]) -> str:

@@ -438,3 +438,21 @@ def read_artifact(path: Path) -> dict[str, Any]:
     if doc["format"] != 1:
         raise ValueError(f"{path}: tracker artifact format {doc['format']!r} is not supported")
     return dict(doc)
+
+
+def bundled_path() -> Path:
+    """The artifact shipped in the package."""
+    return Path(__file__).parent / "data" / "trackers.json.gz"
+
+
+def frozen_path() -> Path:
+    """The frozen sources shipped in the package (for ``trackers update``)."""
+    return Path(__file__).parent / "data" / "trackers-frozen.json.gz"
+
+
+def user_dir() -> Path:
+    """Where ``trackers update`` keeps its copy: ``$XDG_DATA_HOME/gazeback/trackers``."""
+    import os
+
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gazeback" / "trackers"
