@@ -3,8 +3,8 @@
     python scripts/build_trackers.py            # write the artifacts
     python scripts/build_trackers.py --check    # exit 1 if the shipped artifacts are stale
 
-Writes src/gazeback/data/trackers.json.gz (the merged index), trackers-frozen.json.gz (the
-frozen sources, so `gazeback trackers update` can rebuild offline) and ATTRIBUTION.md.
+Writes src/gazeback/data/trackers.json.gz (the merged index), trackers-sources.json.gz (the
+raw sources, so `gazeback trackers update` can rebuild offline) and ATTRIBUTION.md.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def outputs(src: Path = SRC) -> dict[str, bytes]:
     artifact = trackerbuild.build(files)
     return {
         "trackers.json.gz": artifact,
-        "trackers-frozen.json.gz": trackerbuild.frozen_bundle(files),
+        "trackers-sources.json.gz": trackerbuild.sources_bundle(files),
         "ATTRIBUTION.md": trackerbuild.attribution(artifact).encode("utf-8"),
     }
 

@@ -337,10 +337,18 @@ def build(files: dict[str, bytes]) -> bytes:
     return serialise(merge({s: parse_source(s, files) for s in RAW_FILES}))
 
 
-def frozen_bundle(files: dict[str, bytes]) -> bytes:
-    """The frozen sources' raw files, shipped so that ``trackers update`` can rebuild offline."""
-    frozen = {p: files[p].decode("utf-8") for s in RAW_FILES if s not in UPDATABLE for p in RAW_FILES[s]}
-    return serialise(frozen)
+def sources_bundle(files: dict[str, bytes]) -> bytes:
+    """Every raw source file, shipped so ``trackers update`` can rebuild with what it did not fetch."""
+    return serialise({p: files[p].decode("utf-8") for ps in RAW_FILES.values() for p in ps})
+
+
+def read_sources_bundle(data: bytes) -> dict[str, bytes]:
+    """Inverse of :func:`sources_bundle`."""
+    try:
+        doc = json.loads(gzip.decompress(data))
+    except (OSError, EOFError, ValueError) as e:
+        raise ValueError(f"tracker sources bundle: unreadable ({e})") from None
+    return {p: text.encode("utf-8") for p, text in doc.items()}
 
 
 def attribution(artifact: bytes) -> str:

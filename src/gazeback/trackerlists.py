@@ -445,9 +445,9 @@ def bundled_path() -> Path:
     return Path(__file__).parent / "data" / "trackers.json.gz"
 
 
-def frozen_path() -> Path:
-    """The frozen sources shipped in the package (for ``trackers update``)."""
-    return Path(__file__).parent / "data" / "trackers-frozen.json.gz"
+def sources_path() -> Path:
+    """The raw sources shipped in the package (for ``trackers update``)."""
+    return Path(__file__).parent / "data" / "trackers-sources.json.gz"
 
 
 def user_dir() -> Path:
