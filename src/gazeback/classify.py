@@ -38,6 +38,8 @@ def normalize_host(host: str) -> str:
 
 
 def is_ip_literal(host: str) -> bool:
+    if not host or not (host[-1].isdigit() or ":" in host):
+        return False  # fast path: names end in a letter (TLDs are alphabetic)
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -85,6 +87,16 @@ def third_party(
     return registrable_domain(page) != domain
 
 
+def _suffixes(host: str) -> list[str]:
+    """``a.b.example.org`` → ``[a.b.example.org, b.example.org, example.org]``."""
+    out = [host]
+    i = host.find(".")
+    while i != -1 and host.find(".", i + 1) != -1:
+        out.append(host[i + 1 :])
+        i = host.find(".", i + 1)
+    return out
+
+
 @dataclass(frozen=True)
 class Match:
     """What the tracker knowledge says about one host or URL, with provenance."""
@@ -130,8 +142,11 @@ class TrackerIndex:
         self._filters: dict[str, str] = {}
         for source in reversed(list(doc.get("filter_domains", {}))):
             self._filters.update(dict.fromkeys(doc["filter_domains"][source], source))
+        self._all: dict[str, tuple[str, str]] = {d: ("", s) for d, s in self._filters.items()}
+        self._all.update((d, (v[0], v[1])) for d, v in self._domains.items())
         self.url_rules = UrlRules(doc.get("url_rules", {})) if use_url_rules else None
         self._by_tracker: dict[str, list[str]] | None = None
+        self._matches: dict[tuple[str, str | None, str], Match] = {}
         self.lookup = lru_cache(maxsize=131072)(self._lookup)
 
     def versions(self) -> dict[str, str]:
@@ -139,38 +154,31 @@ class TrackerIndex:
         return {s: meta["version"] for s, meta in self.sources.items()}
 
     def _entity(self, host: str) -> tuple[str, list[str]] | None:
-        labels = host.split(".")
-        for i in range(len(labels) - 1):
-            candidate = ".".join(labels[i:])
+        for candidate in _suffixes(host):
             hit = self._domains.get(candidate)
             if hit is not None:
                 return candidate, hit
-        return None
-
-    def _filter(self, host: str) -> tuple[str, str] | None:
-        labels = host.split(".")
-        for i in range(len(labels) - 1):
-            candidate = ".".join(labels[i:])
-            source = self._filters.get(candidate)
-            if source is not None:
-                return candidate, source
         return None
 
     def _lookup(self, host: str) -> Match | None:
         h = normalize_host(host)
         if not h or is_ip_literal(h):
             return None
-        entity = self._entity(h)
-        rule = self._filter(h)
-        if entity is not None:
-            domain, (tid, source) = entity
-            # A filter-list hit on a more specific host beats a non-tracker parent entry
-            # (metrics.apple.com under apple.com); a tracker entry keeps its richer name.
-            if rule is None or self.trackers[tid]["is_tracker"] or len(rule[0]) <= len(domain):
-                return self._match(tid, domain, source)
-        if rule is not None:
-            tid = f"{rule[1]}:{rule[0]}"
-            return self._match(tid, rule[0], rule[1])
+        suffixes = _suffixes(h)
+        for i, candidate in enumerate(suffixes):
+            hit = self._all.get(candidate)
+            if hit is None:
+                continue
+            tid, source = hit
+            if tid:
+                return self._match(tid, candidate, source)
+            # A filter-list host rule: a tracker entry on a parent keeps its richer name;
+            # a non-tracker parent (metrics.apple.com under apple.com) loses to the rule.
+            for parent in suffixes[i + 1 :]:
+                entity = self._domains.get(parent)
+                if entity is not None and self.trackers[entity[0]]["is_tracker"]:
+                    return self._match(entity[0], parent, entity[1])
+            return self._match(f"{source}:{candidate}", candidate, source)
         return None
 
     def _synthetic(self, tid: str) -> dict[str, Any]:
@@ -193,6 +201,13 @@ class TrackerIndex:
         return self.trackers.get(tid) or self._synthetic(tid)
 
     def _match(self, tid: str, domain: str | None, source: str) -> Match:
+        key = (tid, domain, source)
+        m = self._matches.get(key)
+        if m is None:
+            m = self._matches[key] = self._new_match(tid, domain, source)
+        return m
+
+    def _new_match(self, tid: str, domain: str | None, source: str) -> Match:
         t = self.tracker(tid)
         company = self.companies.get(t["company_id"] or "")
         owner = self.companies.get(company["owner_id"]) if company else None
