@@ -27,24 +27,41 @@ print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrs
 def main() -> None:
     loads, rss = [], []
     for _ in range(REPEAT):  # a fresh process each time: import + read + parse
-        out = subprocess.run([sys.executable, "-c", LOAD], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", LOAD], capture_output=True, text=True, check=True
+        )
         seconds, mb = map(float, out.stdout.split())
         loads.append(seconds)
         rss.append(mb)
     base = subprocess.run(
-        [sys.executable, "-c", "import resource, gazeback.models; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import resource, gazeback.models; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     from gazeback.classify import TrackerIndex, load_index
 
     index = load_index()
     domains = list(index._domains) + list(index._filters)[:20000]
-    hosts = [f"a{i}.{d}" for i, d in enumerate(domains)] + [f"h{i}.unknown-{i}.example" for i in range(20000)]
+    hosts = [f"a{i}.{d}" for i, d in enumerate(domains)] + [
+        f"h{i}.unknown-{i}.example" for i in range(20000)
+    ]
     cold, cached, urls = [], [], []
     for _ in range(REPEAT):
-        fresh = TrackerIndex({"sources": index.sources, "companies": index.companies,
-                              "trackers": index.trackers, "domains": index._domains,
-                              "filter_domains": {"easyprivacy": list(index._filters)}}, use_url_rules=False)
+        fresh = TrackerIndex(
+            {
+                "sources": index.sources,
+                "companies": index.companies,
+                "trackers": index.trackers,
+                "domains": index._domains,
+                "filter_domains": {"easyprivacy": list(index._filters)},
+            },
+            use_url_rules=False,
+        )
         t = time.perf_counter()
         for h in hosts:
             fresh.lookup(h)
@@ -66,10 +83,14 @@ def main() -> None:
             rules.check(x, "https://shop.example/", "script")
         urls.append(len(u) / (time.perf_counter() - t))
     med = statistics.median
-    print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
-          f"{platform.system()} ({REPEAT} repeats, medians)")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+        f"{platform.system()} ({REPEAT} repeats, medians)"
+    )
     print(f"load_index (fresh process, incl. imports): {med(loads) * 1000:.0f} ms")
-    print(f"peak RSS after load: {med(rss):.0f} MB (interpreter + gazeback.models alone: {float(base.stdout):.0f} MB)")
+    print(
+        f"peak RSS after load: {med(rss):.0f} MB (interpreter + gazeback.models alone: {float(base.stdout):.0f} MB)"
+    )
     print(f"host lookups, cold (uncached, {len(hosts):,} distinct hosts): {med(cold):,.0f}/s")
     print(f"host lookups, cached: {med(cached):,.0f}/s")
     print(f"URL-rule checks (adblock, EasyPrivacy then EasyList): {med(urls):,.0f}/s")

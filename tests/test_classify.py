@@ -4,7 +4,6 @@ import csv
 import gzip
 import json
 from pathlib import Path
-
 from typing import Any
 
 import pytest
@@ -74,8 +73,12 @@ def test_host_variants_classify_alike(tracker_index: TrackerIndex, host: str) ->
     )
 
 
-@pytest.mark.parametrize("host", ["192.168.1.10", "[2001:db8::1]", "[2001:db8::1]:443", "10.0.0.1:80", ""])
-def test_ip_literals_and_empty_hosts_are_not_attributed(tracker_index: TrackerIndex, host: str) -> None:
+@pytest.mark.parametrize(
+    "host", ["192.168.1.10", "[2001:db8::1]", "[2001:db8::1]:443", "10.0.0.1:80", ""]
+)
+def test_ip_literals_and_empty_hosts_are_not_attributed(
+    tracker_index: TrackerIndex, host: str
+) -> None:
     assert tracker_index.lookup(host) is None
     assert registrable_domain(host) is None
 
@@ -89,21 +92,35 @@ def test_idn_unicode_and_punycode_are_the_same_host(tracker_index: TrackerIndex)
 def test_parent_domain_walk_and_owner_chain(tracker_index: TrackerIndex) -> None:
     m = tracker_index.lookup("a.b.stats.g.doubleclick.net")
     assert m is not None
-    assert (m.company_id, m.owner_id, m.owner_name, m.country) == ("google", "alphabet", "Alphabet Inc.", "US")
+    assert (m.company_id, m.owner_id, m.owner_name, m.country) == (
+        "google",
+        "alphabet",
+        "Alphabet Inc.",
+        "US",
+    )
     assert m.matched_domain == "doubleclick.net"
     assert "adguard" in m.sources
 
 
 def test_versions_name_every_source(tracker_index: TrackerIndex) -> None:
     assert set(tracker_index.versions()) == {
-        "gazeback-overlay", "adguard", "whotracksme", "third-party-web", "disconnect",
-        "blacklight", "webxray", "easyprivacy", "easylist",
+        "gazeback-overlay",
+        "adguard",
+        "whotracksme",
+        "third-party-web",
+        "disconnect",
+        "blacklight",
+        "webxray",
+        "easyprivacy",
+        "easylist",
     }
 
 
 def test_url_rules_catch_tracking_paths_on_first_party_hosts(tracker_index: TrackerIndex) -> None:
     assert not tracker_index.lookup("www.google.com").is_tracker  # type: ignore[union-attr]
-    m = tracker_index.match_url("https://www.google.com/pagead/1p-conversion/1/", "https://shop.example/")
+    m = tracker_index.match_url(
+        "https://www.google.com/pagead/1p-conversion/1/", "https://shop.example/"
+    )
     assert m is not None and m.is_tracker and m.source == "easyprivacy"
     assert m.owner_id == "alphabet"
     assert tracker_index.match_url("https://www.google.com/search?q=x").is_tracker is False  # type: ignore[union-attr]
@@ -118,7 +135,12 @@ def test_filter_list_host_rule_gets_parent_company(tracker_index: TrackerIndex) 
 def test_rows_fit_the_schema(tracker_index: TrackerIndex) -> None:
     db = sqlite_utils.Database(memory=True)
     migrations.apply(db)
-    for tid in ("google_analytics", "hotjar", "easyprivacy:browser-intake-datadoghq.com", "easyprivacy-url:google.com"):
+    for tid in (
+        "google_analytics",
+        "hotjar",
+        "easyprivacy:browser-intake-datadoghq.com",
+        "easyprivacy-url:google.com",
+    ):
         rows = tracker_index.rows(tid)
         for table, table_rows in rows.items():
             assert {r for row in table_rows for r in row} <= set(db[table].columns_dict), table
@@ -137,13 +159,22 @@ def test_rows_fit_the_schema(tracker_index: TrackerIndex) -> None:
         ({"sec_fetch_site": "cross-site"}, True),
         ({"referer": "https://www.example.org/page"}, False),
         ({"referer": "https://news.example.net/"}, True),
-        ({"host": "fonts.googleapis.com", "origin": "https://www.google.com", "sec_fetch_site": "cross-site"}, False),
+        (
+            {
+                "host": "fonts.googleapis.com",
+                "origin": "https://www.google.com",
+                "sec_fetch_site": "cross-site",
+            },
+            False,
+        ),
         ({"host": "www.google-analytics.com", "referer": "https://www.youtube.com/"}, False),
         ({"host": "www.google-analytics.com", "referer": "https://shop.example/"}, True),
         ({"host": "connect.facebook.net", "referer": "https://d1.cloudfront.net/"}, True),
     ],
 )
-def test_first_or_third_party(tracker_index: TrackerIndex, kw: dict[str, str], expected: bool | None) -> None:
+def test_first_or_third_party(
+    tracker_index: TrackerIndex, kw: dict[str, str], expected: bool | None
+) -> None:
     obs = make_obs(**{"host": "cdn.example.org", **kw})
     assert classify(obs, tracker_index).is_third_party is expected
 
@@ -151,18 +182,27 @@ def test_first_or_third_party(tracker_index: TrackerIndex, kw: dict[str, str], e
 def test_classify_fills_tracker_fields(tracker_index: TrackerIndex) -> None:
     c = classify(make_obs(host="static.hotjar.com", path="/c/hotjar-1.js"), tracker_index)
     assert (c.tracker_id, c.company_id, c.owner_id, c.category, c.is_tracker, c.source) == (
-        "hotjar", "hotjar", "contentsquare", "session_replay", True, "gazeback-overlay"
+        "hotjar",
+        "hotjar",
+        "contentsquare",
+        "session_replay",
+        True,
+        "gazeback-overlay",
     )
     assert c.registrable_domain == "hotjar.com"
 
 
 def test_classify_without_index_keeps_old_behaviour() -> None:
     c = classify(make_obs(host="static.hotjar.com"))
-    assert c.tracker_id is None and c.registrable_domain == "hotjar.com" and c.is_third_party is None
+    assert (
+        c.tracker_id is None and c.registrable_domain == "hotjar.com" and c.is_third_party is None
+    )
 
 
 def test_classify_ip_host_uses_sni_and_tunnel_uses_host_rules(tracker_index: TrackerIndex) -> None:
-    c = classify(make_obs(host="142.250.1.1", tls_sni="www.google-analytics.com", path=None), tracker_index)
+    c = classify(
+        make_obs(host="142.250.1.1", tls_sni="www.google-analytics.com", path=None), tracker_index
+    )
     assert c.tracker_id == "google_analytics"
 
 
@@ -175,7 +215,13 @@ def test_load_index_prefers_user_copy(tmp_path: Path, monkeypatch: pytest.Monkey
         (user / "trackers.json.gz").write_bytes(b"not gzip")
         assert "adguard" in load_index().versions()  # broken copy: bundled data stays in use
         load_index.cache_clear()
-        doc = {"format": 1, "sources": {"x": {"version": "7"}}, "companies": {}, "trackers": {}, "domains": {}}
+        doc = {
+            "format": 1,
+            "sources": {"x": {"version": "7"}},
+            "companies": {},
+            "trackers": {},
+            "domains": {},
+        }
         (user / "trackers.json.gz").write_bytes(gzip.compress(json.dumps(doc).encode()))
         assert load_index().versions() == {"x": "7"}
     finally:

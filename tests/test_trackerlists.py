@@ -13,7 +13,9 @@ SRC = ROOT / "data" / "trackers-src"
 
 
 def _build_script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("build_trackers", ROOT / "scripts" / "build_trackers.py")
+    spec = importlib.util.spec_from_file_location(
+        "build_trackers", ROOT / "scripts" / "build_trackers.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -62,8 +64,16 @@ def test_parse_adguard_trackers() -> None:
 @pytest.mark.parametrize(
     "parser,data,message",
     [
-        (trackerlists.parse_adguard_trackers, b'{"trackers": ', r"adguard-companiesdb/trackers\.json: not valid JSON"),
-        (trackerlists.parse_adguard_trackers, _adguard(trackerDomains={"a.example": "ad"}), r"only 1 tracker domains.*truncated"),
+        (
+            trackerlists.parse_adguard_trackers,
+            b'{"trackers": ',
+            r"adguard-companiesdb/trackers\.json: not valid JSON",
+        ),
+        (
+            trackerlists.parse_adguard_trackers,
+            _adguard(trackerDomains={"a.example": "ad"}),
+            r"only 1 tracker domains.*truncated",
+        ),
         (
             trackerlists.parse_adguard_trackers,
             _adguard(trackers={"ad": {"name": "Ad", "categoryId": 99}}),
@@ -80,9 +90,21 @@ def test_parse_adguard_trackers() -> None:
             r"trackerDomains 'x\.example': tracker 'nope' is not defined",
         ),
         (trackerlists.parse_third_party_web, b"[]", r"entities-nostats\.json: only 0 entities"),
-        (trackerlists.parse_webxray, b'[{"id": 1, "parent_id": 7, "owner_name": "X"}]', r"owner 1: parent_id 7"),
-        (trackerlists.parse_whotracksme, b"CREATE TABLE broken(", r"whotracksme-2022/trackerdb\.sql"),
-        (lambda d: trackerlists.parse_filter_list(d, "easyprivacy"), b"||a.example^\n", r"easyprivacy\.txt: line 1"),
+        (
+            trackerlists.parse_webxray,
+            b'[{"id": 1, "parent_id": 7, "owner_name": "X"}]',
+            r"owner 1: parent_id 7",
+        ),
+        (
+            trackerlists.parse_whotracksme,
+            b"CREATE TABLE broken(",
+            r"whotracksme-2022/trackerdb\.sql",
+        ),
+        (
+            lambda d: trackerlists.parse_filter_list(d, "easyprivacy"),
+            b"||a.example^\n",
+            r"easyprivacy\.txt: line 1",
+        ),
         (
             lambda d: trackerlists.parse_filter_list(d, "easyprivacy"),
             b"[Adblock Plus 2.0]\n||a.example^\n",
@@ -115,12 +137,21 @@ def test_parse_filter_list_splits_host_and_url_rules() -> None:
     assert layer.url_rules == ["/analytics/collect?", "@@||ok.example/a.js$script"]
 
 
-@pytest.mark.parametrize("value,expected", [("uk", "GB"), ("us", "US"), ("DE ", "DE"), ("USA", None), (None, None)])
+@pytest.mark.parametrize(
+    "value,expected", [("uk", "GB"), ("us", "US"), ("DE ", "DE"), ("USA", None), (None, None)]
+)
 def test_country_code(value: object, expected: str | None) -> None:
     assert trackerlists.country_code(value) == expected
 
 
-@pytest.mark.parametrize("name,key", [("Google LLC", "google"), ("Criteo SA", "criteo"), ("Index Exchange, Inc. ", "index_exchange")])
+@pytest.mark.parametrize(
+    "name,key",
+    [
+        ("Google LLC", "google"),
+        ("Criteo SA", "criteo"),
+        ("Index Exchange, Inc. ", "index_exchange"),
+    ],
+)
 def test_norm_name(name: str, key: str) -> None:
     assert trackerbuild.norm_name(name) == key
 

@@ -252,7 +252,7 @@ class TrackerIndex:
         Column names are the schema's (migrations m003); lists are JSON text.
         """
         t = self.tracker(tracker_id)
-        companies = []
+        companies: list[dict[str, Any]] = []
         cid = t["company_id"]
         while cid and cid in self.companies and all(c["id"] != cid for c in companies):
             c = self.companies[cid]

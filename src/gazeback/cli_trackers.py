@@ -98,7 +98,9 @@ def update(from_files: tuple[Path, ...]) -> None:
     except trackerupdate.UpdateError as e:
         raise click.ClickException(f"{e}. The previous tracker data is still in use.") from None
     load_index.cache_clear()
-    click.echo(f"Updated {', '.join(summary['changed'])}: {summary['domains']:,} attributed domains")
+    click.echo(
+        f"Updated {', '.join(summary['changed'])}: {summary['domains']:,} attributed domains"
+    )
     for source, version in summary["versions"].items():
         click.echo(f"  {source:18} {version}")
 

@@ -27,9 +27,9 @@ def save_knowledge(db: Database, index: TrackerIndex, tracker_ids: set[str]) -> 
         for table, table_rows in index.rows(tid).items():
             key = "domain" if table == "tracker_domains" else "id"
             rows[table].update((r[key], r) for r in table_rows)
-    db["companies"].upsert_all(rows["companies"].values(), pk="id")
-    db["trackers"].upsert_all(rows["trackers"].values(), pk="id")
-    db["tracker_domains"].upsert_all(rows["tracker_domains"].values(), pk="domain")
+    db.table("companies").upsert_all(rows["companies"].values(), pk="id")
+    db.table("trackers").upsert_all(rows["trackers"].values(), pk="id")
+    db.table("tracker_domains").upsert_all(rows["tracker_domains"].values(), pk="domain")
 
 
 def reclassify(db: Database, index: TrackerIndex) -> dict[str, int]:

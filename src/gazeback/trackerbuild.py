@@ -147,10 +147,13 @@ def merge(layers: dict[str, Layer]) -> dict[str, Any]:
                 if n:
                     names.setdefault(norm_name(n), cid)
         if id_keyed:
-            company_of = {t["id"]: t.get("company_id") for t in layer.trackers}
+            company_of: dict[str, str] = {
+                t["id"]: t["company_id"] for t in layer.trackers if t.get("company_id")
+            }
             for d, tid in layer.domains:
-                if company_of.get(tid):
-                    known.setdefault(d, cmap.get((layer.source, company_of[tid]), company_of[tid]))
+                if tid in company_of:
+                    cid = company_of[tid]
+                    known.setdefault(d, cmap.get((layer.source, cid), cid))
     companies: dict[str, dict[str, Any]] = defaultdict(dict)
     company_sources: dict[str, set[str]] = defaultdict(set)
     for fieldname in COMPANY_FIELDS:
@@ -206,8 +209,12 @@ def merge(layers: dict[str, Layer]) -> dict[str, Any]:
             by_tracker[tid].append(d)
 
     # 4. Refine AdGuard/whotracks "essential" (tag managers, consent tools, CAs).
-    tpw = {d: t for d, t in layers["third-party-web"].domains} if "third-party-web" in layers else {}
-    tpw_cat = {t["id"]: t["category"] for t in getattr(layers.get("third-party-web"), "trackers", [])}
+    tpw = (
+        {d: t for d, t in layers["third-party-web"].domains} if "third-party-web" in layers else {}
+    )
+    tpw_cat = {
+        t["id"]: t["category"] for t in getattr(layers.get("third-party-web"), "trackers", [])
+    }
     for tid, row in trackers.items():
         if row["upstream"][1] != "essential":
             continue
@@ -265,8 +272,9 @@ def _company_domains(layer: Layer) -> dict[str, list[str]]:
     tracker_company = {t["id"]: t.get("company_id") for t in layer.trackers}
     owned: dict[str, list[str]] = defaultdict(list)
     for d, tid in layer.domains:
-        if tracker_company.get(tid):
-            owned[tracker_company[tid]].append(d)
+        cid = tracker_company.get(tid)
+        if cid:
+            owned[cid].append(d)
     return owned
 
 

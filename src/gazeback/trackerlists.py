@@ -154,7 +154,9 @@ def parse_adguard_trackers(data: bytes) -> Layer:
     trackers = _need(doc.get("trackers"), dict, f"{file} trackers")
     domains = _need(doc.get("trackerDomains"), dict, f"{file} trackerDomains")
     if len(domains) < 1000:
-        raise ValueError(f"{file}: only {len(domains)} tracker domains, expected thousands (truncated?)")
+        raise ValueError(
+            f"{file}: only {len(domains)} tracker domains, expected thousands (truncated?)"
+        )
     layer = Layer("adguard", str(doc.get("timeUpdated", ""))[:10] or "unknown")
     for tid, t in sorted(trackers.items()):
         where = f"{file} tracker {tid!r}"
@@ -187,7 +189,9 @@ def parse_adguard_companies(data: bytes) -> Layer:
     doc = _need(_json(data, file), dict, file)
     companies = _need(doc.get("companies"), dict, f"{file} companies")
     if len(companies) < 1000:
-        raise ValueError(f"{file}: only {len(companies)} companies, expected thousands (truncated?)")
+        raise ValueError(
+            f"{file}: only {len(companies)} companies, expected thousands (truncated?)"
+        )
     layer = Layer("adguard", str(doc.get("timeUpdated", ""))[:10] or "unknown")
     for cid, c in sorted(companies.items()):
         if not isinstance(c, dict) or not isinstance(c.get("name"), str):
@@ -211,7 +215,9 @@ def parse_whotracksme(data: bytes) -> Layer:
         trackers = db.execute(
             "select id, name, category_id, company_id, website_url from trackers order by id"
         ).fetchall()
-        domains = db.execute("select domain, tracker from tracker_domains order by domain").fetchall()
+        domains = db.execute(
+            "select domain, tracker from tracker_domains order by domain"
+        ).fetchall()
     except (sqlite3.Error, UnicodeDecodeError) as e:
         raise ValueError(f"{file}: cannot load the SQL dump ({e})") from None
     finally:

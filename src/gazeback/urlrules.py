@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+adblock: Any
 try:  # optional: without it, URL-path rules are skipped and host rules still apply
     import adblock
 except ImportError:  # pragma: no cover - exercised only where the wheel is missing
