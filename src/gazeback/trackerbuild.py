@@ -367,7 +367,7 @@ def attribution(artifact: bytes) -> str:
         "",
         "gazeback's tracker index (`trackers.json.gz`) is an adaptation of the sources below,",
         "merged by `scripts/build_trackers.py` and distributed under GPL-3.0-or-later as each",
-        "licence allows. Full licence texts: `data/trackers-src/<source>/LICENSE` in the source tree.",
+        "licence allows. Full licence texts ship in `licenses/` beside this file (EasyList: GPL-3.0-or-later,\nsee gazeback's own licence); sources with origins in `data/trackers-src/<source>/SOURCE.md`.",
         "",
         "| source | version | licence | attribution | upstream |",
         "|---|---|---|---|---|",
