@@ -118,6 +118,9 @@ class Classification:
     is_tracker: bool = False
     matched_domain: str | None = None
     source: str | None = None  # which list said so
+    owner_id: str | None = None  # top of the company chain (doubleclick -> google -> alphabet)
+    country: str | None = None  # the company's country, ISO 3166-1 alpha-2
+    sources: tuple[str, ...] = ()  # every list that knows this tracker
 
 
 @dataclass(frozen=True)
