@@ -126,9 +126,10 @@ class Decoder:
     def json_text(self, s: str, prefix: str, steps: tuple[str, ...], parent: int) -> bool:
         try:
             doc = json.loads(s)
-        except (ValueError, RecursionError):
-            if s.count("[") + s.count("{") > MAX_JSON_NESTING:
-                self._cut()
+        except RecursionError:  # nested deeper than the parser allows
+            self._cut()
+            return False
+        except ValueError:
             return False
         if not isinstance(doc, dict | list):
             return False

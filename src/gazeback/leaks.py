@@ -24,7 +24,7 @@ from .needles import ID_KEYS, NAME_KEYS, Needle, Place, Profile, Tier, build_pro
 
 __all__ = ["Candidate", "Detection", "build_profile", "detect", "fingerprint", "Profile"]
 
-SEP = "\uffff"  # joins leaves for one automaton pass; never inside a needle
+SEP = "\n"  # joins leaves for one automaton pass; never inside a needle
 TIER_RANK = {"strong": 3, "medium": 2, "weak": 1}
 STRUCTURAL = frozenset({"json", "form"})
 SKIP_HEADERS = frozenset(
@@ -301,8 +301,8 @@ def id_shape(text: str) -> str | None:
     if 16 <= n <= 64 and _HEXID.fullmatch(text):
         return None if len(set(text)) < 6 else "hex"
     if _DIGITID.fullmatch(text):
-        v = int(text[:13])
-        if 10**12 <= v < 10**13 or 10**9 <= int(text[:10]) < 5 * 10**9 and n in (10, 13, 16, 19):
+        scale = {10: 1, 13: 10**3, 16: 10**6, 19: 10**9}.get(n)
+        if scale and 9 * 10**8 <= int(text) // scale <= 25 * 10**8:
             return None  # a Unix timestamp in s/ms/µs/ns
         return "digits"
     if 16 <= n <= 64 and _B64ID.fullmatch(text) and _entropy(text) >= 3.5:

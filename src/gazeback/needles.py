@@ -121,6 +121,7 @@ def _name_variants(value: str) -> Iterator[tuple[str, str]]:
     parts = v.split(" ")
     yield "plain", v
     yield "lower", v.lower()
+    yield "upper", v.upper()
     if len(parts) >= 2:
         first, last = parts[0], parts[-1]
         yield "lastfirst", f"{last}, {first}"
@@ -299,7 +300,9 @@ class _Builder:
     whole_leaf: dict[str, list[Needle]] = field(default_factory=dict)
 
     def add(self, s: str, n: Needle, exact: bool = False) -> None:
-        if s.isdigit():
+        if n.binary:  # 6 raw bytes of a MAC are as specific as 12 hex digits
+            pass
+        elif s.isdigit():
             if len(s) < MIN_DIGITS:
                 return
         elif len(s) < MIN_NEEDLE:
@@ -330,8 +333,9 @@ def _needles_for(ident: IdentityValue, b: _Builder) -> None:
         for wire, s in wire_forms(text):
             if s != text:
                 b.add(s, Needle(iid, kind, f"{label}>{wire}", full_tier, bounded=wire != "utf16le"))
-        for s in phase_needles(text.encode()):
-            b.add(s, Needle(iid, kind, f"{label}>b64phase", full_tier, bounded=False))
+        if label != "nospace":  # a name run together also sits inside e-mail addresses
+            for s in phase_needles(text.encode()):
+                b.add(s, Needle(iid, kind, f"{label}>b64phase", full_tier, bounded=False))
         if label in UNHASHED:
             continue
         for h1 in HASHES:
