@@ -337,7 +337,8 @@ def _candidates(leaves: list[Leaf], key: bytes, matched: set[int]) -> tuple[Cand
 def _fingerprints(leaves: list[Leaf], key: bytes) -> tuple[tuple[int, str], ...]:
     out: dict[tuple[int, str], None] = {}
     for leaf in leaves:
-        if not leaf.binary and 6 <= len(leaf.text) <= 256:
+        size = len(leaf.text)
+        if not leaf.binary and (6 <= size <= 256 or 2 <= size and leaf.key in NAME_KEYS):
             out[(fingerprint(key, leaf.text), _INDEX.sub("[*]", leaf.location))] = None
             if len(out) >= MAX_FINGERPRINTS:
                 break

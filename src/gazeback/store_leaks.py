@@ -307,8 +307,8 @@ def rescan(db: Database, key: bytes, identity_ids: Iterable[int] | None = None) 
         for n in needles:
             by_fp.setdefault(fingerprint(key, s), []).append(
                 (n.pii_type, n.chain, n.tier, n.identity_id, True))
-    existing = {
-        (r["request_id"], r["identity_id"], r["transform_chain"], r["location"])
+    existing = {  # one row per request, identity and place: case variants share a fingerprint
+        (r["request_id"], r["identity_id"], r["location"])
         for r in db.query("select request_id, identity_id, transform_chain, location from leaks "
                           "where identity_id is not null")
     }
@@ -322,7 +322,7 @@ def rescan(db: Database, key: bytes, identity_ids: Iterable[int] | None = None) 
             for pii_type, chain, tier, iid, keyed in by_fp[r["fingerprint"]]:
                 if keyed and not _key_of(r["location"]) & NAME_KEYS:
                     continue
-                k = (r["request_id"], iid, chain, r["location"])
+                k = (r["request_id"], iid, r["location"])
                 if k in existing:
                     continue
                 existing.add(k)
