@@ -17,11 +17,15 @@ def cli():
 def test_identity_add_list_remove(cli, tmp_path):
     db = str(tmp_path / "trail.db")
     runner = CliRunner()
-    result = runner.invoke(cli, ["identity", "add", db, "email", "jane@example.org", "--label", "me"],
-                           catch_exceptions=False)
+    result = runner.invoke(
+        cli,
+        ["identity", "add", db, "email", "jane@example.org", "--label", "me"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0
-    result = runner.invoke(cli, ["identity", "add", db, "phone", "-"], input="+4915112345678\n",
-                           catch_exceptions=False)
+    result = runner.invoke(
+        cli, ["identity", "add", db, "phone", "-"], input="+4915112345678\n", catch_exceptions=False
+    )
     assert result.exit_code == 0
     result = runner.invoke(cli, ["identity", "list", db], catch_exceptions=False)
     assert result.output == "1\temail\tme\tj***@e***.org\n2\tphone\tphone\t+4***78\n"
@@ -47,12 +51,15 @@ def test_rescan(cli, tmp_path):
     assert "Add an identity first" in runner.invoke(cli, ["rescan", db]).output
     runner.invoke(cli, ["identity", "add", db, "email", "jane@example.org"], catch_exceptions=False)
     database = Database(db)
-    database["requests"].insert({"id": 1, "flow_id": "f", "kind": "http", "host": "h",
-                                 "started_at": "2026-01-01T00:00:00Z"})
+    database["requests"].insert(
+        {"id": 1, "flow_id": "f", "kind": "http", "host": "h", "started_at": "2026-01-01T00:00:00Z"}
+    )
     key = store_leaks.load_key(db)
     from gazeback.leaks import fingerprint
 
-    store_leaks.save_leaf_fingerprints(database, 1, [(fingerprint(key, "jane@example.org"), "url.query:e")])
+    store_leaks.save_leaf_fingerprints(
+        database, 1, [(fingerprint(key, "jane@example.org"), "url.query:e")]
+    )
     result = runner.invoke(cli, ["rescan", db], catch_exceptions=False)
     assert result.output == "1 new leak rows.\n"
 

@@ -52,7 +52,10 @@ def found(obs, identity_id=None):
         (sha("md5", "john.doe+news@gmail.com"), "lower>md5:hex"),
         (sha("sha1", "john.doe+news@gmail.com").upper(), "lower>sha1:HEX"),
         (sha("sha256", sha("md5", "john.doe+news@gmail.com")), "lower>md5:hex>sha256:hex"),
-        (base64.b64encode(hashlib.sha256(b"john.doe+news@gmail.com").digest()).decode(), "lower>sha256:b64"),
+        (
+            base64.b64encode(hashlib.sha256(b"john.doe+news@gmail.com").digest()).decode(),
+            "lower>sha256:b64",
+        ),
         (quote(quote(EMAIL, safe=""), safe=""), "plain>pct>pct"),
         (base64.b64encode(EMAIL.encode()).decode(), "plain>b64"),
         (EMAIL.encode().hex(), "plain>hex"),
@@ -68,7 +71,9 @@ def test_email_chains_in_query(value, chain):
 def test_base64_phase_finds_value_at_any_offset():
     rng = random.Random(1)
     for _ in range(200):
-        blob = rng.randbytes(rng.randint(0, 50)) + EMAIL.encode() + rng.randbytes(rng.randint(1, 50))
+        blob = (
+            rng.randbytes(rng.randint(0, 50)) + EMAIL.encode() + rng.randbytes(rng.randint(1, 50))
+        )
         obs = make_observation("t.example", "/p", [("d", base64.b64encode(blob).decode())])
         assert found(obs, 1), blob
 
@@ -131,26 +136,46 @@ def test_first_name_counts_only_under_a_name_key():
 def test_structured_body_locations():
     doc = {"user": {"email": EMAIL}, "ids": [{"gaid": "38400000-8cf0-11bd-b23e-10b96e40000d"}]}
     body = gzip.compress(json.dumps(doc).encode())
-    obs = make_observation("t.example", "/v1", headers=[("content-encoding", "gzip")], body=body,
-                           content_type="application/json")
+    obs = make_observation(
+        "t.example",
+        "/v1",
+        headers=[("content-encoding", "gzip")],
+        body=body,
+        content_type="application/json",
+    )
     got = {(x.identity_id, x.location, x.transform_chain) for x in found(obs)}
-    assert got == {(1, "body.json:$.user.email", "plain>gzip"),
-                   (4, "body.json:$.ids[0].gaid", "plain>gzip")}
+    assert got == {
+        (1, "body.json:$.user.email", "plain>gzip"),
+        (4, "body.json:$.ids[0].gaid", "plain>gzip"),
+    }
 
 
 def test_form_base64_json_and_jwt_and_cookie():
     data = base64.b64encode(json.dumps({"props": {"$email": EMAIL}}).encode()).decode()
-    jwt = ".".join(base64.urlsafe_b64encode(json.dumps(p).encode()).decode().rstrip("=")
-                   for p in ({"alg": "none"}, {"sub": "9774d56d682e549c"})) + ".sig"
+    jwt = (
+        ".".join(
+            base64.urlsafe_b64encode(json.dumps(p).encode()).decode().rstrip("=")
+            for p in ({"alg": "none"}, {"sub": "9774d56d682e549c"})
+        )
+        + ".sig"
+    )
     obs = make_observation(
-        "t.example", "/v1", headers=[("cookie", "uid=[secret:abc]")], body=f"data={quote(data)}".encode(),
+        "t.example",
+        "/v1",
+        headers=[("cookie", "uid=[secret:abc]")],
+        body=f"data={quote(data)}".encode(),
         content_type="application/x-www-form-urlencoded",
-        raw_secret_headers=[("authorization", f"Bearer {jwt}"), ("cookie", "a=1; uid=490154203237518")],
+        raw_secret_headers=[
+            ("authorization", f"Bearer {jwt}"),
+            ("cookie", "a=1; uid=490154203237518"),
+        ],
     )
     got = {(x.identity_id, x.location) for x in found(obs)}
-    assert got == {(1, "body.form:data>$.props.$email"),
-                   (5, "header:authorization>jwt.payload:$.sub"),
-                   (6, "cookie:uid")}
+    assert got == {
+        (1, "body.form:data>$.props.$email"),
+        (5, "header:authorization>jwt.payload:$.sub"),
+        (6, "cookie:uid"),
+    }
 
 
 def proto_field(n, wire, payload):
@@ -158,15 +183,22 @@ def proto_field(n, wire, payload):
 
 
 def test_protobuf_strings_and_doubles():
-    inner = proto_field(1, 1, struct.pack("<d", 52.5201)) + proto_field(2, 1, struct.pack("<d", 13.4049))
+    inner = proto_field(1, 1, struct.pack("<d", 52.5201)) + proto_field(
+        2, 1, struct.pack("<d", 13.4049)
+    )
     mac = bytes.fromhex("aabbccddee0f")
-    body = (proto_field(3, 2, bytes([len(EMAIL)]) + EMAIL.encode())
-            + proto_field(4, 2, bytes([len(inner)]) + inner)
-            + proto_field(5, 2, bytes([6]) + mac))
+    body = (
+        proto_field(3, 2, bytes([len(EMAIL)]) + EMAIL.encode())
+        + proto_field(4, 2, bytes([len(inner)]) + inner)
+        + proto_field(5, 2, bytes([6]) + mac)
+    )
     obs = make_observation("t.example", "/p", body=body, content_type="application/x-protobuf")
     got = {(x.identity_id, x.location, x.tier) for x in found(obs)}
-    assert got == {(1, "body.protobuf:3", "strong"), (8, "body.protobuf:4.1", "strong"),
-                   (7, "body.protobuf:5", "medium")}
+    assert got == {
+        (1, "body.protobuf:3", "strong"),
+        (8, "body.protobuf:4.1", "strong"),
+        (7, "body.protobuf:5", "medium"),
+    }
 
 
 @pytest.mark.parametrize(
@@ -200,17 +232,41 @@ def nested_json(depth):
     "body,ctype,headers,truncated",
     [
         (b'{"a": [1, 2, "x', "application/json", [], False),
-        (gzip.compress(b'{"email": "x"}' * 1000)[:50], "application/json", [("content-encoding", "gzip")], False),
+        (
+            gzip.compress(b'{"email": "x"}' * 1000)[:50],
+            "application/json",
+            [("content-encoding", "gzip")],
+            False,
+        ),
         (b"data=!!!notbase64===", "application/x-www-form-urlencoded", [], False),
         (os.urandom(100_000), "application/octet-stream", [], False),
         (b"\x00" * 50_000_000, "application/octet-stream", [], True),
         (nested_json(100_000), "application/json", [], True),
-        (zlib.compress(b"a" * 50_000_000), "application/json", [("content-encoding", "deflate")], True),
+        (
+            zlib.compress(b"a" * 50_000_000),
+            "application/json",
+            [("content-encoding", "deflate")],
+            True,
+        ),
         (b"\xff" * 100, "application/json", [("content-encoding", "br")], False),
-        (b"\x28\xb5\x2f\xfd" + b"\x00" * 20, "application/json", [("content-encoding", "zstd")], False),
+        (
+            b"\x28\xb5\x2f\xfd" + b"\x00" * 20,
+            "application/json",
+            [("content-encoding", "zstd")],
+            False,
+        ),
     ],
-    ids=["malformed-json", "truncated-gzip", "invalid-base64", "random-binary", "50MB", "deep-json",
-         "gzip-bomb", "bad-brotli", "bad-zstd"],
+    ids=[
+        "malformed-json",
+        "truncated-gzip",
+        "invalid-base64",
+        "random-binary",
+        "50MB",
+        "deep-json",
+        "gzip-bomb",
+        "bad-brotli",
+        "bad-zstd",
+    ],
 )
 def test_bad_input_never_raises(body, ctype, headers, truncated):
     obs = make_observation("t.example", "/p", headers=headers, body=body, content_type=ctype)
@@ -239,7 +295,9 @@ def test_leaks_never_carry_the_value():
 
 def test_fingerprints_and_candidates():
     stable = "6f1c0a9e2b7d4c3a8e5f1a2b"
-    obs = make_observation("t.example", "/p", [("em", EMAIL), ("device", stable), ("nonce", stable)])
+    obs = make_observation(
+        "t.example", "/p", [("em", EMAIL), ("device", stable), ("nonce", stable)]
+    )
     det = detect(obs, PROFILE, KEY)
     assert (fingerprint(KEY, EMAIL.lower()), "url.query:em") in det.leaf_fingerprints
     assert [(c.location, c.shape) for c in det.candidates] == [("url.query:device", "hex")]

@@ -45,8 +45,10 @@ def add(db_path: str, kind: str, value: str, label: str | None) -> None:
         new_id = store_leaks.add_identity(db, key, kind, value, label)
     except ValueError as e:
         raise click.ClickException(f"{e}. Nothing was stored.") from e
-    click.echo(f"Added identity {new_id} ({kind}). Run `gazeback rescan {db_path}` to search "
-               "the traffic recorded so far.")
+    click.echo(
+        f"Added identity {new_id} ({kind}). Run `gazeback rescan {db_path}` to search "
+        "the traffic recorded so far."
+    )
 
 
 @identity.command(name="list")

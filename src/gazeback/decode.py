@@ -102,7 +102,12 @@ class Decoder:
             for part, name in ((m.group(1), "header"), (m.group(2), "payload")):
                 raw = _b64decode(part)
                 if raw is not None:
-                    self.json_text(raw.decode("utf-8", "replace"), f"{loc}>jwt.{name}:", steps + ("jwt",), index)
+                    self.json_text(
+                        raw.decode("utf-8", "replace"),
+                        f"{loc}>jwt.{name}:",
+                        steps + ("jwt",),
+                        index,
+                    )
             return
         if "%" in s and _PCT.search(s):
             self.leaf(loc, unquote(s), steps + ("pct",), key, parent=index)
@@ -179,7 +184,9 @@ class Decoder:
         if raw[:2] == b"\x1f\x8b" or raw[:1] == b"\x78":
             inflated = self.inflate(raw)
             if inflated is not None:
-                return self.bytes_(inflated, loc, steps + ("gzip",), key, parent, False, content_type)
+                return self.bytes_(
+                    inflated, loc, steps + ("gzip",), key, parent, False, content_type
+                )
         if raw[:4] == b"\x28\xb5\x2f\xfd":
             out = self.unzstd(raw)
             if out is not None:
@@ -199,7 +206,9 @@ class Decoder:
         self, text: str, loc: str, steps: tuple[str, ...], key: str, parent: int, ctype: str
     ) -> None:
         s = text.strip()
-        if ("json" in ctype or s[:1] in "{[") and self.json_text(s, _kind(loc, "json"), steps, parent):
+        if ("json" in ctype or s[:1] in "{[") and self.json_text(
+            s, _kind(loc, "json"), steps, parent
+        ):
             return
         if "x-www-form-urlencoded" in ctype or ("=" in s and _FORM.fullmatch(s)):
             return self.form(s, _kind(loc, "form"), steps, parent)
@@ -211,7 +220,9 @@ class Decoder:
             return
         self.leaf(_kind(loc, "text"), text, steps, key, parent=parent)
 
-    def protobuf(self, fields: list[tuple[str, int, object]], loc: str, steps: tuple[str, ...], parent: int) -> None:
+    def protobuf(
+        self, fields: list[tuple[str, int, object]], loc: str, steps: tuple[str, ...], parent: int
+    ) -> None:
         base = _kind(loc, "protobuf")
         for path, wire, value in fields:
             where = f"{base}{path}"
@@ -348,7 +359,9 @@ def _varint(buf: bytes, i: int) -> tuple[int, int]:
         shift += 7
 
 
-def parse_protobuf(buf: bytes, prefix: str = "", depth: int = 0) -> list[tuple[str, int, object]] | None:
+def parse_protobuf(
+    buf: bytes, prefix: str = "", depth: int = 0
+) -> list[tuple[str, int, object]] | None:
     """Schema-less protobuf walk: (field path, wire type, value), or None unless it parses exactly.
 
     Length-delimited fields are parsed as nested messages when they parse exactly;

@@ -104,17 +104,30 @@ def make_persona(rng: random.Random, index: int) -> Persona:
         email = email.lower()
     cc, pattern = rng.choice(PHONES)
     national = pattern.format(
-        a=rng.choice(["212", "415", "646", "312"]), b=rng.randint(200, 999), c=rng.randint(1000, 9999),
-        x=rng.randint(10**7, 10**8 - 1), y=rng.randint(100000, 999999))
+        a=rng.choice(["212", "415", "646", "312"]),
+        b=rng.randint(200, 999),
+        c=rng.randint(1000, 9999),
+        x=rng.randint(10**7, 10**8 - 1),
+        y=rng.randint(100000, 999999),
+    )
     imei14 = "35" + "".join(str(rng.randint(0, 9)) for _ in range(12))
     mac = rng.choice(OUIS) + ":" + ":".join(f"{rng.randint(0, 255):02x}" for _ in range(3))
     base = index * 100
     home = (rng.uniform(-50, 60), rng.uniform(-120, 140))
     kinds = [
-        ("email", email), ("phone", f"{cc} {national}"), ("name", f"{first} {last}"),
-        ("ad_id", str(_uuid(rng))), ("android_id", f"{rng.getrandbits(64):016x}"),
-        ("imei", imei14 + luhn_digit(imei14)), ("mac", mac),
-        ("ip", f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"),
+        ("email", email),
+        ("phone", f"{cc} {national}"),
+        ("name", f"{first} {last}"),
+        ("ad_id", str(_uuid(rng))),
+        ("android_id", f"{rng.getrandbits(64):016x}"),
+        ("imei", imei14 + luhn_digit(imei14)),
+        ("mac", mac),
+        (
+            "ip",
+            ".".join(
+                str(rng.randint(lo, hi)) for lo, hi in ((11, 223), (0, 255), (0, 255), (1, 254))
+            ),
+        ),
         ("location", f"{home[0]:.6f},{home[1]:.6f},{HOME_R:.0f}"),
     ]
     ids = [IdentityValue(base + i + 1, k, v, k) for i, (k, v) in enumerate(kinds)]
@@ -141,12 +154,17 @@ def presentation(rng: random.Random, kind: str, value: str, hashed: bool) -> str
         e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
         forms = [e164, e164[1:], str(num.national_number)]
         if not hashed:
-            forms.append(phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.INTERNATIONAL))
+            forms.append(
+                phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+            )
         return rng.choice(forms)
     if kind == "ad_id":
         return rng.choice([value, value.upper()] + ([] if hashed else [value.replace("-", "")]))
     if kind == "mac":
-        return rng.choice([value, value.upper(), value.replace(":", "")] + ([] if hashed else [value.replace(":", "-").upper()]))
+        return rng.choice(
+            [value, value.upper(), value.replace(":", "")]
+            + ([] if hashed else [value.replace(":", "-").upper()])
+        )
     return value
 
 
@@ -173,8 +191,12 @@ def apply_chain(rng: random.Random, text: str, chain: str) -> str:
     if ":" in chain:
         name, form = chain.split(":")
         d = hashlib.new(name, text.encode()).digest()
-        return {"hex": d.hex(), "HEX": d.hex().upper(), "b64": base64.b64encode(d).decode(),
-                "b64url": base64.urlsafe_b64encode(d).decode().rstrip("=")}[form]
+        return {
+            "hex": d.hex(),
+            "HEX": d.hex().upper(),
+            "b64": base64.b64encode(d).decode(),
+            "b64url": base64.urlsafe_b64encode(d).decode().rstrip("="),
+        }[form]
     if chain == "json>b64":
         doc = {"distinct_id": _uuid(rng), "props": {"$email": text, "n": rng.randint(1, 99)}}
         return base64.b64encode(json.dumps(doc).encode()).decode()
@@ -200,14 +222,22 @@ def negative_values(rng: random.Random, other: Persona, me: Persona) -> list[str
     return [
         other.value(rng.choice(KNOWN_TYPES)).value,
         hashlib.sha256(other.value("email").value.lower().encode()).hexdigest(),
-        _uuid(rng), f"{rng.getrandbits(64):016x}", imei14 + luhn_digit(imei14),
-        str(rng.randint(1_500_000_000, 1_900_000_000)), str(rng.randint(1_500_000_000_000, 1_900_000_000_000)),
-        me.value("email").value.rpartition("@")[2], rng.choice(WORDS), me.first + rng.choice(["son", "ville", "s"]),
-        me.value("android_id").value[:7], me.value("imei").value[:8],
+        _uuid(rng),
+        f"{rng.getrandbits(64):016x}",
+        imei14 + luhn_digit(imei14),
+        str(rng.randint(1_500_000_000, 1_900_000_000)),
+        str(rng.randint(1_500_000_000_000, 1_900_000_000_000)),
+        me.value("email").value.rpartition("@")[2],
+        rng.choice(WORDS),
+        me.first + rng.choice(["son", "ville", "s"]),
+        me.value("android_id").value[:7],
+        me.value("imei").value[:8],
     ]
 
 
-def offset_point(rng: random.Random, home: tuple[float, float], dist_m: float) -> tuple[float, float]:
+def offset_point(
+    rng: random.Random, home: tuple[float, float], dist_m: float
+) -> tuple[float, float]:
     bearing = rng.uniform(0, 2 * math.pi)
     dlat = dist_m * math.cos(bearing) / 111_320
     dlon = dist_m * math.sin(bearing) / (111_320 * max(math.cos(math.radians(home[0])), 0.01))
@@ -217,21 +247,57 @@ def offset_point(rng: random.Random, home: tuple[float, float], dist_m: float) -
 # --- templates ------------------------------------------------------------------------------
 
 Slot = tuple[str, str] | None  # (key, text) of the positive slot, or None
-Template = Callable[[random.Random, list[str], Slot], tuple[str, str, list[tuple[str, str]], list[tuple[str, str]], bytes | None, str | None, list[tuple[str, str]]]]
+Template = Callable[
+    [random.Random, list[str], Slot],
+    tuple[
+        str,
+        str,
+        list[tuple[str, str]],
+        list[tuple[str, str]],
+        bytes | None,
+        str | None,
+        list[tuple[str, str]],
+    ],
+]
 
 
-def make_observation(host: str, path: str = "/", query: list[tuple[str, str]] | None = None,
-                     headers: list[tuple[str, str]] | None = None, body: bytes | None = None,
-                     content_type: str | None = None, raw_secret_headers: list[tuple[str, str]] | None = None,
-                     method: str = "POST") -> Observation:
+def make_observation(
+    host: str,
+    path: str = "/",
+    query: list[tuple[str, str]] | None = None,
+    headers: list[tuple[str, str]] | None = None,
+    body: bytes | None = None,
+    content_type: str | None = None,
+    raw_secret_headers: list[tuple[str, str]] | None = None,
+    method: str = "POST",
+) -> Observation:
     """An Observation as capture would hand it to detection (tests, corpus, benchmarks)."""
     return Observation(
-        flow_id="corpus", kind="http", started_at="2026-01-01T00:00:00.000Z",
-        device=DeviceKey("ip:10.0.0.2", "phone"), method=method, scheme="https", host=host,
-        port=443, path=path, query=tuple(query or ()), request_headers=tuple(headers or ()),
-        request_body=body, content_type=content_type, user_agent=None, referer=None, origin=None,
-        sec_fetch_site=None, status_code=200, request_bytes=len(body or b""), response_bytes=0,
-        duration_ms=None, is_decrypted=True, tls_sni=host, server_ip=None, error=None,
+        flow_id="corpus",
+        kind="http",
+        started_at="2026-01-01T00:00:00.000Z",
+        device=DeviceKey("ip:10.0.0.2", "phone"),
+        method=method,
+        scheme="https",
+        host=host,
+        port=443,
+        path=path,
+        query=tuple(query or ()),
+        request_headers=tuple(headers or ()),
+        request_body=body,
+        content_type=content_type,
+        user_agent=None,
+        referer=None,
+        origin=None,
+        sec_fetch_site=None,
+        status_code=200,
+        request_bytes=len(body or b""),
+        response_bytes=0,
+        duration_ms=None,
+        is_decrypted=True,
+        tls_sni=host,
+        server_ip=None,
+        error=None,
         raw_secret_headers=tuple(raw_secret_headers or ()),
     )
 
@@ -241,9 +307,14 @@ def _pick(rng: random.Random, negs: list[str]) -> str:
 
 
 def pixel(rng, negs, slot):  # type: ignore[no-untyped-def]
-    q = [("id", str(rng.randint(10**14, 10**15))), ("ev", "PageView"), ("dl", "https://shop.example/p"),
-         ("ts", str(rng.randint(1_600_000_000_000, 1_800_000_000_000))), ("ud[ct]", _pick(rng, negs)),
-         ("cd[value]", f"{rng.uniform(1, 99):.2f}")]
+    q = [
+        ("id", str(rng.randint(10**14, 10**15))),
+        ("ev", "PageView"),
+        ("dl", "https://shop.example/p"),
+        ("ts", str(rng.randint(1_600_000_000_000, 1_800_000_000_000))),
+        ("ud[ct]", _pick(rng, negs)),
+        ("cd[value]", f"{rng.uniform(1, 99):.2f}"),
+    ]
     if slot:
         q.insert(rng.randint(0, len(q)), (f"ud[{slot[0]}]", slot[1]))
     return "tr.pixel.example", "/tr/", q, [("user-agent", "Mozilla/5.0")], None, None, []
@@ -251,12 +322,19 @@ def pixel(rng, negs, slot):  # type: ignore[no-untyped-def]
 
 def batch_json(rng, negs, slot):  # type: ignore[no-untyped-def]
     props: dict[str, object] = {"plan": "free", "ref": _pick(rng, negs), "n": rng.randint(1, 9)}
-    ctx: dict[str, object] = {"device": {"id": _pick(rng, negs), "model": "Pixel 7"}, "locale": "en-US"}
+    ctx: dict[str, object] = {
+        "device": {"id": _pick(rng, negs), "model": "Pixel 7"},
+        "locale": "en-US",
+    }
     if slot:
         target = rng.choice([props, ctx, ctx["device"]])
-        target[slot[0]] = slot[1]  # type: ignore[index]
-    doc = {"batch": [{"event": "Opened", "properties": props, "context": ctx,
-                      "messageId": _uuid(rng)}], "sentAt": "2026-01-01T00:00:00Z"}
+        target[slot[0]] = slot[1]
+    doc = {
+        "batch": [
+            {"event": "Opened", "properties": props, "context": ctx, "messageId": _uuid(rng)}
+        ],
+        "sentAt": "2026-01-01T00:00:00Z",
+    }
     body, headers = json.dumps(doc).encode(), [("content-type", "application/json")]
     enc = rng.choice(["", "", "gzip", "br", "zstd"])
     if enc:
@@ -266,7 +344,11 @@ def batch_json(rng, negs, slot):  # type: ignore[no-untyped-def]
 
 
 def form_b64(rng, negs, slot):  # type: ignore[no-untyped-def]
-    props = {"token": f"{rng.getrandbits(64):x}", "distinct_id": _pick(rng, negs), "time": rng.randint(1, 10**9)}
+    props = {
+        "token": f"{rng.getrandbits(64):x}",
+        "distinct_id": _pick(rng, negs),
+        "time": rng.randint(1, 10**9),
+    }
     if slot:
         props[slot[0]] = slot[1]
     data = base64.b64encode(json.dumps([{"event": "open", "properties": props}]).encode()).decode()
@@ -276,9 +358,14 @@ def form_b64(rng, negs, slot):  # type: ignore[no-untyped-def]
 
 
 def attribution(rng, negs, slot):  # type: ignore[no-untyped-def]
-    doc: dict[str, object] = {"app_token": f"{rng.getrandbits(48):x}", "event_token": "abc123",
-                              "created_at": "2026-01-01T00:00:00Z", "tracking_enabled": 1,
-                              "gps_adid": _uuid(rng), "installed_at": rng.randint(1, 10**10)}
+    doc: dict[str, object] = {
+        "app_token": f"{rng.getrandbits(48):x}",
+        "event_token": "abc123",
+        "created_at": "2026-01-01T00:00:00Z",
+        "tracking_enabled": 1,
+        "gps_adid": _uuid(rng),
+        "installed_at": rng.randint(1, 10**10),
+    }
     if slot:
         doc[slot[0]] = slot[1]
     body = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in doc.items()).encode()
@@ -293,7 +380,15 @@ def iot(rng, negs, slot):  # type: ignore[no-untyped-def]
         headers.append((f"x-device-{slot[0]}", slot[1]))
     body = _proto_str(1, _pick(rng, negs)) + _proto_varint(2, rng.randint(1, 10**6))
     ctype = "application/x-protobuf"
-    return "telemetry.iot.example", f"/v2/devices/{quote(seg, safe='')}/telemetry", [], headers, body, ctype, []
+    return (
+        "telemetry.iot.example",
+        f"/v2/devices/{quote(seg, safe='')}/telemetry",
+        [],
+        headers,
+        body,
+        ctype,
+        [],
+    )
 
 
 def crash_proto(rng, negs, slot):  # type: ignore[no-untyped-def]
@@ -306,14 +401,23 @@ def crash_proto(rng, negs, slot):  # type: ignore[no-untyped-def]
 
 
 def jwt_cookie(rng, negs, slot):  # type: ignore[no-untyped-def]
-    payload: dict[str, object] = {"iss": "auth.example", "iat": rng.randint(1, 10**9), "jti": _uuid(rng)}
+    payload: dict[str, object] = {
+        "iss": "auth.example",
+        "iat": rng.randint(1, 10**9),
+        "jti": _uuid(rng),
+    }
     cookie = f"_ga=GA1.2.{rng.randint(10**8, 10**9)}.{rng.randint(10**9, 2 * 10**9)}; lang=en"
     if slot and rng.random() < 0.5:
         payload["sub"] = slot[1]
     elif slot:
         cookie += f"; uid={slot[1]}"
-    jwt = ".".join(base64.urlsafe_b64encode(json.dumps(p).encode()).decode().rstrip("=")
-                   for p in ({"alg": "HS256", "typ": "JWT"}, payload)) + ".c2lnbmF0dXJl"
+    jwt = (
+        ".".join(
+            base64.urlsafe_b64encode(json.dumps(p).encode()).decode().rstrip("=")
+            for p in ({"alg": "HS256", "typ": "JWT"}, payload)
+        )
+        + ".c2lnbmF0dXJl"
+    )
     raw = [("authorization", f"Bearer {jwt}"), ("cookie", cookie)]
     return "api.app.example", "/v1/me", [("client", _pick(rng, negs))], [], None, None, raw
 
@@ -323,16 +427,38 @@ def multipart(rng, negs, slot):  # type: ignore[no-untyped-def]
     if slot:
         meta[slot[0]] = slot[1]
     b = f"----b{rng.getrandbits(32):x}"
-    body = (f"--{b}\r\nContent-Disposition: form-data; name=\"meta\"\r\nContent-Type: application/json\r\n\r\n"
-            f"{json.dumps(meta)}\r\n--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.bin\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + rng.randbytes(64) + f"\r\n--{b}--\r\n".encode()
+    body = (
+        (
+            f'--{b}\r\nContent-Disposition: form-data; name="meta"\r\n'
+            "Content-Type: application/json\r\n\r\n"
+            f"{json.dumps(meta)}\r\n--{b}\r\n"
+            'Content-Disposition: form-data; name="file"; filename="x.bin"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + rng.randbytes(64)
+        + f"\r\n--{b}--\r\n".encode()
+    )
     ctype = f"multipart/form-data; boundary={b}"
-    return "upload.sentry.example", "/api/1/envelope/", [], [("content-type", ctype)], body, ctype, []
+    return (
+        "upload.sentry.example",
+        "/api/1/envelope/",
+        [],
+        [("content-type", ctype)],
+        body,
+        ctype,
+        [],
+    )
 
 
 TEMPLATES: dict[str, Template] = {
-    "pixel": pixel, "batch_json": batch_json, "form_b64": form_b64, "attribution": attribution,
-    "iot": iot, "crash_proto": crash_proto, "jwt_cookie": jwt_cookie, "multipart": multipart,
+    "pixel": pixel,
+    "batch_json": batch_json,
+    "form_b64": form_b64,
+    "attribution": attribution,
+    "iot": iot,
+    "crash_proto": crash_proto,
+    "jwt_cookie": jwt_cookie,
+    "multipart": multipart,
 }
 HELD_OUT = ("jwt_cookie", "multipart", "crash_proto")  # not looked at while tuning
 
@@ -379,29 +505,53 @@ def _proto_double(n: int, x: float) -> bytes:
     return _proto_key(n, 1) + struct.pack("<d", x)
 
 
-SLOT_KEYS = {"email": "em", "phone": "ph", "ad_id": "adid", "android_id": "android_id",
-             "imei": "imei", "mac": "mac", "ip": "ip", "name": "name"}
+SLOT_KEYS = {
+    "email": "em",
+    "phone": "ph",
+    "ad_id": "adid",
+    "android_id": "android_id",
+    "imei": "imei",
+    "mac": "mac",
+    "ip": "ip",
+    "name": "name",
+}
 
 
 def location_flow(rng: random.Random, p: Persona, dist_m: float) -> Observation:
     lat, lon = offset_point(rng, p.home, dist_m)
     form = rng.choice(["query", "json", "proto", "e7", "pair"])
     if form == "query":
-        return make_observation("geo.ads.example", "/v1/ad", [("ll", f"{lat:.5f},{lon:.5f}"), ("z", "12")], method="GET")
+        return make_observation(
+            "geo.ads.example", "/v1/ad", [("ll", f"{lat:.5f},{lon:.5f}"), ("z", "12")], method="GET"
+        )
     if form == "pair":
-        return make_observation("geo.ads.example", "/bid", [("lat", f"{lat:.4f}"), ("lon", f"{lon:.4f}")], method="GET")
+        return make_observation(
+            "geo.ads.example", "/bid", [("lat", f"{lat:.4f}"), ("lon", f"{lon:.4f}")], method="GET"
+        )
     if form == "json":
-        body = json.dumps({"device": {"geo": {"lat": round(lat, 6), "lon": round(lon, 6), "type": 1}}}).encode()
-        return make_observation("rtb.ads.example", "/openrtb", body=body, content_type="application/json")
+        body = json.dumps(
+            {"device": {"geo": {"lat": round(lat, 6), "lon": round(lon, 6), "type": 1}}}
+        ).encode()
+        return make_observation(
+            "rtb.ads.example", "/openrtb", body=body, content_type="application/json"
+        )
     if form == "e7":
         body = json.dumps({"latE7": int(lat * 1e7), "lngE7": int(lon * 1e7)}).encode()
         return make_observation("maps.example", "/loc", body=body, content_type="application/json")
     body = _proto_bytes(4, _proto_double(1, lat) + _proto_double(2, lon))
-    return make_observation("telemetry.iot.example", "/v2/loc", body=body, content_type="application/x-protobuf")
+    return make_observation(
+        "telemetry.iot.example", "/v2/loc", body=body, content_type="application/x-protobuf"
+    )
 
 
-def generate(seed: int, n: int, negatives_share: float = 0.2, out_of_scope_share: float = 0.05,
-             location_share: float = 0.1, personas: int = 12) -> Iterator[Flow]:
+def generate(
+    seed: int,
+    n: int,
+    negatives_share: float = 0.2,
+    out_of_scope_share: float = 0.05,
+    location_share: float = 0.1,
+    personas: int = 12,
+) -> Iterator[Flow]:
     """``n`` labeled flows; the same seed always gives the same flows."""
     rng = random.Random(seed)
     people = [make_persona(rng, i) for i in range(personas)]
@@ -413,18 +563,29 @@ def generate(seed: int, n: int, negatives_share: float = 0.2, out_of_scope_share
         r = rng.random()
         if r < location_share:
             near = rng.random() < 0.7
-            dist = rng.uniform(0, 0.8 * HOME_R) if near else rng.choice(
-                [rng.uniform(1.2 * HOME_R, 1.5 * HOME_R), rng.uniform(2000, 50000)])
+            dist = (
+                rng.uniform(0, 0.8 * HOME_R)
+                if near
+                else rng.choice([rng.uniform(1.2 * HOME_R, 1.5 * HOME_R), rng.uniform(2000, 50000)])
+            )
             ident = me.value("location")
-            yield Flow(location_flow(rng, me, dist), pi, "location", "location" if near else None,
-                       ident.id if near else None, "distance" if near else None)
+            yield Flow(
+                location_flow(rng, me, dist),
+                pi,
+                "location",
+                "location" if near else None,
+                ident.id if near else None,
+                "distance" if near else None,
+            )
             continue
         family = rng.choice(list(TEMPLATES))
         if r < location_share + negatives_share:
             yield Flow(_build(TEMPLATES[family], rng, negs, None), pi, family)
             continue
         kind = rng.choice(types)
-        chain = rng.choice(OUT_OF_SCOPE if rng.random() < out_of_scope_share / (1 - negatives_share) else IN_SCOPE)
+        chain = rng.choice(
+            OUT_OF_SCOPE if rng.random() < out_of_scope_share / (1 - negatives_share) else IN_SCOPE
+        )
         ident = me.value(kind)
         hashed = ":" in chain or ">" in chain and "b64" not in chain
         text = presentation(rng, kind, ident.value, hashed)

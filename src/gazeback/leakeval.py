@@ -25,7 +25,9 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 @dataclass
 class Scores:
-    cells: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    cells: dict[tuple[str, str], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0])
+    )
     families: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     strong_tp: int = 0
     strong_fp: int = 0
@@ -80,7 +82,10 @@ def score(flows: Iterable[Flow], seed: int, n_personas: int = 12) -> Scores:
 
 def table(s: Scores) -> str:
     """Markdown: recall per PII type × chain, then the summary figures."""
-    lines = ["| PII type | chain | family | found / flows | recall | 95 % CI |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| PII type | chain | family | found / flows | recall | 95 % CI |",
+        "|---|---|---|---|---|---|",
+    ]
     for (t, chain), (k, n) in sorted(s.cells.items()):
         lo, hi = wilson(k, n)
         fam = CHAINS.get(chain, ("location", True))[0]
@@ -94,8 +99,10 @@ def table(s: Scores) -> str:
         "| summary | value |",
         "|---|---|",
         f"| flows | {s.flows} |",
-        f"| known identifiers, in-scope chains: recall | {k}/{n} = {k / max(n, 1):.4f} (LB {wilson(k, n)[0]:.4f}) |",
-        f"| strong-tier precision | {s.strong_tp}/{s.strong_tp + s.strong_fp} = {s.strong_precision:.4f} |",
+        f"| known identifiers, in-scope chains: recall | {k}/{n} = {k / max(n, 1):.4f} "
+        f"(95 % LB {wilson(k, n)[0]:.4f}) |",
+        f"| strong-tier precision | {s.strong_tp}/{s.strong_tp + s.strong_fp} = "
+        f"{s.strong_precision:.4f} |",
         f"| location recall (R = 1 km) | {lk}/{ln} = {lk / max(ln, 1):.4f} |",
         f"| names: recall, precision | {nk}/{nn}, {s.name_tp}/{s.name_tp + s.name_fp} |",
         f"| negatives-only flows with a strong hit | {s.negative_strong} / {s.negative_flows} |",

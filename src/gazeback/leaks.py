@@ -41,7 +41,9 @@ EPHEMERAL_KEYS = frozenset(
 MAX_CANDIDATES = 200
 MAX_FINGERPRINTS = 5_000
 
-_UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+)
 _HEXID = re.compile(r"[0-9a-fA-F]{16,64}")
 _B64ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _DIGITID = re.compile(r"\d{12,24}")
@@ -142,8 +144,14 @@ def _multipart(d: Decoder, body: bytes, ctype: str, steps: tuple[str, ...]) -> N
         m = re.search(r'name="([^"]*)"', text)
         name = m.group(1) if m else "part"
         m = re.search(r"content-type:\s*([^\r\n;]+)", text)
-        d.bytes_(content.removesuffix(b"\r\n"), f"body.multipart:{name}", steps, name, -1,
-                 content_type=m.group(1) if m else "")
+        d.bytes_(
+            content.removesuffix(b"\r\n"),
+            f"body.multipart:{name}",
+            steps,
+            name,
+            -1,
+            content_type=m.group(1) if m else "",
+        )
         if d.out.truncated:
             return
 
@@ -164,7 +172,9 @@ def _chain(needle: Needle, leaf: Leaf) -> str:
     return ">".join([needle.chain, *wire])
 
 
-def _match_needles(leaves: list[Leaf], profile: Profile) -> dict[int, list[tuple[int, int, Needle]]]:
+def _match_needles(
+    leaves: list[Leaf], profile: Profile
+) -> dict[int, list[tuple[int, int, Needle]]]:
     """leaf index → [(start, length, needle)] after boundary and binary filters."""
     hits: dict[int, list[tuple[int, int, Needle]]] = {}
     if profile.automaton is None or not leaves:
@@ -207,7 +217,9 @@ def _whole_leaf(leaves: list[Leaf], profile: Profile) -> dict[int, list[tuple[in
     return hits
 
 
-def _leaks_from_hits(leaves: list[Leaf], hits: dict[int, list[tuple[int, int, Needle]]]) -> dict[tuple[int, str, str], Leak]:
+def _leaks_from_hits(
+    leaves: list[Leaf], hits: dict[int, list[tuple[int, int, Needle]]]
+) -> dict[tuple[int, str, str], Leak]:
     found: dict[tuple[int, str, str], Leak] = {}
     suppressed: set[tuple[int, int]] = set()  # (leaf, identity) already seen in a decoded child
     for li in hits:
@@ -266,7 +278,7 @@ def _numbers(leaves: list[Leaf]) -> list[tuple[int, float, int, str]]:
 def _location_leaks(leaves: list[Leaf], places: Sequence[Place]) -> list[Leak]:
     nums = _numbers(leaves)
     found: dict[tuple[int, str], Leak] = {}
-    for (i1, a, da, fa), (i2, b, db, _) in zip(nums, nums[1:], strict=False):
+    for (i1, a, da, fa), (_, b, db, _) in zip(nums, nums[1:], strict=False):
         decimals = min(da, db)
         if decimals < 2:
             continue
@@ -275,10 +287,17 @@ def _location_leaks(leaves: list[Leaf], places: Sequence[Place]) -> list[Leak]:
                 continue
             for place in places:
                 if haversine_m(lat, lon, place.lat, place.lon) <= place.radius_m:
-                    tier: Tier = "strong" if decimals >= 4 else "medium" if decimals == 3 else "weak"
+                    tier: Tier = (
+                        "strong" if decimals >= 4 else "medium" if decimals == 3 else "weak"
+                    )
                     form = fa if fa != "decimal" else f"decimal{min(decimals, 6)}"
-                    leak = Leak("location", _chain_steps(form, leaves[i1]), leaves[i1].location,
-                                tier, place.identity_id)
+                    leak = Leak(
+                        "location",
+                        _chain_steps(form, leaves[i1]),
+                        leaves[i1].location,
+                        tier,
+                        place.identity_id,
+                    )
                     key = (place.identity_id, leak.location)
                     if key not in found or TIER_RANK[tier] > TIER_RANK[found[key].tier]:
                         found[key] = leak

@@ -100,7 +100,9 @@ class Observation:
     error: str | None
     websocket_messages: int | None = None
     websocket_bytes: int | None = None
-    redacted_fields: tuple[str, ...] = ()  # where secrets were replaced, e.g. "header:authorization"
+    redacted_fields: tuple[
+        str, ...
+    ] = ()  # where secrets were replaced, e.g. "header:authorization"
     # The values that redaction replaced (cookie, authorization, ...), as sent: leak detection
     # only, never stored. Detection prefers these over the redacted header values.
     raw_secret_headers: tuple[tuple[str, str], ...] = ()

@@ -31,8 +31,9 @@ MIN_DIGITS = 9  # digit-only needles (phone, IMEI) need at least this many digit
 HASHES = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
 PHASE_HASHES = ("md5", "sha1", "sha256")  # digests also searched inside base64 blobs
 # Display formats that nobody hashes: matched as sent, not put through the hash closure.
-UNHASHED = frozenset({"fmtnational", "fmtintl", "intl00", "dashed", "dashlower", "dashupper",
-                      "dotlower", "dotupper"})
+UNHASHED = frozenset(
+    {"fmtnational", "fmtintl", "intl00", "dashed", "dashlower", "dashupper", "dotlower", "dotupper"}
+)
 
 # Keys under which a short value (a first name, a 6-letter handle) still counts.
 NAME_KEYS = frozenset(

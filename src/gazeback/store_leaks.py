@@ -121,7 +121,9 @@ def remove_identity(db: Database, identity_id: int) -> bool:
     return found is not None
 
 
-def load_identities(db: Database, key: bytes, ids: Iterable[int] | None = None) -> list[IdentityValue]:
+def load_identities(
+    db: Database, key: bytes, ids: Iterable[int] | None = None
+) -> list[IdentityValue]:
     wanted = set(ids) if ids is not None else None
     out = []
     for row in db.query("select id, kind, label, value_encrypted from identities order by id"):
@@ -190,7 +192,7 @@ def save_leaf_fingerprints(db: Database, request_id: int, fps: Sequence[tuple[in
 
 
 def save_detection(db: Database, request_id: int, detection: Detection, leaks: bool = True) -> None:
-    """Leaks (unless the caller writes them from the Record) and leaf fingerprints of one request."""
+    """Leaks (unless the caller writes them from the Record) and leaf fingerprints of a request."""
     if leaks:
         save_leaks(db, request_id, detection.leaks)
     save_leaf_fingerprints(db, request_id, detection.leaf_fingerprints)
@@ -223,16 +225,31 @@ def update_persistent_ids(db: Database, batch: Sequence[tuple[int, Detection]]) 
             ).fetchone()
             if row:
                 pid = row[0]
-                db.execute("update persistent_ids set last_seen_at = max(last_seen_at, ?) "
-                           "where id = ?", [seen_at, pid])
+                db.execute(
+                    "update persistent_ids set last_seen_at = max(last_seen_at, ?) where id = ?",
+                    [seen_at, pid],
+                )
             else:
-                pids.insert({"fingerprint": cand.fingerprint, "shape": cand.shape,
-                             "first_seen_at": seen_at, "last_seen_at": seen_at,
-                             "is_persistent": 0, "is_shared": 0})
+                pids.insert(
+                    {
+                        "fingerprint": cand.fingerprint,
+                        "shape": cand.shape,
+                        "first_seen_at": seen_at,
+                        "last_seen_at": seen_at,
+                        "is_persistent": 0,
+                        "is_shared": 0,
+                    }
+                )
                 pid = pids.last_pk
-            sightings.insert({"persistent_id": pid, "request_id": rid,
-                              "location": cand.location, "leak_id": None})
-            touched.add(int(pid))  # type: ignore[arg-type]
+            sightings.insert(
+                {
+                    "persistent_id": pid,
+                    "request_id": rid,
+                    "location": cand.location,
+                    "leak_id": None,
+                }
+            )
+            touched.add(int(pid))
     return sum(_judge(db, pid) for pid in sorted(touched))
 
 
@@ -265,21 +282,40 @@ def _judge(db: Database, pid: int) -> int:
     if not (shared or persistent):
         return 0
     tier = "medium" if shared else "weak"
-    db.execute("update persistent_ids set is_shared = ?, is_persistent = ? where id = ?",
-               [int(shared), int(persistent), pid])
+    db.execute(
+        "update persistent_ids set is_shared = ?, is_persistent = ? where id = ?",
+        [int(shared), int(persistent), pid],
+    )
     if shared:
-        db.execute("update leaks set tier = 'medium' where id in (select leak_id from "
-                   "persistent_id_sightings where persistent_id = ? and leak_id is not null)", [pid])
+        db.execute(
+            "update leaks set tier = 'medium' where id in (select leak_id from "
+            "persistent_id_sightings where persistent_id = ? and leak_id is not null)",
+            [pid],
+        )
     added = 0
     shape = next(db.query("select shape from persistent_ids where id = ?", [pid]))["shape"]
-    for s in list(db.query("select rowid, request_id, location from persistent_id_sightings "
-                           "where persistent_id = ? and leak_id is null", [pid])):
+    for s in list(
+        db.query(
+            "select rowid, request_id, location from persistent_id_sightings "
+            "where persistent_id = ? and leak_id is null",
+            [pid],
+        )
+    ):
         leaks = db.table("leaks")
-        leaks.insert({"request_id": s["request_id"], "identity_id": None,
-                      "pii_type": "persistent_id", "transform_chain": shape,
-                      "location": s["location"], "tier": tier})
-        db.execute("update persistent_id_sightings set leak_id = ? where rowid = ?",
-                   [leaks.last_pk, s["rowid"]])
+        leaks.insert(
+            {
+                "request_id": s["request_id"],
+                "identity_id": None,
+                "pii_type": "persistent_id",
+                "transform_chain": shape,
+                "location": s["location"],
+                "tier": tier,
+            }
+        )
+        db.execute(
+            "update persistent_id_sightings set leak_id = ? where rowid = ?",
+            [leaks.last_pk, s["rowid"]],
+        )
         added += 1
     return added
 
@@ -302,22 +338,29 @@ def rescan(db: Database, key: bytes, identity_ids: Iterable[int] | None = None) 
     for s, needles in profile.exact.items():
         for n in needles:
             by_fp.setdefault(fingerprint(key, s), []).append(
-                (n.pii_type, n.chain, n.tier, n.identity_id, False))
+                (n.pii_type, n.chain, n.tier, n.identity_id, False)
+            )
     for s, needles in profile.whole_leaf.items():
         for n in needles:
             by_fp.setdefault(fingerprint(key, s), []).append(
-                (n.pii_type, n.chain, n.tier, n.identity_id, True))
+                (n.pii_type, n.chain, n.tier, n.identity_id, True)
+            )
     existing = {  # one row per request, identity and place: case variants share a fingerprint
         (r["request_id"], r["identity_id"], r["location"])
-        for r in db.query("select request_id, identity_id, transform_chain, location from leaks "
-                          "where identity_id is not null")
+        for r in db.query(
+            "select request_id, identity_id, transform_chain, location from leaks "
+            "where identity_id is not null"
+        )
     }
     rows: list[dict[str, Any]] = []
     fps = list(by_fp)
     for i in range(0, len(fps), 500):
         chunk = fps[i : i + 500]
         marks = ",".join("?" * len(chunk))
-        sql = f"select request_id, fingerprint, location from leaf_fingerprints where fingerprint in ({marks})"
+        sql = (
+            "select request_id, fingerprint, location from leaf_fingerprints "
+            f"where fingerprint in ({marks})"
+        )
         for r in db.query(sql, chunk):
             for pii_type, chain, tier, iid, keyed in by_fp[r["fingerprint"]]:
                 if keyed and not _key_of(r["location"]) & NAME_KEYS:
@@ -326,9 +369,16 @@ def rescan(db: Database, key: bytes, identity_ids: Iterable[int] | None = None) 
                 if k in existing:
                     continue
                 existing.add(k)
-                rows.append({"request_id": r["request_id"], "identity_id": iid,
-                             "pii_type": pii_type, "transform_chain": chain,
-                             "location": r["location"], "tier": tier})
+                rows.append(
+                    {
+                        "request_id": r["request_id"],
+                        "identity_id": iid,
+                        "pii_type": pii_type,
+                        "transform_chain": chain,
+                        "location": r["location"],
+                        "tier": tier,
+                    }
+                )
     with db.atomic():
         db.table("leaks").insert_all(rows)
     return len(rows)
