@@ -18,6 +18,7 @@ import struct
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from urllib.parse import parse_qsl, unquote
 
 MAX_BYTES = 2_000_000
@@ -35,8 +36,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 _XML_TEXT = re.compile(r">([^<]{1,4096})<|=\"([^\"]{1,4096})\"")
 
 
-@dataclass(frozen=True)
-class Leaf:
+class Leaf(NamedTuple):
     location: str  # e.g. "url.query:ud[em]", "body.json:$.user.email", "header:x-device-id"
     text: str  # str, or bytes as latin-1 when ``binary``
     steps: tuple[str, ...] = ()  # decodings applied to reach it, outermost first
@@ -60,6 +60,7 @@ class Decoder:
     ) -> None:
         self.max_bytes, self.max_leaves, self.max_depth = max_bytes, max_leaves, max_depth
         self.out = Decoded()
+        self.seen: set[tuple[str, tuple[str, ...]]] = set()  # (text, steps) already re-decoded
 
     # -- budget --------------------------------------------------------------------------
     def room(self) -> int:
@@ -90,7 +91,11 @@ class Decoder:
         index = len(out.leaves)
         out.leaves.append(Leaf(location, text, steps, key, binary, parent))
         if not binary and len(text) >= 8 and len(steps) < self.max_depth:
-            self._redecode(index, location, text, steps, key)
+            # SDK batches repeat the same IDs in every event: decode a value once per request
+            seen = (text, steps)
+            if seen not in self.seen:
+                self.seen.add(seen)
+                self._redecode(index, location, text, steps, key)
 
     def _redecode(self, index: int, loc: str, text: str, steps: tuple[str, ...], key: str) -> None:
         s = text.strip()
