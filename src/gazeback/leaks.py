@@ -11,12 +11,12 @@ persistent identifiers, see ``store_leaks.update_persistent_ids``).
 
 from __future__ import annotations
 
-from hashlib import blake2b
 import math
 import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from hashlib import blake2b
 
 from .decode import MAX_BYTES, Decoder, Leaf, grpc_messages
 from .models import Leak, Observation
