@@ -187,3 +187,26 @@ def test_id_sharing_across_companies(db):
 def test_one_off_values_are_not_reported(db):
     for rid in range(1, 5):
         assert run_batch(db, rid, value=f"{rid:02d}" + "c0ffee1234abcd9876") == 0
+
+
+def test_save_batch_feeds_leak_report(db):
+    key = KEY
+    email_id = store_leaks.add_identity(db, key, "email", EMAIL, "work email")
+    profile = build_profile(store_leaks.load_identities(db, key))
+    batch = []
+    for rid, host in ((1, "ads.example"), (2, "other.example")):
+        add_request(db, rid, host=host)
+        obs = make_observation(host, "/p", [("em", EMAIL), ("did", "a3f9c2e17b4d8e6f0a1c")])
+        batch.append((rid, detect(obs, profile, key)))
+    with db.atomic():
+        assert store_leaks.save_batch(db, batch, leaks=True) == 2
+    rows = list(db.query("select request_id, host, pii_type, identity, transform_chain, location, "
+                         "tier from leak_report order by request_id, pii_type"))
+    assert rows[:2] == [
+        {"request_id": 1, "host": "ads.example", "pii_type": "email", "identity": "work email",
+         "transform_chain": "plain", "location": "url.query:em", "tier": "strong"},
+        {"request_id": 1, "host": "ads.example", "pii_type": "persistent_id", "identity": None,
+         "transform_chain": "hex", "location": "url.query:did", "tier": "medium"},
+    ]
+    assert db["leaf_fingerprints"].count == 6
+    assert email_id == 1

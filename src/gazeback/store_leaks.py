@@ -198,6 +198,18 @@ def save_detection(db: Database, request_id: int, detection: Detection, leaks: b
     save_leaf_fingerprints(db, request_id, detection.leaf_fingerprints)
 
 
+def save_batch(db: Database, batch: Sequence[tuple[int, Detection]], leaks: bool = False) -> int:
+    """Everything the leak detector keeps for one writer batch, after the requests exist.
+
+    Writes leaf fingerprints (and leaks too when ``leaks``; by default the Record path
+    writes them), then runs ``update_persistent_ids``. Returns persistent-ID rows added.
+    Call inside the batch's transaction.
+    """
+    for request_id, detection in batch:
+        save_detection(db, request_id, detection, leaks=leaks)
+    return update_persistent_ids(db, batch)
+
+
 # --- unregistered persistent identifiers ----------------------------------------------------
 
 
