@@ -1,6 +1,6 @@
 """Full run of the labeled leak corpus: the table in docs/leak-detection.md.
 
-    PYTHONPATH=src python bench/eval_leaks.py [FLOWS] [SEED] > /tmp/table.md
+PYTHONPATH=src python bench/eval_leaks.py [FLOWS] [SEED] > /tmp/table.md
 """
 
 from __future__ import annotations

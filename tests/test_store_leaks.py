@@ -200,13 +200,31 @@ def test_save_batch_feeds_leak_report(db):
         batch.append((rid, detect(obs, profile, key)))
     with db.atomic():
         assert store_leaks.save_batch(db, batch, leaks=True) == 2
-    rows = list(db.query("select request_id, host, pii_type, identity, transform_chain, location, "
-                         "tier from leak_report order by request_id, pii_type"))
+    rows = list(
+        db.query(
+            "select request_id, host, pii_type, identity, transform_chain, location, "
+            "tier from leak_report order by request_id, pii_type"
+        )
+    )
     assert rows[:2] == [
-        {"request_id": 1, "host": "ads.example", "pii_type": "email", "identity": "work email",
-         "transform_chain": "plain", "location": "url.query:em", "tier": "strong"},
-        {"request_id": 1, "host": "ads.example", "pii_type": "persistent_id", "identity": None,
-         "transform_chain": "hex", "location": "url.query:did", "tier": "medium"},
+        {
+            "request_id": 1,
+            "host": "ads.example",
+            "pii_type": "email",
+            "identity": "work email",
+            "transform_chain": "plain",
+            "location": "url.query:em",
+            "tier": "strong",
+        },
+        {
+            "request_id": 1,
+            "host": "ads.example",
+            "pii_type": "persistent_id",
+            "identity": None,
+            "transform_chain": "hex",
+            "location": "url.query:did",
+            "tier": "medium",
+        },
     ]
     assert db["leaf_fingerprints"].count == 6
     assert email_id == 1

@@ -175,25 +175,25 @@ def m005_create_identities_and_leaks(db: Database) -> None:
 @migrations()
 def m020_add_identity_values(db: Database) -> None:
     # The value itself, AES-GCM encrypted with a key derived from <db>.key (never stored here).
-    db["identities"].add_column("value_encrypted", bytes)
+    db.table("identities").add_column("value_encrypted", bytes)
 
 
 @migrations()
 def m021_create_leaf_fingerprints(db: Database) -> None:
     # Keyed 64-bit fingerprints of each request's decoded leaves, so identities added later
     # can be found in traffic captured earlier without keeping bodies (gazeback rescan).
-    db["leaf_fingerprints"].create(
+    db.table("leaf_fingerprints").create(
         {"request_id": int, "fingerprint": int, "location": str},
         foreign_keys=[("request_id", "requests", "id")],
     )
-    db["leaf_fingerprints"].create_index(["fingerprint"])
-    db["leaf_fingerprints"].create_index(["request_id"])
+    db.table("leaf_fingerprints").create_index(["fingerprint"])
+    db.table("leaf_fingerprints").create_index(["request_id"])
 
 
 @migrations()
 def m022_create_persistent_ids(db: Database) -> None:
     # ID-shaped values seen in requests, by keyed fingerprint only (never the value).
-    db["persistent_ids"].create(
+    db.table("persistent_ids").create(
         {
             "id": int,
             "fingerprint": int,
@@ -205,8 +205,8 @@ def m022_create_persistent_ids(db: Database) -> None:
         },
         pk="id",
     )
-    db["persistent_ids"].create_index(["fingerprint"], unique=True)
-    db["persistent_id_sightings"].create(
+    db.table("persistent_ids").create_index(["fingerprint"], unique=True)
+    db.table("persistent_id_sightings").create(
         {
             "persistent_id": int,
             "request_id": int,
@@ -219,8 +219,8 @@ def m022_create_persistent_ids(db: Database) -> None:
             ("leak_id", "leaks", "id"),
         ],
     )
-    db["persistent_id_sightings"].create_index(["persistent_id"])
-    db["persistent_id_sightings"].create_index(["request_id"])
+    db.table("persistent_id_sightings").create_index(["persistent_id"])
+    db.table("persistent_id_sightings").create_index(["request_id"])
 
 
 def apply(db: Database) -> None:
