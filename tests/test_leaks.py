@@ -345,3 +345,27 @@ def test_negatives_only_set_has_no_strong_hit():
     seed = 4
     s = score(generate(seed, 600, negatives_share=1.0, location_share=0.0), seed)
     assert s.negative_flows == 600 and s.negative_strong == 0
+
+
+@pytest.mark.parametrize(
+    "doc,location",
+    [
+        (
+            {"users": {EMAIL: {"id": "38400000-8cf0-11bd-b23e-10b96e40000d"}}},
+            "body.json:$.users.*.id",
+        ),
+        ({"profile_9774d56d682e549c": {"em": EMAIL}}, "body.json:$.*.em"),
+        (
+            {"by_phone": {"+4915112345678": {"adid": "38400000-8cf0-11bd-b23e-10b96e40000d"}}},
+            "body.json:$.by_phone.*.adid",
+        ),
+    ],
+)
+def test_locations_never_carry_values_used_as_keys(doc, location):
+    obs = make_observation(
+        "t.example", "/p", body=json.dumps(doc).encode(), content_type="application/json"
+    )
+    det = detect(obs, PROFILE, KEY)
+    assert location in {leak.location for leak in det.leaks}
+    stored = repr(det.leaks) + repr(det.leaf_fingerprints) + repr(det.candidates)
+    assert "@" not in stored and "9774d56d682e549c" not in stored and "4915112345678" not in stored

@@ -36,6 +36,18 @@ _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 _XML_TEXT = re.compile(r">([^<]{1,4096})<|=\"([^\"]{1,4096})\"")
 
 
+def safe_key(key: object) -> str:
+    """A key name fit to be stored in a location: names that look like values become ``*``.
+
+    Some payloads key objects by e-mail, phone or device ID (``{"jane@x.org": {...}}``);
+    the location must not carry them.
+    """
+    k = str(key)
+    if len(k) > 32 or "@" in k or sum(c.isdigit() for c in k) >= 6 or _HEX.fullmatch(k):
+        return "*"
+    return k
+
+
 class Leaf(NamedTuple):
     location: str  # e.g. "url.query:ud[em]", "body.json:$.user.email", "header:x-device-id"
     text: str  # str, or bytes as latin-1 when ``binary``
@@ -119,7 +131,9 @@ class Decoder:
             return
         if "=" in s and "&" in s and _FORM.fullmatch(s):
             for k, v in parse_qsl(s, keep_blank_values=True)[: self.max_leaves]:
-                self.leaf(f"{loc}>form:{k}", v, steps + ("form",), k.lower(), parent=index)
+                self.leaf(
+                    f"{loc}>form:{safe_key(k)}", v, steps + ("form",), k.lower(), parent=index
+                )
             return
         if _HEX.fullmatch(s):
             raw = bytes.fromhex(s)
@@ -155,7 +169,7 @@ class Decoder:
                 continue
             if isinstance(value, dict):
                 for k, v in reversed(list(value.items())):
-                    stack.append((v, f"{p}.{k}", str(k).lower(), depth + 1))
+                    stack.append((v, f"{p}.{safe_key(k)}", str(k).lower(), depth + 1))
             elif isinstance(value, list):
                 for i in range(len(value) - 1, -1, -1):
                     stack.append((value[i], f"{p}[{i}]", key, depth + 1))
@@ -171,7 +185,7 @@ class Decoder:
 
     def form(self, s: str, prefix: str, steps: tuple[str, ...], parent: int = -1) -> None:
         for k, v in parse_qsl(s, keep_blank_values=True)[: self.max_leaves + 1]:
-            self.leaf(f"{prefix}{k}", v, steps, k.lower(), parent=parent)
+            self.leaf(f"{prefix}{safe_key(k)}", v, steps, k.lower(), parent=parent)
 
     def bytes_(
         self,

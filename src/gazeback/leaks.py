@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from hashlib import blake2b
 
-from .decode import MAX_BYTES, Decoder, Leaf, grpc_messages
+from .decode import MAX_BYTES, Decoder, Leaf, grpc_messages, safe_key
 from .models import Leak, Observation
 from .needles import ID_KEYS, NAME_KEYS, Needle, Place, Profile, Tier, build_profile
 
@@ -93,7 +93,7 @@ def decode_observation(obs: Observation, decoder: Decoder | None = None) -> Deco
     for i, seg in enumerate(p for p in path.split("/") if p):
         d.leaf(f"url.path:{i}", seg, key=f"path{i}")
     for k, v in obs.query:
-        d.leaf(f"url.query:{k}", v, key=k.lower())
+        d.leaf(f"url.query:{safe_key(k)}", v, key=k.lower())
     raw = {k.lower(): v for k, v in obs.raw_secret_headers}
     headers = [(k, v) for k, v in obs.request_headers if k.lower() not in raw]
     headers += list(obs.raw_secret_headers)
@@ -107,11 +107,11 @@ def decode_observation(obs: Observation, decoder: Decoder | None = None) -> Deco
         if lname == "cookie":
             for pair in value.split(";"):
                 k, _, v = pair.strip().partition("=")
-                d.leaf(f"cookie:{k}", v, key=k.lower())
+                d.leaf(f"cookie:{safe_key(k)}", v, key=k.lower())
         elif lname in ("authorization", "proxy-authorization"):
             d.leaf(f"header:{lname}", value.split(" ", 1)[-1], key=lname)
         else:
-            d.leaf(f"header:{lname}", value, key=lname)
+            d.leaf(f"header:{safe_key(lname)}", value, key=lname)
     if obs.request_body:
         _decode_body(d, obs.request_body, (obs.content_type or "").lower(), encoding)
     return d
@@ -151,7 +151,7 @@ def _multipart(d: Decoder, body: bytes, ctype: str, steps: tuple[str, ...]) -> N
         m = re.search(r"content-type:\s*([^\r\n;]+)", text)
         d.bytes_(
             content.removesuffix(b"\r\n"),
-            f"body.multipart:{name}",
+            f"body.multipart:{safe_key(name)}",
             steps,
             name,
             -1,
@@ -253,6 +253,20 @@ def _leaks_from_hits(
 
 
 # --- location --------------------------------------------------------------------------
+
+
+def _scrub_location(leak: Leak, profile: Profile) -> Leak:
+    """Last guard: a location that contains one of the person's needles loses that part."""
+    if profile.automaton is None:
+        return leak
+    loc = leak.location
+    for end, (length, _) in profile.automaton.iter(loc):
+        loc = loc[: end - length + 1] + "*" * length + loc[end + 1 :]
+    if loc == leak.location:
+        return leak
+    return Leak(
+        leak.pii_type, leak.transform_chain, re.sub(r"\*+", "*", loc), leak.tier, leak.identity_id
+    )
 
 
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -383,6 +397,7 @@ def detect(obs: Observation, profile: Profile, key: bytes | None = None) -> Dete
     leaks = list(_leaks_from_hits(leaves, hits).values())
     if profile.places:
         leaks += _location_leaks(leaves, profile.places)
+    leaks = [_scrub_location(leak, profile) for leak in leaks]
     leaks.sort(key=lambda x: (x.identity_id or 0, x.location, x.transform_chain))
     fps: tuple[tuple[int, str], ...] = ()
     cands: tuple[Candidate, ...] = ()
