@@ -369,3 +369,15 @@ def test_locations_never_carry_values_used_as_keys(doc, location):
     assert location in {leak.location for leak in det.leaks}
     stored = repr(det.leaks) + repr(det.leaf_fingerprints) + repr(det.candidates)
     assert "@" not in stored and "9774d56d682e549c" not in stored and "4915112345678" not in stored
+
+
+def test_huge_protobuf_is_scanned_as_bytes():
+    body = (b"\x08\x01" * 500_000) + b"\x12" + bytes([len(EMAIL)]) + EMAIL.encode()
+    started = time.perf_counter()
+    det = detect(
+        make_observation("t.example", "/p", body=body, content_type="application/x-protobuf"),
+        PROFILE,
+        KEY,
+    )
+    assert time.perf_counter() - started < 5
+    assert [(x.identity_id, x.location) for x in det.leaks] == [(1, "body.binary")]

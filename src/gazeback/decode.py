@@ -219,7 +219,8 @@ class Decoder:
         if fields is not None and fields:
             return self.protobuf(fields, loc, steps, parent)
         if not strict:
-            self.leaf(loc, raw.decode("latin-1"), steps, key, binary=True, parent=parent)
+            where = _kind(loc, "binary")
+            self.leaf(where, raw.decode("latin-1"), steps, key, binary=True, parent=parent)
 
     def text_body(
         self, text: str, loc: str, steps: tuple[str, ...], key: str, parent: int, ctype: str
@@ -328,11 +329,14 @@ class Decoder:
 
 
 def _kind(loc: str, kind: str) -> str:
-    """``body`` → ``body.json:``; nested locations (``...>``) keep their prefix."""
-    if loc == "body" or loc.startswith("body.multipart"):
-        return f"{loc}.{kind}:" if loc != "body" else f"body.{kind}:"
-    if kind in ("text", "xml"):
+    """Where a decoded part sits: ``body`` → ``body.json:`` or ``body.text``; nested: ``...>json:``."""
+    whole = kind in ("text", "xml", "binary")  # the leaf is the whole part: no path follows
+    if loc == "body":
+        return f"body.{kind}" if whole else f"body.{kind}:"
+    if whole:
         return loc
+    if loc.startswith("body.multipart") and ">" not in loc:
+        return f"{loc}.{kind}:"
     return f"{loc}>{kind}:"
 
 
@@ -390,6 +394,8 @@ def parse_protobuf(
     i, n = 0, len(buf)
     try:
         while i < n:
+            if len(fields) > MAX_LEAVES:  # too many to walk: scanned as raw bytes instead
+                return None
             tag, i = _varint(buf, i)
             number, wire = tag >> 3, tag & 7
             if not 1 <= number < 1 << 29:

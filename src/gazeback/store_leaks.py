@@ -151,7 +151,7 @@ def load_profile(db_path: str | Path) -> Profile:
 def profile_stamp(db_path: str | Path) -> str:
     """Changes whenever an identity is added or removed; cheap enough to poll each batch."""
     try:
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        conn = sqlite3.connect(Path(db_path).resolve().as_uri() + "?mode=ro", uri=True)
     except sqlite3.Error:
         return ""
     try:
