@@ -329,7 +329,7 @@ class Decoder:
 
 
 def _kind(loc: str, kind: str) -> str:
-    """Where a decoded part sits: ``body`` → ``body.json:`` or ``body.text``; nested: ``...>json:``."""
+    """Where a part sits: ``body`` → ``body.json:`` or ``body.text``; nested: ``...>json:``."""
     whole = kind in ("text", "xml", "binary")  # the leaf is the whole part: no path follows
     if loc == "body":
         return f"body.{kind}" if whole else f"body.{kind}:"
