@@ -56,7 +56,7 @@ _INDEX = re.compile(r"\[\d+\]")
 class Candidate:
     """An ID-shaped value, by keyed fingerprint only: input to the persistent-ID heuristic."""
 
-    fingerprint: int  # HMAC-SHA256(key, value)[:8] as a signed 64-bit int
+    fingerprint: int  # fingerprint(key, value): keyed BLAKE2b, 64 bits, signed
     location: str  # array indices replaced by [*]
     shape: str  # uuid, hex, b64, digits
 
@@ -65,7 +65,7 @@ class Candidate:
 class Detection:
     leaks: tuple[Leak, ...] = ()
     truncated: bool = False  # a budget was hit: store the request with decode_truncated = 1
-    # (HMAC fingerprint of the lower-cased leaf, location) for retroactive matching
+    # (keyed fingerprint of the lower-cased leaf, location) for retroactive matching
     leaf_fingerprints: tuple[tuple[int, str], ...] = ()
     candidates: tuple[Candidate, ...] = ()
 
