@@ -188,6 +188,57 @@ def m007_create_pinned_hosts(db: Database) -> None:
     )
 
 
+@migrations()
+def m008_add_identity_values(db: Database) -> None:
+    # The value itself, AES-GCM encrypted with a key derived from <db>.key (never stored here).
+    db.table("identities").add_column("value_encrypted", bytes)
+
+
+@migrations()
+def m009_create_leaf_fingerprints(db: Database) -> None:
+    # Keyed 64-bit fingerprints of each request's decoded leaves, so identities added later
+    # can be found in traffic captured earlier without keeping bodies (gazeback rescan).
+    db.table("leaf_fingerprints").create(
+        {"request_id": int, "fingerprint": int, "location": str},
+        foreign_keys=[("request_id", "requests", "id")],
+    )
+    db.table("leaf_fingerprints").create_index(["fingerprint"])
+    db.table("leaf_fingerprints").create_index(["request_id"])
+
+
+@migrations()
+def m010_create_persistent_ids(db: Database) -> None:
+    # ID-shaped values seen in requests, by keyed fingerprint only (never the value).
+    db.table("persistent_ids").create(
+        {
+            "id": int,
+            "fingerprint": int,
+            "shape": str,  # uuid, hex, b64, digits
+            "first_seen_at": str,
+            "last_seen_at": str,
+            "is_persistent": int,  # stable for a device and destination (>= 2 days or 3 captures)
+            "is_shared": int,  # reached two or more companies (ID sharing)
+        },
+        pk="id",
+    )
+    db.table("persistent_ids").create_index(["fingerprint"], unique=True)
+    db.table("persistent_id_sightings").create(
+        {
+            "persistent_id": int,
+            "request_id": int,
+            "location": str,
+            "leak_id": int,  # the leaks row written once the value qualified
+        },
+        foreign_keys=[
+            ("persistent_id", "persistent_ids", "id"),
+            ("request_id", "requests", "id"),
+            ("leak_id", "leaks", "id"),
+        ],
+    )
+    db.table("persistent_id_sightings").create_index(["persistent_id"])
+    db.table("persistent_id_sightings").create_index(["request_id"])
+
+
 def apply(db: Database) -> None:
     """Bring ``db`` to the current schema, then (re)create the views."""
     from .views import ensure_db_shape

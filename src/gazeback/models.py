@@ -103,6 +103,9 @@ class Observation:
     redacted_fields: tuple[
         str, ...
     ] = ()  # where secrets were replaced, e.g. "header:authorization"
+    # The values that redaction replaced (cookie, authorization, ...), as sent: leak detection
+    # only, never stored. Detection prefers these over the redacted header values.
+    raw_secret_headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,33 @@ class Leak:
     location: str  # e.g. "url.query:ud[em]", "body.json:$.user.email"
     tier: Literal["strong", "medium", "weak"]
     identity_id: int | None = None
+
+
+IDENTITY_KINDS = (
+    "email",
+    "phone",
+    "name",
+    "ad_id",
+    "android_id",
+    "imei",
+    "mac",
+    "location",
+    "ip",
+    "other",
+)
+
+
+@dataclass(frozen=True)
+class IdentityValue:
+    """One of the person's own identifiers, in clear: in memory only, never stored in the db.
+
+    ``value`` is kept out of ``repr`` so that a log line or a traceback cannot print it.
+    """
+
+    id: int
+    kind: str  # one of IDENTITY_KINDS
+    value: str = field(repr=False)
+    label: str | None = None
 
 
 @dataclass(frozen=True)

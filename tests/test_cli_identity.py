@@ -1,0 +1,70 @@
+import click
+import pytest
+from click.testing import CliRunner
+from sqlite_utils import Database
+
+from gazeback import cli_identity, store_leaks
+
+
+@pytest.fixture
+def cli():
+    group = click.Group()
+    group.add_command(cli_identity.identity)
+    group.add_command(cli_identity.rescan)
+    return group
+
+
+def test_identity_add_list_remove(cli, tmp_path):
+    db = str(tmp_path / "trail.db")
+    runner = CliRunner()
+    result = runner.invoke(
+        cli,
+        ["identity", "add", db, "email", "jane@example.org", "--label", "me"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0
+    result = runner.invoke(
+        cli, ["identity", "add", db, "phone", "-"], input="+4915112345678\n", catch_exceptions=False
+    )
+    assert result.exit_code == 0
+    result = runner.invoke(cli, ["identity", "list", db], catch_exceptions=False)
+    assert result.output == "1\temail\tme\tj***@e***.org\n2\tphone\tphone\t+4***78\n"
+    assert "jane" not in result.output
+    assert runner.invoke(cli, ["identity", "remove", db, "1"]).exit_code == 0
+    assert [r["id"] for r in Database(db)["identities"].rows] == [2]
+
+
+def test_identity_errors(cli, tmp_path):
+    db = str(tmp_path / "trail.db")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["identity", "add", db, "location", "north"])
+    assert result.exit_code == 1 and "lat,lon" in result.output
+    result = runner.invoke(cli, ["identity", "remove", db, "9"])
+    assert result.exit_code == 1 and "gazeback identity list" in result.output
+    result = runner.invoke(cli, ["identity", "add", db, "colour", "red"])
+    assert result.exit_code == 2
+
+
+def test_rescan(cli, tmp_path):
+    db = str(tmp_path / "trail.db")
+    runner = CliRunner()
+    assert "Add an identity first" in runner.invoke(cli, ["rescan", db]).output
+    runner.invoke(cli, ["identity", "add", db, "email", "jane@example.org"], catch_exceptions=False)
+    database = Database(db)
+    database["requests"].insert(
+        {"id": 1, "flow_id": "f", "kind": "http", "host": "h", "started_at": "2026-01-01T00:00:00Z"}
+    )
+    key = store_leaks.load_key(db)
+    from gazeback.leaks import fingerprint
+
+    store_leaks.save_leaf_fingerprints(
+        database, 1, [(fingerprint(key, "jane@example.org"), "url.query:e")]
+    )
+    result = runner.invoke(cli, ["rescan", db], catch_exceptions=False)
+    assert result.output == "1 new leak rows.\n"
+
+
+@pytest.mark.parametrize("command", ["add", "list", "remove"])
+def test_help_has_an_example(cli, command):
+    result = CliRunner().invoke(cli, ["identity", command, "--help"])
+    assert result.exit_code == 0 and "Example" in result.output
