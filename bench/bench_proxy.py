@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-URL = "http://www.google-analytics.com/g/collect?v=2&tid=G-BENCH&cid=555.666&en=page_view"
+HOST = "www.google-analytics.com"
+PATH = "/g/collect?v=2&tid=G-BENCH&cid=555.666&en=page_view"
 BODY = b"en=page_view&ep.email=someone%40example.org"
 
 
@@ -53,8 +54,8 @@ def start_mitmdump(upstream_port: int, with_gazeback: bool, tmp: Path) -> tuple:
         *pin(1), sys.executable, "-c", "from mitmproxy.tools.main import mitmdump; mitmdump()",
         "-q", "--listen-host", "127.0.0.1", "--listen-port", str(port),
         "--set", f"confdir={tmp / 'conf'}",
-        "-s", str(ROOT / "tests" / "helpers" / "hostmap.py"),
-        "--set", f"hostmap_http_port={upstream_port}", "--set", f"hostmap_port={upstream_port}",
+        # reverse mode to the local upstream; the Host header names the tracker
+        "--mode", f"reverse:http://127.0.0.1:{upstream_port}",
     ]  # fmt: skip
     db = tmp / f"bench-{port}.db"
     if with_gazeback:
@@ -69,7 +70,9 @@ def worker(port: int, n: int, latencies: list[float], errors: list[int]) -> None
     for _ in range(n):
         t0 = time.perf_counter()
         try:
-            conn.request("POST", URL, body=BODY, headers={"Content-Type": "text/plain"})
+            conn.request(
+                "POST", PATH, body=BODY, headers={"Host": HOST, "Content-Type": "text/plain"}
+            )
             resp = conn.getresponse()
             resp.read()
             if resp.status != 200:
@@ -119,7 +122,7 @@ def hook_microbench(n: int = 20000) -> dict[str, float]:
             flows = []
             for _ in range(n):
                 f = tflow.tflow(resp=True)
-                f.request.url = URL
+                f.request.url = f"http://{HOST}{PATH}"
                 f.request.content = BODY
                 flows.append(f)
             times = []

@@ -1,40 +1,33 @@
-"""A minimal keep-alive HTTP/1.1 server on loopback: the 'internet' for benchmarks."""
+"""A small keep-alive HTTP/1.1 server on loopback: the 'internet' for benchmarks.
 
-import asyncio
+python bench/fast_upstream.py PORT
+"""
+
 import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BODY = b'{"ok":true}'
-RESPONSE = (
-    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-    + str(len(BODY)).encode()
-    + b"\r\n\r\n"
-    + BODY
+RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+    len(BODY),
+    BODY,
 )
 
 
-async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            if length:
-                await reader.readexactly(length)
-            writer.write(RESPONSE)
-            await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def _reply(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        if length:
+            self.rfile.read(length)
+        # one write: headers and body in separate segments meet delayed ACKs (40 ms stalls)
+        self.wfile.write(RESPONSE)
+
+    do_GET = do_POST = _reply
+
+    def log_message(self, *args: object) -> None:
         pass
-    finally:
-        writer.close()
-
-
-async def main(port: int) -> None:
-    server = await asyncio.start_server(handle, "127.0.0.1", port)
-    async with server:
-        await server.serve_forever()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()

@@ -83,7 +83,7 @@ def test_processing_error_stores_the_flow_unclassified(tmp_path):
     def broken(s, key):
         raise ValueError("bug")
 
-    w = Writer(tmp_path / "t.db", KEY, process_fn=broken)
+    w = Writer(tmp_path / "t.db", KEY, process_fn=broken)  # noqa
     w.start()
     w.submit(snap(1))
     w.stop()

@@ -185,6 +185,7 @@ def iso(ts: float) -> str:
 def observe(snap: FlowSnapshot, key: bytes) -> Observation:
     """Redact secrets and normalise text; the result is what gazeback may store (plus body)."""
     redacted: list[str] = []
+    raw_secrets: list[tuple[str, str]] = []
     headers: list[tuple[str, str]] = []
     first: dict[str, str] = {}
     for i, (bname, bvalue) in enumerate(snap.request_headers):
@@ -193,9 +194,11 @@ def observe(snap: FlowSnapshot, key: bytes) -> Observation:
         first.setdefault(lname, value)
         if i >= MAX_HEADERS:
             continue
-        value, was_secret = redact_header(name, value, key)
+        redacted_value, was_secret = redact_header(name, value, key)
         if was_secret:
             redacted.append(f"header:{lname}")
+            raw_secrets.append((lname, clip(value, MAX_HEADER_VALUE * 4)))
+            value = redacted_value
         headers.append((name, clip(value, MAX_HEADER_VALUE)))
     if len(snap.request_headers) > MAX_HEADERS:
         headers.append(("x-gazeback-truncated", f"{len(snap.request_headers) - MAX_HEADERS} more"))
@@ -240,6 +243,7 @@ def observe(snap: FlowSnapshot, key: bytes) -> Observation:
         websocket_messages=snap.websocket_messages,
         websocket_bytes=snap.websocket_bytes,
         redacted_fields=tuple(dict.fromkeys(redacted)),
+        raw_secret_headers=tuple(raw_secrets),
     )
 
 

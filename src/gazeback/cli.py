@@ -158,3 +158,14 @@ def migrate(db_path: Path) -> None:
     click.echo(
         f"{db_path}: schema up to date ({len(migrations.migrations.applied(db))} migrations)"
     )
+
+
+def _register() -> None:
+    from .cli_identity import identity, rescan
+    from .cli_trackers import reclassify, trackers
+
+    for command in (trackers, reclassify, identity, rescan):
+        cli.add_command(command)
+
+
+_register()

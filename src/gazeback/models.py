@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, NewType
+from typing import Any, Literal, NewType
 
 CaptureId = NewType("CaptureId", int)
 DeviceId = NewType("DeviceId", int)
@@ -172,4 +172,6 @@ class Record:
     classification: Classification
     leaks: tuple[Leak, ...] = ()
     decode_truncated: bool = False
-    extra: dict[str, object] = field(default_factory=dict)
+    # the leak detector's Detection (leaf fingerprints, ID candidates); typed loosely so
+    # models stays free of the detector's imports
+    detection: Any = None

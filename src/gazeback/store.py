@@ -9,18 +9,20 @@ exactly the same code.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlite_utils import Database
 
 from .capture import headers_json
+from .classify import TrackerIndex
+from .knowledge import save_knowledge
+from .leaks import Candidate, Detection
 from .models import CaptureId, FlowSnapshot, Record
+from .store_leaks import save_batch
 
 Item = dict[str, Any]
-# tracker id -> rows for companies, trackers and tracker_domains (from the tracker index)
-KnowledgeRows = Callable[[str], Mapping[str, Sequence[Mapping[str, Any]]]]
 
 
 def now_iso() -> str:
@@ -70,7 +72,28 @@ def record_item(record: Record) -> Item:
             }
             for leak in record.leaks
         ],
+        "detection": _detection_item(record.detection),
     }
+
+
+def _detection_item(det: Detection | None) -> dict[str, Any] | None:
+    # keyed fingerprints and locations only: JSON-safe for the spill file, no values
+    if det is None or not (det.leaf_fingerprints or det.candidates):
+        return None
+    return {
+        "leaf_fingerprints": [list(fp) for fp in det.leaf_fingerprints],
+        "candidates": [[c.fingerprint, c.location, c.shape] for c in det.candidates],
+    }
+
+
+def _detection(item: Item) -> Detection | None:
+    d = item.get("detection")
+    if not d:
+        return None
+    return Detection(
+        leaf_fingerprints=tuple((int(fp), str(loc)) for fp, loc in d["leaf_fingerprints"]),
+        candidates=tuple(Candidate(int(fp), str(loc), str(sh)) for fp, loc, sh in d["candidates"]),
+    )
 
 
 def minimal_item(snap: FlowSnapshot) -> Item:
@@ -169,7 +192,7 @@ def save_items(
     capture_id: int,
     items: Sequence[Item],
     *,
-    knowledge: KnowledgeRows | None = None,
+    index: TrackerIndex | None = None,
     device_cache: dict[str, int] | None = None,
     known_trackers: set[str] | None = None,
 ) -> int:
@@ -183,8 +206,11 @@ def save_items(
     known = set() if known_trackers is None else known_trackers
     with db.atomic():
         ids = _device_ids(db, items, cache)
-        if knowledge is not None:
-            _save_knowledge(db, items, knowledge, known)
+        if index is not None:
+            new_ids = {i["request"]["tracker_id"] for i in items} - known - {None}
+            if new_ids:
+                save_knowledge(db, index, new_ids)
+                known |= new_ids
         flow_ids = [i["request"]["flow_id"] for i in items]
         existing = _existing(db, flow_ids)
         rows = []
@@ -197,16 +223,21 @@ def save_items(
             row["device_id"] = ids[item["device"]["key"]]
             rows.append(row)
         db["requests"].insert_all(rows, batch_size=100)
-        with_leaks = [i for i in items if i["leaks"]]
-        if with_leaks:
-            pk = _ids_by_flow(db, [i["request"]["flow_id"] for i in with_leaks])
-            new_flows = {r["flow_id"] for r in rows}
+        new_flows = {r["flow_id"] for r in rows}
+        detected = [
+            i
+            for i in items
+            if (i["leaks"] or i.get("detection")) and i["request"]["flow_id"] in new_flows
+        ]
+        if detected:
+            pk = _ids_by_flow(db, [i["request"]["flow_id"] for i in detected])
             db["leaks"].insert_all(
                 {**leak, "request_id": pk[i["request"]["flow_id"]]}
-                for i in with_leaks
-                if i["request"]["flow_id"] in new_flows
+                for i in detected
                 for leak in i["leaks"]
             )
+            batch = [(pk[i["request"]["flow_id"]], _detection(i)) for i in detected]
+            save_batch(db, [(rid, det) for rid, det in batch if det is not None])
     return len(rows)
 
 
@@ -223,20 +254,6 @@ def _ids_by_flow(db: Database, flow_ids: Iterable[str]) -> dict[str, int]:
         for row in db.query(f"select id, flow_id from requests where flow_id in ({marks})", chunk):
             out[row["flow_id"]] = row["id"]
     return out
-
-
-def _save_knowledge(
-    db: Database, items: Sequence[Item], knowledge: KnowledgeRows, known: set[str]
-) -> None:
-    for item in items:
-        tracker_id = item["request"]["tracker_id"]
-        if not tracker_id or tracker_id in known:
-            continue
-        rows = knowledge(tracker_id)
-        for table, pk in (("companies", "id"), ("trackers", "id"), ("tracker_domains", "domain")):
-            if rows.get(table):
-                db[table].upsert_all(rows[table], pk=pk)
-        known.add(tracker_id)
 
 
 def save_pinned(db: Database, host: str, error: str | None) -> None:

@@ -20,9 +20,11 @@ from typing import Any
 import sqlite_utils
 
 from . import migrations, store
+from .classify import TrackerIndex, load_index
 from .localfiles import private_file, spill_path
 from .models import FlowSnapshot, Record
-from .pipeline import process
+from .pipeline import Context, process
+from .store_leaks import load_profile, profile_stamp
 
 logger = logging.getLogger("gazeback")
 
@@ -48,7 +50,9 @@ class Stats:
 class Writer:
     """Batches records into the database from its own thread.
 
-    :param process_fn: snapshot → Record; injectable for tests
+    :param process_fn: (snapshot, context) → Record; injectable for tests
+    :param index: tracker knowledge; by default the bundled (or updated) index, loaded
+        in the writer thread so the proxy starts at once
     """
 
     def __init__(
@@ -60,9 +64,9 @@ class Writer:
         batch_size: int = 500,
         interval: float = 0.5,
         maxsize: int = 100_000,
-        process_fn: Callable[[FlowSnapshot, bytes], Record] = process,
-        knowledge: store.KnowledgeRows | None = None,
-        versions: dict[str, str] | None = None,
+        process_fn: Callable[[FlowSnapshot, Context], Record] = process,
+        index: TrackerIndex | None = None,
+        detect_leaks: bool = True,
         busy_timeout_ms: int = 5000,
     ) -> None:
         self.db_path = Path(db_path)
@@ -72,8 +76,11 @@ class Writer:
         self.interval = interval
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
         self.process_fn = process_fn
-        self.knowledge = knowledge
-        self.versions = versions or {}
+        self.index = index
+        self.detect_leaks = detect_leaks
+        self.context = Context(key)
+        self._stamp = ""
+        self._stamp_checked = 0.0
         self.busy_timeout_ms = busy_timeout_ms
         self.stats = Stats()
         self.capture_id: int | None = None
@@ -145,7 +152,10 @@ class Writer:
     def _run(self) -> None:
         try:
             db = self._open()
-            self.capture_id = store.start_capture(db, self.source, self.versions)
+            if self.index is None:
+                self.index = load_index()
+            self._load_profile()
+            self.capture_id = store.start_capture(db, self.source, self.index.versions())
             self.pinned = store.pinned_hosts(db)
             self._replay_spill(db)
         except BaseException as e:  # reported to start()'s caller
@@ -170,6 +180,8 @@ class Writer:
                 self.queue.task_done()
             elif got is not None:
                 pending.append(self._item(got))
+            if pending and len(pending) == 1:
+                self._refresh_profile()
             if pending and (
                 stopping or len(pending) >= self.batch_size or time.monotonic() >= deadline
             ):
@@ -193,9 +205,26 @@ class Writer:
         except Exception as e:
             logger.error("gazeback: could not remember pinned host %s: %s", host, e)
 
+    def _load_profile(self) -> None:
+        profile = load_profile(self.db_path) if self.detect_leaks else None
+        self.context = Context(self.key, self.index, profile)
+        self._stamp = profile_stamp(self.db_path) if self.detect_leaks else ""
+        self._stamp_checked = time.monotonic()
+
+    def _refresh_profile(self) -> None:
+        # identities added with `gazeback identity add` while the proxy runs apply within 5 s
+        if not self.detect_leaks or time.monotonic() - self._stamp_checked < 5:
+            return
+        self._stamp_checked = time.monotonic()
+        if profile_stamp(self.db_path) != self._stamp:
+            try:
+                self._load_profile()
+            except Exception as e:
+                logger.error("gazeback: could not reload identities: %s", e)
+
     def _item(self, snap: FlowSnapshot) -> store.Item:
         try:
-            return store.record_item(self.process_fn(snap, self.key))
+            return store.record_item(self.process_fn(snap, self.context))
         except Exception:
             # Our code failed on this flow: keep what we safely can, and say so.
             self.stats.process_errors += 1
@@ -203,7 +232,7 @@ class Writer:
                 "gazeback: could not process flow %s; stored unclassified", snap.flow_id
             )
         try:
-            return store.record_item(process(snap, self.key))
+            return store.record_item(process(snap, Context(self.key)))
         except Exception:
             return store.minimal_item(snap)
 
@@ -213,7 +242,7 @@ class Writer:
                 db,
                 self.capture_id or 0,
                 items,
-                knowledge=self.knowledge,
+                index=self.index,
                 device_cache=self._device_cache,
                 known_trackers=self._known_trackers,
             )
@@ -266,7 +295,7 @@ class Writer:
                 db,
                 self.capture_id or 0,
                 items[start : start + self.batch_size],
-                knowledge=self.knowledge,
+                index=self.index,
             )
         path.unlink()
         logger.warning("gazeback: replayed %d spilled requests from %s", len(items), path)
