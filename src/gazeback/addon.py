@@ -13,6 +13,7 @@ from mitmproxy.proxy.layers.tls import parse_client_hello
 from . import capture
 from .localfiles import default_db_path, load_or_create_key, prepare_db_path
 from .models import FlowSnapshot
+from .worker import ProcessWriter
 from .writer import Writer
 
 logger = logging.getLogger("gazeback")
@@ -25,9 +26,9 @@ class TrailLogger:
     logged and counted and never reaches the person's traffic (``fail-open``).
     """
 
-    def __init__(self, writer_factory: Any = Writer) -> None:
+    def __init__(self, writer_factory: Any = None) -> None:
         self.writer_factory = writer_factory
-        self.writer: Writer | None = None
+        self.writer: Writer | ProcessWriter | None = None
         self.errors = 0  # exceptions caught in our hooks
         self._proxy_users: dict[str, str] = {}  # client connection id -> proxy-auth user
         self._pinned: set[str] = set()
@@ -46,6 +47,13 @@ class TrailLogger:
             "connections to that host through undecrypted (and count their bytes) "
             "instead of breaking them.",
         )
+        loader.add_option(
+            "gazeback_writer_process",
+            bool,
+            True,
+            "gazeback: classify, detect and store in a separate process, so that work never "
+            "competes with the proxy for Python's interpreter lock. Off: a thread of the proxy.",
+        )
 
     def configure(self, updated: set[str]) -> None:
         if "gazeback_db" in updated:
@@ -63,7 +71,10 @@ class TrailLogger:
             return
         path = Path(ctx.options.gazeback_db).expanduser()
         try:
-            writer = self.writer_factory(path, load_or_create_key(path))
+            factory = self.writer_factory or (
+                ProcessWriter if ctx.options.gazeback_writer_process else Writer
+            )
+            writer = factory(path, load_or_create_key(path))
             writer.start()
         except Exception as e:
             # Before any traffic: a clear error, then stop rather than run unrecorded.

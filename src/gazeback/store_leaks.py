@@ -205,8 +205,15 @@ def save_batch(db: Database, batch: Sequence[tuple[int, Detection]], leaks: bool
     writes them), then runs ``update_persistent_ids``. Returns persistent-ID rows added.
     Call inside the batch's transaction.
     """
-    for request_id, detection in batch:
-        save_detection(db, request_id, detection, leaks=leaks)
+    if leaks:
+        for request_id, detection in batch:
+            save_leaks(db, request_id, detection.leaks)
+    # Many small rows per request: one parameterized executemany for the whole batch
+    # (sqlite-utils insert_all per request cost ~150 µs a request here).
+    db.conn.executemany(
+        "insert into leaf_fingerprints (request_id, fingerprint, location) values (?, ?, ?)",
+        [(rid, fp, loc) for rid, det in batch for fp, loc in det.leaf_fingerprints],
+    )
     return update_persistent_ids(db, batch)
 
 

@@ -1,0 +1,200 @@
+"""Run the writer in a child process, so classification and leak detection never compete
+with the proxy's event loop for Python's GIL.
+
+The proxy side only batches snapshots and hands them to the child through a pipe. If the
+child dies, the proxy side falls back to an in-process Writer and says so loudly: the
+person's traffic is never held up, and records keep being stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import signal
+import threading
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from .models import FlowSnapshot
+from .writer import Stats, Writer
+
+logger = logging.getLogger("gazeback")
+
+_STOP = object()
+START_TIMEOUT = 120.0  # seconds for the child to import, open the db and load the knowledge
+
+
+def child_main(conn: Connection, db_path: str, key: bytes, kwargs: dict[str, Any]) -> None:
+    """The child process: a normal Writer fed from the pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent decides when we stop
+    writer = Writer(Path(db_path), key, **kwargs)
+    try:
+        writer.start()
+    except Exception as e:
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+        return
+    conn.send(("ready", sorted(writer.pinned)))
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            break  # the proxy went away: store what we have
+        if msg == "stop":
+            break
+        for item in msg:
+            writer.queue.put(item)
+    writer.stop()
+    try:
+        conn.send(("stats", writer.stats.as_dict()))
+    except OSError:
+        pass
+
+
+class ProcessWriter:
+    """The Writer's interface, with the work done in a child process."""
+
+    def __init__(
+        self,
+        db_path: Path,
+        key: bytes,
+        *,
+        batch_size: int = 16,  # bounds how long pickling a batch holds the GIL (~0.2 ms)
+        interval: float = 0.2,
+        maxsize: int = 100_000,
+        **writer_kwargs: Any,
+    ) -> None:
+        self.db_path = Path(db_path)
+        self.key = key
+        self.batch_size = batch_size
+        self.interval = interval
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
+        self.writer_kwargs = writer_kwargs
+        self.stats = Stats()
+        self.pinned: set[str] = set()
+        self.fallback: Writer | None = None
+        self._proc: Any = None
+        self._conn: Connection | None = None
+        self._thread: threading.Thread | None = None
+        self._last_drop_log = 0.0
+
+    # -- event-loop side (same as Writer) ------------------------------------------------
+    def submit(self, snap: FlowSnapshot) -> bool:
+        try:
+            self.queue.put_nowait(snap)
+        except queue.Full:
+            self.stats.dropped += 1
+            if time.monotonic() - self._last_drop_log > 5:
+                self._last_drop_log = time.monotonic()
+                logger.error(
+                    "gazeback: the database writer is behind; %d requests not recorded so far",
+                    self.stats.dropped,
+                )
+            return False
+        self.stats.queued += 1
+        return True
+
+    def note_pinned(self, host: str, error: str | None) -> None:
+        try:
+            self.queue.put_nowait(("pinned", host, error))
+        except queue.Full:
+            pass
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the child and wait until it has opened the database (or raise why not)."""
+        mp = multiprocessing.get_context("spawn")  # no fork of mitmproxy's threads and loop
+        parent, child = mp.Pipe()
+        self._proc = mp.Process(
+            target=child_main,
+            args=(child, str(self.db_path), self.key, self.writer_kwargs),
+            name="gazeback-writer",
+            daemon=True,
+        )
+        self._proc.start()
+        child.close()
+        if not parent.poll(START_TIMEOUT):
+            self._proc.kill()
+            raise TimeoutError("the gazeback writer process did not start")
+        try:
+            kind, payload = parent.recv()
+        except EOFError:
+            raise OSError("the gazeback writer process exited at start") from None
+        if kind == "error":
+            self._proc.join(5)
+            raise OSError(payload)
+        self.pinned = set(payload)
+        self._conn = parent
+        self._thread = threading.Thread(target=self._forward, name="gazeback-forward", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Hand over everything queued, let the child flush and close, collect its counts."""
+        if self._thread is None:
+            return
+        self.queue.put(_STOP)
+        self._thread.join(timeout)
+        self._thread = None
+        if self._proc is not None:
+            self._proc.join(timeout)
+            if self._proc.is_alive():
+                self._proc.kill()
+
+    # -- forwarding thread -----------------------------------------------------------------
+    def _forward(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[Any] = []
+            deadline = time.monotonic() + self.interval
+            while len(batch) < self.batch_size:
+                try:
+                    item = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            if batch:
+                self._send(batch)
+        self._finish()
+
+    def _send(self, batch: list[Any]) -> None:
+        if self.fallback is None and self._conn is not None:
+            try:
+                self._conn.send(batch)
+                return
+            except (OSError, ValueError) as e:
+                logger.error(
+                    "gazeback: the writer process failed (%s); storing from the proxy process",
+                    e,
+                )
+                self._start_fallback()
+        if self.fallback is not None:
+            for item in batch:
+                self.fallback.queue.put(item)
+
+    def _start_fallback(self) -> None:
+        self._conn = None
+        self.fallback = Writer(self.db_path, self.key, **self.writer_kwargs)
+        self.fallback.start()
+
+    def _finish(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.send("stop")
+                if self._conn.poll(60):
+                    kind, counts = self._conn.recv()
+                    if kind == "stats":
+                        for name, value in counts.items():
+                            if name not in ("queued", "dropped"):
+                                setattr(self.stats, name, value)
+            except (OSError, EOFError):
+                logger.error("gazeback: the writer process ended before confirming its counts")
+        if self.fallback is not None:
+            self.fallback.stop()
+            for name, value in self.fallback.stats.as_dict().items():
+                if name not in ("queued", "dropped"):
+                    setattr(self.stats, name, getattr(self.stats, name) + value)
