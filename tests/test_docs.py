@@ -22,7 +22,9 @@ def commands(group: click.Group, prefix=""):
 @pytest.mark.parametrize("name,cmd", list(commands(cli)), ids=lambda v: str(v))
 def test_every_command_is_documented(name, cmd):
     assert f"gazeback {name}" in README
-    assert cmd.help and "Example" in cmd.help
+    assert cmd.help
+    if not isinstance(cmd, click.Group):
+        assert "Example" in cmd.help
 
 
 def test_generated_blocks_are_current():
