@@ -152,3 +152,24 @@ def test_exception_in_gazeback_leaves_traffic_alone(tmp_path, upstream):
     log = proxy.log.read_text()
     assert "gazeback: error while recording a flow (traffic unaffected)" in log
     assert "gazeback errors: 1" in log
+
+
+def test_ignored_host_is_recorded_as_an_undecrypted_tunnel(tmp_path, upstream):
+    proxy = start_proxy(
+        tmp_path, upstream, "--ignore-hosts", r"^api\.example\.org:", "--set",
+        "show_ignored_hosts=true",
+    )  # fmt: skip
+    try:
+        ctx = ssl.create_default_context(cafile=str(upstream.ca_path))
+        with httpx.Client(proxy=proxy.url, verify=ctx, timeout=10) as client:
+            assert client.get("https://api.example.org/v1/config").status_code == 200
+    finally:
+        assert proxy.stop() == 0
+    rows = proxy.rows(
+        "select kind, host, is_decrypted, request_bytes, response_bytes, error from requests"
+    )
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["kind"], row["host"], row["is_decrypted"]) == ("tunnel", "api.example.org", 0)
+    assert row["request_bytes"] > 100 and row["response_bytes"] > 100
+    assert "without decryption" in row["error"]

@@ -66,6 +66,13 @@ class TrailLogger:
             except OSError as e:
                 raise exceptions.OptionsError(f"gazeback: cannot record to {path}: {e}") from e
 
+        if {"ignore_hosts", "show_ignored_hosts"} & updated:
+            if ctx.options.ignore_hosts and not ctx.options.show_ignored_hosts:
+                logger.warning(
+                    "gazeback: connections to ignored hosts are invisible to addons and will not "
+                    "be recorded; add --set show_ignored_hosts=true to count them"
+                )
+
     def running(self) -> None:
         if self.writer is not None:
             return

@@ -88,6 +88,8 @@ def run(
         "-s", str(Path(__file__).with_name("mitmproxy_script.py")),
         "--set", f"gazeback_db={db_path}", "--set", "flow_detail=0",
         "--set", "termlog_verbosity=warn",
+        # connections to --ignore-hosts become flows gazeback can count (undecrypted)
+        "--set", "show_ignored_hosts=true",
     ]  # fmt: skip
     if creds:
         args += ["--set", f"proxyauth=@{serve.write_htpasswd(db_path, creds)}"]
