@@ -13,7 +13,7 @@ migrations = Migrations("gazeback")
 @migrations()
 def m001_create_captures(db: Database) -> None:
     # One row per proxy run or import: where the rows came from, with which knowledge.
-    db["captures"].create(
+    db.table("captures").create(
         {
             "id": int,
             "source": str,  # proxy, har, mitm, pcap, demo, ...
@@ -33,7 +33,7 @@ def m001_create_captures(db: Database) -> None:
 
 @migrations()
 def m002_create_devices(db: Database) -> None:
-    db["devices"].create(
+    db.table("devices").create(
         {
             "id": int,
             "key": str,  # local only: ip:192.168.1.23, user:phone, port:51821 — never exported
@@ -47,13 +47,13 @@ def m002_create_devices(db: Database) -> None:
         pk="id",
         not_null={"key", "label"},
     )
-    db["devices"].create_index(["key"], unique=True)
+    db.table("devices").create_index(["key"], unique=True)
 
 
 @migrations()
 def m003_create_tracker_knowledge(db: Database) -> None:
     # The tracker knowledge used for this database, so a shared file explains itself.
-    db["companies"].create(
+    db.table("companies").create(
         {
             "id": str,  # slug, e.g. "google"
             "name": str,
@@ -66,7 +66,7 @@ def m003_create_tracker_knowledge(db: Database) -> None:
         },
         pk="id",
     )
-    db["trackers"].create(
+    db.table("trackers").create(
         {
             "id": str,
             "name": str,
@@ -79,7 +79,7 @@ def m003_create_tracker_knowledge(db: Database) -> None:
         pk="id",
         foreign_keys=[("company_id", "companies", "id")],
     )
-    db["tracker_domains"].create(
+    db.table("tracker_domains").create(
         {
             "domain": str,
             "tracker_id": str,
@@ -93,7 +93,7 @@ def m003_create_tracker_knowledge(db: Database) -> None:
 
 @migrations()
 def m004_create_requests(db: Database) -> None:
-    db["requests"].create(
+    db.table("requests").create(
         {
             "id": int,
             "flow_id": str,  # mitmproxy flow id or an importer's stable id; makes writes idempotent
@@ -131,18 +131,18 @@ def m004_create_requests(db: Database) -> None:
             ("tracker_id", "trackers", "id"),
         ],
     )
-    db["requests"].create_index(["flow_id"], unique=True)
-    db["requests"].create_index(["started_at"])
-    db["requests"].create_index(["device_id", "started_at"])
-    db["requests"].create_index(["host"])
-    db["requests"].create_index(["tracker_id"])
+    db.table("requests").create_index(["flow_id"], unique=True)
+    db.table("requests").create_index(["started_at"])
+    db.table("requests").create_index(["device_id", "started_at"])
+    db.table("requests").create_index(["host"])
+    db.table("requests").create_index(["tracker_id"])
 
 
 @migrations()
 def m005_create_identities_and_leaks(db: Database) -> None:
     # The person's own identifiers. Only a masked hint is kept here; the values themselves
     # live outside the database (see identity commands) so a copy of the file cannot reveal them.
-    db["identities"].create(
+    db.table("identities").create(
         {
             "id": int,
             "kind": str,  # email, phone, name, ad_id, android_id, imei, mac, location, ip, other
@@ -152,7 +152,7 @@ def m005_create_identities_and_leaks(db: Database) -> None:
         },
         pk="id",
     )
-    db["leaks"].create(
+    db.table("leaks").create(
         {
             "id": int,
             "request_id": int,
@@ -168,22 +168,22 @@ def m005_create_identities_and_leaks(db: Database) -> None:
             ("identity_id", "identities", "id"),
         ],
     )
-    db["leaks"].create_index(["request_id"])
-    db["leaks"].create_index(["identity_id"])
+    db.table("leaks").create_index(["request_id"])
+    db.table("leaks").create_index(["identity_id"])
 
 
 @migrations()
 def m006_add_request_headers(db: Database) -> None:
     # Request headers as a JSON list of [name, value] pairs, secrets already replaced by
     # keyed fingerprints. Bodies are never stored.
-    db["requests"].add_column("request_headers", str)
+    db.table("requests").add_column("request_headers", str)
 
 
 @migrations()
 def m007_create_pinned_hosts(db: Database) -> None:
     # Hosts whose TLS a client refused to open with our certificate. Later connections to
     # them are passed through undecrypted (and still counted), also after a restart.
-    db["_pinned_hosts"].create(
+    db.table("_pinned_hosts").create(
         {"host": str, "first_seen_at": str, "last_error": str}, pk="host", if_not_exists=True
     )
 

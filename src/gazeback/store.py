@@ -128,11 +128,9 @@ def start_capture(
     """Add the provenance row for one proxy run or import."""
     from . import __version__
 
-    try:
-        from mitmproxy.version import VERSION as mitmproxy_version
-    except ImportError:  # pragma: no cover - mitmproxy is a dependency
-        mitmproxy_version = None
-    table = db["captures"]
+    from mitmproxy.version import VERSION as mitmproxy_version
+
+    table = db.table("captures")
     table.insert(
         {
             "source": source,
@@ -146,11 +144,11 @@ def start_capture(
             "requests_failed": 0,
         }
     )
-    return CaptureId(int(table.last_pk))  # type: ignore[attr-defined]
+    return CaptureId(int(table.last_pk or 0))
 
 
 def end_capture(db: Database, capture_id: CaptureId, recorded: int, failed: int) -> None:
-    db["captures"].update(
+    db.table("captures").update(
         capture_id,
         {"ended_at": now_iso(), "requests_recorded": recorded, "requests_failed": failed},
     )
@@ -162,7 +160,7 @@ def _device_ids(db: Database, items: Sequence[Item], cache: dict[str, int]) -> d
         key, at = item["device"]["key"], item["request"]["started_at"]
         first, last = seen[key][1:] if key in seen else (at, at)
         seen[key] = (item, min(first, at), max(last, at))
-    devices = db["devices"]
+    devices = db.table("devices")
     for key, (item, first, last) in seen.items():
         if key not in cache:
             cache[key] = devices.lookup(
@@ -222,7 +220,7 @@ def save_items(
             row["capture_id"] = capture_id
             row["device_id"] = ids[item["device"]["key"]]
             rows.append(row)
-        db["requests"].insert_all(rows, batch_size=100)
+        db.table("requests").insert_all(rows, batch_size=100)
         new_flows = {r["flow_id"] for r in rows}
         detected = [
             i
@@ -231,7 +229,7 @@ def save_items(
         ]
         if detected:
             pk = _ids_by_flow(db, [i["request"]["flow_id"] for i in detected])
-            db["leaks"].insert_all(
+            db.table("leaks").insert_all(
                 {**leak, "request_id": pk[i["request"]["flow_id"]]}
                 for i in detected
                 for leak in i["leaks"]
@@ -257,7 +255,7 @@ def _ids_by_flow(db: Database, flow_ids: Iterable[str]) -> dict[str, int]:
 
 
 def save_pinned(db: Database, host: str, error: str | None) -> None:
-    db["_pinned_hosts"].upsert(
+    db.table("_pinned_hosts").upsert(
         {"host": host, "first_seen_at": now_iso(), "last_error": error}, pk="host"
     )
 
