@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python bench/bench_leaks.py [--quick]
 
-Prints a Markdown table for docs/benchmarks-leaks.md. One process, one core.
+Prints a Markdown table for docs/benchmarks.md. One process, one core.
 """
 
 from __future__ import annotations

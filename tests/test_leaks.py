@@ -320,13 +320,9 @@ def test_id_shape(text, shape):
     assert id_shape(text) == shape
 
 
-def test_profile_build_time_and_size():
-    build_profile(IDS)
-    started = time.perf_counter()
-    profile = build_profile(IDS)
-    elapsed = time.perf_counter() - started
-    assert profile.needle_count > 2000
-    assert elapsed < 0.5  # 100 ms target, measured in docs/benchmarks-leaks.md; CI machines vary
+def test_profile_size():
+    # build time is measured in bench/bench_leaks.py (docs/benchmarks.md), not here
+    assert build_profile(IDS).needle_count > 2000
 
 
 def test_corpus_slice_meets_the_floors():
