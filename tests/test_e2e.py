@@ -3,11 +3,12 @@
 import shutil
 import ssl
 import subprocess
+import sys
 import time
 
 import httpx
 import pytest
-from conftest import start_proxy
+from conftest import ROOT, start_proxy
 
 
 def wait_rows(proxy, sql, count, timeout=5.0):
@@ -173,3 +174,17 @@ def test_ignored_host_is_recorded_as_an_undecrypted_tunnel(tmp_path, upstream):
     assert (row["kind"], row["host"], row["is_decrypted"]) == ("tunnel", "api.example.org", 0)
     assert row["request_bytes"] > 100 and row["response_bytes"] > 100
     assert "without decryption" in row["error"]
+
+
+def test_unusable_database_stops_mitmdump_at_start(tmp_path):
+    (tmp_path / "afile").write_text("")
+    out = subprocess.run(
+        [sys.executable, "-c", "from mitmproxy.tools.main import mitmdump; mitmdump()",
+         "--listen-host", "127.0.0.1", "--listen-port", "0", "--set", f"confdir={tmp_path}",
+         "-s", str(ROOT / "addons" / "gazeback_addon.py"),
+         "--set", f"gazeback_db={tmp_path / 'afile' / 'trail.db'}"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert "cannot record to" in out.stdout + out.stderr
+    assert "is a file, not a folder" in out.stdout + out.stderr

@@ -64,7 +64,7 @@ class TrailLogger:
                 prepare_db_path(path)
                 load_or_create_key(path)
             except OSError as e:
-                raise exceptions.OptionsError(f"gazeback: cannot record to {path}: {e}") from e
+                raise exceptions.OptionsError(f"gazeback: cannot record to {path}: {e}") from None
 
         if {"ignore_hosts", "show_ignored_hosts"} & updated:
             if ctx.options.ignore_hosts and not ctx.options.show_ignored_hosts:

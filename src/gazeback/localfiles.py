@@ -39,6 +39,9 @@ def prepare_db_path(db_path: Path, min_free_bytes: int = 16 * 1024 * 1024) -> No
     at start rather than lost records later.
     """
     folder = db_path.parent
+    for parent in (folder, *folder.parents):
+        if parent.exists() and not parent.is_dir():
+            raise OSError(f"{parent} is a file, not a folder")
     new_folder = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     if new_folder:
