@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from datetime import UTC, datetime
+from functools import lru_cache
 from urllib.parse import parse_qsl
 
 from mitmproxy import connection, http, tcp
@@ -30,13 +31,20 @@ def _client_ip(client: connection.Client) -> str:
 
 def device_key(client: connection.Client, proxy_user: str | None = None) -> DeviceKey:
     """Which device sent this: proxy-auth user, else WireGuard listen port, else client address."""
+    mode = client.proxy_mode
+    port = mode.listen_port() if isinstance(mode, mode_specs.WireGuardMode) else None
+    return _device_key(_client_ip(client), proxy_user, port)
+
+
+@lru_cache(maxsize=4096)
+def _device_key(ip: str, proxy_user: str | None, wireguard_port: int | None) -> DeviceKey:
+    # cached: called for every flow on the event loop, and devices are few
     if proxy_user:
         return DeviceKey(f"user:{proxy_user}", proxy_user)
-    mode = client.proxy_mode
-    if isinstance(mode, mode_specs.WireGuardMode):
-        port = mode.listen_port()
-        return DeviceKey(f"wireguard:{port}", f"WireGuard device on port {port}")
-    ip = _client_ip(client)
+    if wireguard_port is not None:
+        return DeviceKey(
+            f"wireguard:{wireguard_port}", f"WireGuard device on port {wireguard_port}"
+        )
     try:
         local = ipaddress.ip_address(ip).is_loopback
     except ValueError:

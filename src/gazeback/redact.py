@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from functools import lru_cache
 from urllib.parse import quote, unquote_plus
 
 # Header names whose whole value is a secret.
@@ -31,6 +32,7 @@ def fingerprint(value: str | bytes, key: bytes) -> str:
     return "[secret:" + hmac.new(key, data, hashlib.sha256).hexdigest()[:12] + "]"
 
 
+@lru_cache(maxsize=8192)
 def is_secret_name(name: str) -> bool:
     words = _NON_WORD.sub("_", _CAMEL.sub("_", name).lower())
     return bool(SECRET_NAME.search(words)) or "password" in words or "token" in words
