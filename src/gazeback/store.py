@@ -126,9 +126,9 @@ def start_capture(
     content_hash: str | None = None,
 ) -> CaptureId:
     """Add the provenance row for one proxy run or import."""
-    from . import __version__
-
     from mitmproxy.version import VERSION as mitmproxy_version
+
+    from . import __version__
 
     table = db.table("captures")
     table.insert(
