@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -24,12 +25,19 @@ from .writer import Stats, Writer
 logger = logging.getLogger("gazeback")
 
 _STOP = object()
+WRITER_NICENESS = 10
 START_TIMEOUT = 120.0  # seconds for the child to import, open the db and load the knowledge
 
 
 def child_main(conn: Connection, db_path: str, key: bytes, kwargs: dict[str, Any]) -> None:
     """The child process: a normal Writer fed from the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent decides when we stop
+    try:
+        # When the machine is busy, the person's traffic goes first: the writer catches up
+        # from its queue as soon as there is CPU to spare.
+        os.nice(WRITER_NICENESS)
+    except OSError:
+        pass
     writer = Writer(Path(db_path), key, **kwargs)
     try:
         writer.start()
