@@ -6,6 +6,7 @@ nothing can leave the machine. Needs tcpdump, curl, chromium and (for pcapng) ts
 ``editcap``.
 
     sudo python scripts/make_import_fixtures.py
+    python scripts/make_import_fixtures.py --logs   # only the other tools' logs
     python scripts/regen_import_goldens.py   # then review the diff
 
 Records:
@@ -28,6 +29,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -200,13 +202,109 @@ def malformed() -> None:
     (DATA / "not-a-pcap.pcap").write_bytes(b"\xd4\xc3\xb2\xa1" + b"\x00" * 7)
 
 
+def logs() -> None:
+    """Other tools' logs, written to their documented formats (no iPhone, Pi-hole or
+    AdGuard Home runs here): Apple's App Privacy Report NDJSON, Pi-hole FTL's ``queries``
+    table, AdGuard Home's querylog.json."""
+    import base64
+    import json
+    import sqlite3
+
+    import dpkt
+
+    apr = [
+        {"type": "access", "category": "location", "identifier": "A1", "kind": "intervalBegin",
+         "timeStamp": "2026-11-20T09:15:02.120+01:00",
+         "accessor": {"identifier": "com.example.weather", "identifierType": "bundleID"}},
+        {"type": "networkActivity", "domain": "graph.facebook.com", "firstTimeStamp":
+         "2026-11-20T09:15:03.001+01:00", "timeStamp": "2026-11-20T09:16:40.511+01:00",
+         "bundleID": "com.example.weather", "initiatedType": "AppInitiated", "hits": 4,
+         "domainType": 2, "domainOwner": "", "context": ""},
+        {"type": "networkActivity", "domain": "app-measurement.com", "firstTimeStamp":
+         "2026-11-20T09:15:03.200+01:00", "timeStamp": "2026-11-20T09:15:03.200+01:00",
+         "bundleID": "com.example.weather", "initiatedType": "AppInitiated", "hits": 1,
+         "domainType": 2, "domainOwner": "", "context": ""},
+        {"type": "networkActivity", "domain": "news.example", "firstTimeStamp":
+         "2026-11-20T10:01:00.000+01:00", "timeStamp": "2026-11-20T10:01:00.000+01:00",
+         "bundleID": "com.apple.mobilesafari", "initiatedType": "NonAppInitiated", "hits": 9,
+         "domainType": 1, "domainOwner": "", "context": "news.example"},
+    ]  # fmt: skip
+    lines = [json.dumps(x) for x in apr]
+    (DATA / "app-privacy-report.ndjson").write_text("\n".join(lines) + "\n")
+    bad = [*lines[:2], '{"type": "networkActivity", "timeStamp": "2026-11-20T09:17:00Z"}',
+           "{not json", *lines[2:]]  # fmt: skip
+    (DATA / "app-privacy-report-defects.ndjson").write_text("\n".join(bad) + "\n")
+    (DATA / "not-a-report.ndjson").write_text('{"hello": "world"}\n')
+
+    def answer(name: str) -> str:
+        q = dpkt.dns.DNS(id=1, qd=[dpkt.dns.DNS.Q(name=name, type=1, cls=1)])
+        q.qr = dpkt.dns.DNS_R
+        return base64.b64encode(bytes(q)).decode()
+
+    agh = [
+        {"IP": "192.168.1.23", "T": "2026-11-20T09:15:03.123456789+01:00",
+         "QH": "graph.facebook.com", "QT": "A", "QC": "IN", "CP": "", "Answer":
+         answer("graph.facebook.com"), "Result": {}, "Elapsed": 20345678,
+         "Upstream": "tls://9.9.9.9:853"},
+        {"IP": "192.168.1.23", "T": "2026-11-20T09:15:03.300000001+01:00",
+         "QH": "app-measurement.com", "QT": "HTTPS", "QC": "IN", "CP": "",
+         "Result": {"IsFiltered": True, "Reason": 3, "Rules": [{"Text": "||app-measurement.com^",
+         "FilterListID": 1}]}, "Elapsed": 51234},
+        {"IP": "192.168.1.40", "T": "2026-11-20T09:20:00.5+01:00", "QH": "news.example",
+         "QT": "AAAA", "QC": "IN", "CP": "", "Result": {}, "Elapsed": 1200000},
+    ]  # fmt: skip
+    lines = [json.dumps(x) for x in agh]
+    (DATA / "querylog.json").write_text("\n".join(lines) + "\n")
+    broken = json.loads(lines[0])
+    broken["Answer"] = "%%%"
+    bad = [json.dumps(broken), lines[1], lines[2][: len(lines[2]) // 2]]
+    (DATA / "querylog-defects.json").write_text("\n".join(bad) + "\n")
+
+    def ftl(path: Path, rows: list[tuple[Any, ...]]) -> None:
+        path.unlink(missing_ok=True)
+        db = sqlite3.connect(path)
+        db.execute(
+            "CREATE TABLE queries (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp INTEGER NOT"
+            " NULL, type INTEGER NOT NULL, status INTEGER NOT NULL, domain TEXT NOT NULL,"
+            " client TEXT NOT NULL, forward TEXT, additional_info TEXT, reply_type INTEGER,"
+            " reply_time REAL, dnssec INTEGER)"
+        )
+        db.executemany(
+            "insert into queries (id, timestamp, type, status, domain, client, forward,"
+            " reply_type, reply_time) values (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+        )  # fmt: skip
+        db.commit()
+        db.execute("vacuum")
+        db.close()
+
+    rows = [
+        (1, 1795680903, 1, 2, "graph.facebook.com", "192.168.1.23", "9.9.9.9#53", 4, 0.021),
+        (2, 1795680903, 16, 1, "app-measurement.com", "192.168.1.23", None, 1, 0.0001),
+        (3, 1795681200, 2, 3, "news.example", "192.168.1.40", None, 4, 0.0002),
+        (4, 1795681201, 1, 2, "news.example", "fe80::1", "9.9.9.9#53", 4, 0.015),
+    ]  # fmt: skip
+    ftl(DATA / "pihole-FTL.db", rows)
+    ftl(DATA / "pihole-defects.db", [*rows[:2], (3, 1795681200, 2, 3, "", "192.168.1.40",
+                                                 None, 4, 0.0002)])  # fmt: skip
+    other = DATA / "not-pihole.db"
+    other.unlink(missing_ok=True)
+    db = sqlite3.connect(other)
+    db.execute("create table notes (text)")
+    db.commit()
+    db.close()
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--logs"]:
+        logs()
+        return
     if os.environ.get(MARK) == "1":
         inside()
         return
     env = {**os.environ, MARK: "1"}
     subprocess.run(["unshare", "-n", "-m", PY, __file__], env=env, check=True)
     malformed()
+    logs()
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ FORMATS = (
     "app-privacy-report",
     "pihole",
     "adguardhome",
-    "trackercontrol",
 )
 
 # DNS query types by number (RFC 1035, 3596, 9460 ...); others are stored as TYPE<n>.
@@ -183,16 +182,13 @@ def detect_format(head: bytes) -> str | None:
             if obj.get("type") in ("access", "networkActivity"):
                 return "app-privacy-report"
         return None
-    low = text[:200].lower()
-    if low.startswith(b"uid,") or b"tracker" in low.split(b"\n", 1)[0]:
-        return "trackercontrol"
     return None
 
 
 EXTENSIONS = {
     ".har": "har", ".mitm": "mitm", ".flow": "mitm", ".flows": "mitm", ".pcap": "pcap",
     ".cap": "pcap", ".pcapng": "pcapng", ".ndjson": "app-privacy-report", ".db": "pihole",
-    ".json": "adguardhome", ".csv": "trackercontrol",
+    ".json": "adguardhome",
 }  # fmt: skip
 
 
