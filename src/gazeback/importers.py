@@ -283,7 +283,7 @@ def read_mitm(fp: IO[bytes], src: Source) -> Iterator[Item]:
     if not head[:1].isdigit():
         raise Rejected("not a mitmproxy dump: it does not start with a tnetstring length")
     n = 0
-    flows = iter(io.FlowReader(fp).stream())
+    flows = iter(io.FlowReader(fp).stream())  # type: ignore[arg-type]
     while True:
         pos = f"flow {n}"
         try:
