@@ -114,7 +114,9 @@ def test_imports_reach_the_trail_view_with_classification_and_leaks():
 def test_a_file_rejected_midway_is_rolled_back(monkeypatch):
     db = fresh_db()
     import_path(db, DATA / "browse.har")
-    good = list(importers.read_har(open(DATA / "browse.har", "rb"), _src("x")))
+    from gazeback.import_flows import read_har
+
+    good = list(read_har(open(DATA / "browse.har", "rb"), _src("x")))
 
     def half_then_reject(fp, src):
         yield from (replace_id(e, i) for i, e in enumerate(good[:3]))
