@@ -239,6 +239,30 @@ def m010_create_persistent_ids(db: Database) -> None:
     db.table("persistent_id_sightings").create_index(["request_id"])
 
 
+@migrations()
+def m011_create_import_problems(db: Database) -> None:
+    # What an import could not use: one row per defect, the rest of the file is imported.
+    db.table("import_problems").create(
+        {
+            "id": int,
+            "capture_id": int,
+            "file_name": str,  # base name of the imported file
+            "position": str,  # where: "entry 12", "packet 4031", "line 7", "end of file"
+            "reason": str,
+        },
+        pk="id",
+        foreign_keys=[("capture_id", "captures", "id")],
+    )
+    db.table("import_problems").create_index(["capture_id"])
+
+
+@migrations()
+def m012_add_request_app(db: Database) -> None:
+    # The app that made the request, when the source knows it (App Privacy Report bundle
+    # IDs, TrackerControl package names).
+    db.table("requests").add_column("app", str)
+
+
 def apply(db: Database) -> None:
     """Bring ``db`` to the current schema, then (re)create the views."""
     from .views import ensure_db_shape

@@ -16,7 +16,9 @@ IdentityId = NewType("IdentityId", int)
 #   error      an HTTP request that failed (no response: refused, reset, timeout ...)
 #   tls_failed a TLS connection the client refused to open with our certificate (pinning, no CA)
 #   tunnel     a connection passed through without decryption (ignored host, pinned host)
-RequestKind = Literal["http", "websocket", "error", "tls_failed", "tunnel"]
+#   dns        a DNS query (imported pcaps, Pi-hole, AdGuard Home, mitmproxy DNS flows)
+#   contact    a contact known only from another tool's log (App Privacy Report), no payload
+RequestKind = Literal["http", "websocket", "error", "tls_failed", "tunnel", "dns", "contact"]
 
 # Longest text we keep in a single column; longer values end with TRUNCATION_MARKER.
 MAX_TEXT = 4096
