@@ -34,7 +34,8 @@ select
   requests.device_id,
   requests.capture_id,
   trackers.company_id,
-  companies.owner_id
+  companies.owner_id,
+  requests.app
 from requests
 left join devices on devices.id = requests.device_id
 left join trackers on trackers.id = requests.tracker_id
