@@ -62,3 +62,10 @@ def test_proxy_auth_user_names_the_device():
     f = make()
     f.metadata["proxyauth"] = ("phone", "pw")
     assert snapshot_http(f).device.key == "user:phone"
+
+
+def test_host_header_port_is_not_part_of_the_host():
+    f = make(url="http://127.0.0.1:18999/x")
+    f.request.headers["Host"] = "127.0.0.1:18999"
+    obs = observe(snapshot_http(f), KEY)
+    assert (obs.host, obs.port) == ("127.0.0.1", 18999)

@@ -267,3 +267,17 @@ def test_accuracy_targets(tracker_index: TrackerIndex) -> None:
     assert result["top50_wrong"] == []
     assert result["false_positives"] == []  # no CDN or first-party host marked a tracker
     assert result["recall"] >= 0.95
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "192.168.1.20", "printer.local"])
+def test_local_traffic_is_not_a_tracker(host):
+    from mitmproxy.test import tflow
+
+    from gazeback.capture import observe, snapshot_http
+    from gazeback.classify import classify, load_index
+
+    f = tflow.tflow(resp=True)
+    f.request.url = f"http://{host}:18999/collect?ga=1"
+    f.client_conn.sni = None  # plain HTTP: no server name
+    obs = observe(snapshot_http(f), b"k" * 32)
+    assert classify(obs, load_index()).is_tracker is False

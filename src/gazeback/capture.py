@@ -177,7 +177,12 @@ def _text(b: bytes) -> str:
 
 def _ascii_host(host: str) -> str:
     """Lower case, no trailing dot, IDNs as punycode (as tracker lists write them)."""
-    h = host.lower().rstrip(".")
+    h = host.lower()
+    if h.startswith("["):  # [::1]:8080 -> ::1
+        h = h[1:].split("]", 1)[0]
+    elif h.count(":") == 1:  # the Host header may carry a port: it is in its own column
+        h = h.split(":", 1)[0]
+    h = h.rstrip(".")
     if not h.isascii():
         try:
             h = h.encode("idna").decode("ascii")

@@ -312,7 +312,11 @@ def classify(obs: Observation, index: TrackerIndex | None = None) -> Classificat
     is_third = third_party(obs, domain, index)
     if index is None:
         return Classification(registrable_domain=domain, is_third_party=is_third)
-    if obs.path is None:  # a connection we could not open: host rules only
+    h = normalize_host(host)
+    if obs.path is None or is_ip_literal(h) or h == "localhost" or h.endswith(".local"):
+        # A connection we could not open, or a machine addressed directly: host rules only.
+        # (EasyPrivacy's rules against pages probing 127.0.0.1 need a page context we rarely
+        # have; applied to a device's own local traffic they would call everything a tracker.)
         m = index.lookup(host)
     else:
         dest = dict(obs.request_headers).get("sec-fetch-dest", "")

@@ -1,7 +1,7 @@
 """pcap and pcapng captures: DNS, TLS SNI, cleartext HTTP/1, and every connection with its bytes.
 
 Packets are decoded with dpkt (about 13x faster than scapy here, see
-docs/benchmarks-import.md); TLS and QUIC ClientHellos with mitmproxy's own parsers. The
+docs/benchmarks.md); TLS and QUIC ClientHellos with mitmproxy's own parsers. The
 file is streamed packet by packet: a connection is written out when it closes (FIN/RST)
 or has been idle for ``IDLE_S`` of capture time, and buffers hold only the first
 ``MAX_BUFFER`` bytes of each direction, so memory stays bounded on any file size.

@@ -188,18 +188,29 @@ def _match_needles(
         starts.append(pos)
         pos += len(leaf.text) + 1
     big = SEP.join(leaf.text for leaf in leaves)
-    for end, (length, needles) in profile.automaton.iter(big):
-        start = end - length + 1
-        li = bisect_right(starts, start) - 1
-        leaf = leaves[li]
-        before = big[start - 1] if start > 0 else SEP
-        after = big[end + 1] if end + 1 < len(big) else SEP
-        for n in needles:
-            if n.binary and not leaf.binary:
-                continue
-            if n.bounded and (before.isalnum() or after.isalnum()):
-                continue
-            hits.setdefault(li, []).append((start, length, n))
+    spans: set[tuple[int, int, int]] = set()
+    passes = [(profile.automaton, big)]
+    if profile.ci_automaton is not None:
+        lowered = big.lower()
+        if len(lowered) == len(big):  # offsets must line up (true for ASCII and most text)
+            passes.append((profile.ci_automaton, lowered))
+    for automaton, text in passes:
+        for end, (length, needles) in automaton.iter(text):
+            start = end - length + 1
+            li = bisect_right(starts, start) - 1
+            leaf = leaves[li]
+            before = text[start - 1] if start > 0 else SEP
+            after = text[end + 1] if end + 1 < len(text) else SEP
+            for n in needles:
+                if n.binary and not leaf.binary:
+                    continue
+                if n.bounded and (before.isalnum() or after.isalnum()):
+                    continue
+                span = (start, length, n.identity_id)
+                if n.chain == "case-changed" and span in spans:
+                    continue  # the exact-case pass already found it
+                spans.add(span)
+                hits.setdefault(li, []).append((start, length, n))
     return hits
 
 

@@ -78,6 +78,9 @@ class Profile:
     identity_ids: tuple[int, ...]
     # needle string -> meanings, for whole-leaf (retroactive) matching: no wire or phase forms
     exact: dict[str, tuple[Needle, ...]] = field(default_factory=dict)
+    # lower-cased text forms of case-insensitive values, run over the lower-cased request:
+    # finds "Jane.Doe@Example.org" when "jane.doe@example.org" was registered
+    ci_automaton: Any = None
 
 
 # --- variants -----------------------------------------------------------------------------
@@ -360,6 +363,26 @@ def _needles_for(ident: IdentityValue, b: _Builder) -> None:
             b.add(s, Needle(iid, kind, f"{label}>b64phase", full_tier, bounded=False))
 
 
+CASE_INSENSITIVE = frozenset({"email", "name", "mac", "ad_id", "android_id", "imei", "other"})
+TEXT_CHAINS = frozenset({"plain", "lower", "upper"})
+
+
+def _case_insensitive(pool: dict[str, list[Needle]]) -> Any:
+    words: dict[str, list[Needle]] = {}
+    for s, meanings in pool.items():
+        for n in meanings:
+            if n.pii_type in CASE_INSENSITIVE and n.chain in TEXT_CHAINS and not n.binary:
+                lowered = Needle(n.identity_id, n.pii_type, "case-changed", n.tier, n.bounded)
+                words.setdefault(s.lower(), []).append(lowered)
+    if not words:
+        return None
+    automaton = ahocorasick.Automaton()
+    for s, meanings in words.items():
+        automaton.add_word(s, (len(s), tuple(dict.fromkeys(meanings))))
+    automaton.make_automaton()
+    return automaton
+
+
 def build_profile(identities: Sequence[IdentityValue]) -> Profile:
     """Precompute every needle for ``identities`` and build one Aho–Corasick automaton."""
     b = _Builder()
@@ -377,6 +400,7 @@ def build_profile(identities: Sequence[IdentityValue]) -> Profile:
             automaton.add_word(s, (len(s), tuple(meanings)))
         automaton.make_automaton()
     return Profile(
+        ci_automaton=_case_insensitive(b.pool),
         automaton=automaton,
         whole_leaf={k: tuple(dict.fromkeys(v)) for k, v in b.whole_leaf.items()},
         places=tuple(places),

@@ -85,3 +85,36 @@ def redact_query(query: str, key: bytes) -> tuple[str, list[str]]:
             parts[i] = f"{name}={quote(fingerprint(unquote_plus(val), key), safe='[]:')}"
             names.append(unquote_plus(name))
     return "&".join(parts), names
+
+
+LEAK_MARK = "[leak:{}]"
+
+
+def scrub_path(path: str, query_keys: dict[str, str], segments: dict[int, str]) -> str:
+    """Replace the query values and path segments where one of the person's identifiers was
+    found with ``[leak:TYPE]``, so the stored path never carries the identifier.
+
+    :param query_keys: stored key name (as in a leak's location) -> pii type
+    :param segments: index of a non-empty path segment -> pii type
+    """
+    from .decode import safe_key
+
+    base, q, qs = path.partition("?")
+    if segments:
+        parts = base.split("/")
+        seen = -1
+        for i, part in enumerate(parts):
+            if part:
+                seen += 1
+                if seen in segments:
+                    parts[i] = LEAK_MARK.format(segments[seen])
+        base = "/".join(parts)
+    if qs and query_keys:
+        fields = qs.split("&")
+        for i, field in enumerate(fields):
+            name, eq, _ = field.partition("=")
+            kind = query_keys.get(safe_key(unquote_plus(name)))
+            if eq and kind:
+                fields[i] = f"{name}={LEAK_MARK.format(kind)}"
+        qs = "&".join(fields)
+    return base + q + qs

@@ -179,9 +179,8 @@ class Writer:
                 self._note_pinned(db, *got[1:])
                 self.queue.task_done()
             elif got is not None:
+                self._refresh_profile()  # before processing: new identities apply at once
                 pending.append(self._item(got))
-            if pending and len(pending) == 1:
-                self._refresh_profile()
             if pending and (
                 stopping or len(pending) >= self.batch_size or time.monotonic() >= deadline
             ):
