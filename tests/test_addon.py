@@ -80,3 +80,17 @@ async def test_exception_in_our_code_is_counted_and_logged(tmp_path, monkeypatch
         a.done()
     assert a.errors == 1
     assert "traffic unaffected" in caplog.text
+
+
+def test_passthrough_expires_so_a_newly_installed_certificate_is_used(tmp_path):
+    import time
+
+    a = TrailLogger()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, gazeback_passthrough_minutes=10)
+        a._pinned["fresh.example"] = time.time()
+        a._pinned["old.example"] = time.time() - 11 * 60
+        assert a._passes_through("fresh.example")
+        assert not a._passes_through("old.example")
+        assert "old.example" not in a._pinned
+        assert not a._passes_through("never.example")

@@ -6,6 +6,14 @@ from sqlite_utils import Database
 from gazeback import cli_identity, store_leaks
 
 
+def make_db(tmp_path):
+    from gazeback.cli import _open_db
+
+    path = tmp_path / "trail.db"
+    _open_db(path).close()
+    return str(path)
+
+
 @pytest.fixture
 def cli():
     group = click.Group()
@@ -15,7 +23,7 @@ def cli():
 
 
 def test_identity_add_list_remove(cli, tmp_path):
-    db = str(tmp_path / "trail.db")
+    db = make_db(tmp_path)
     runner = CliRunner()
     result = runner.invoke(
         cli,
@@ -28,14 +36,16 @@ def test_identity_add_list_remove(cli, tmp_path):
     )
     assert result.exit_code == 0
     result = runner.invoke(cli, ["identity", "list", db], catch_exceptions=False)
-    assert result.output == "1\temail\tme\tj***@e***.org\n2\tphone\tphone\t+4***78\n"
+    assert result.output == (
+        "id\tkind\tlabel\tvalue (masked)\n1\temail\tme\tj***@e***.org\n2\tphone\tphone\t+4***78\n"
+    )
     assert "jane" not in result.output
     assert runner.invoke(cli, ["identity", "remove", db, "1"]).exit_code == 0
     assert [r["id"] for r in Database(db)["identities"].rows] == [2]
 
 
 def test_identity_errors(cli, tmp_path):
-    db = str(tmp_path / "trail.db")
+    db = make_db(tmp_path)
     runner = CliRunner()
     result = runner.invoke(cli, ["identity", "add", db, "location", "north"])
     assert result.exit_code == 1 and "lat,lon" in result.output
@@ -46,7 +56,7 @@ def test_identity_errors(cli, tmp_path):
 
 
 def test_rescan(cli, tmp_path):
-    db = str(tmp_path / "trail.db")
+    db = make_db(tmp_path)
     runner = CliRunner()
     assert "Add an identity first" in runner.invoke(cli, ["rescan", db]).output
     runner.invoke(cli, ["identity", "add", db, "email", "jane@example.org"], catch_exceptions=False)
@@ -68,3 +78,10 @@ def test_rescan(cli, tmp_path):
 def test_help_has_an_example(cli, command):
     result = CliRunner().invoke(cli, ["identity", command, "--help"])
     assert result.exit_code == 0 and "Example" in result.output
+
+
+def test_a_missing_database_is_not_created(cli, tmp_path):
+    missing = tmp_path / "typo.db"
+    result = CliRunner().invoke(cli, ["identity", "list", str(missing)])
+    assert result.exit_code == 1 and "does not exist" in result.output
+    assert not missing.exists()

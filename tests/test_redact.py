@@ -12,6 +12,7 @@ KEY = b"k" * 32
         ("sessionId", True), ("X-Auth-Token", True), ("client_secret", True), ("otp", True),
         ("api_key", True), ("PHPSESSID", False), ("q", False), ("uid", False),
         ("passenger", False), ("footprint", False), ("tid", False), ("em", False),
+        ("code", True), ("authorization_code", True), ("country_code", False),
     ],
 )  # fmt: skip
 def test_is_secret_name(name, expected):

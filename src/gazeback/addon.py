@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ class TrailLogger:
         self.writer: Writer | ProcessWriter | None = None
         self.errors = 0  # exceptions caught in our hooks
         self._proxy_users: dict[str, str] = {}  # client connection id -> proxy-auth user
-        self._pinned: set[str] = set()
+        self._pinned: dict[str, float] = {}  # host -> when a client last refused our cert
         self._pinned_clients: dict[str, str] = {}  # client id -> SNI we pass through
         self._tunnels: dict[str, list[Any]] = {}  # tcp flow id -> [up, down, sni, reason]
 
@@ -40,12 +41,13 @@ class TrailLogger:
             "gazeback_db", str, str(default_db_path()), "gazeback: the SQLite database to write."
         )
         loader.add_option(
-            "gazeback_passthrough_pinned",
-            bool,
-            True,
-            "gazeback: after a client refuses our certificate for a host, pass later "
-            "connections to that host through undecrypted (and count their bytes) "
-            "instead of breaking them.",
+            "gazeback_passthrough_minutes",
+            int,
+            10,
+            "gazeback: after a client refuses our certificate for a host (certificate pinning, "
+            "or the certificate is not installed yet), pass connections to that host through "
+            "undecrypted for this many minutes, counting their bytes, instead of breaking "
+            "them; then try to look inside again. 0: never pass through.",
         )
         loader.add_option(
             "gazeback_writer_process",
@@ -89,7 +91,7 @@ class TrailLogger:
             ctx.master.shutdown()
             return
         self.writer = writer
-        self._pinned |= writer.pinned
+        self._pinned.update(writer.pinned)
         logger.info(f"gazeback: recording to {path}")
 
     def done(self) -> None:
@@ -140,8 +142,8 @@ class TrailLogger:
     def tls_failed_client(self, data: tls.TlsData) -> None:
         ctx_ = data.context
         sni = data.conn.sni
-        if sni and ctx.options.gazeback_passthrough_pinned:
-            self._pinned.add(sni)
+        if sni and ctx.options.gazeback_passthrough_minutes > 0:
+            self._pinned[sni] = time.time()
             if self.writer is not None:
                 self.writer.note_pinned(sni, data.conn.error)
         self._submit(
@@ -163,9 +165,18 @@ class TrailLogger:
             hello = parse_client_hello(data)
         except Exception:
             return  # not a ClientHello we can read: leave it to mitmproxy
-        if hello is not None and hello.sni in self._pinned:
+        if hello is not None and hello.sni and self._passes_through(hello.sni):
             nextlayer.layer = layers.TCPLayer(nextlayer.context)
             self._pinned_clients[nextlayer.context.client.id] = hello.sni
+
+    def _passes_through(self, host: str) -> bool:
+        since = self._pinned.get(host)
+        if since is None:
+            return False
+        if time.time() - since > ctx.options.gazeback_passthrough_minutes * 60:
+            del self._pinned[host]  # time to look inside again (the CA may be installed now)
+            return False
+        return True
 
     # -- connections passed through ---------------------------------------------------
     def tcp_start(self, flow: tcp.TCPFlow) -> None:

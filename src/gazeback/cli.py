@@ -30,6 +30,16 @@ def _open_db(path: Path) -> sqlite_utils.Database:
     return db
 
 
+def open_existing_db(path: Path) -> sqlite_utils.Database:
+    """Open a database that must already exist (a typo must not create an empty one)."""
+    if not Path(path).exists():
+        raise click.ClickException(
+            f"{path} does not exist. Give the database gazeback records into (by default "
+            f"{default_db_path()}), or create one with `gazeback migrate {path}`."
+        )
+    return _open_db(Path(path))
+
+
 @cli.command()
 @click.option(
     "--db",
@@ -135,14 +145,12 @@ def dashboard(db_path: Path, host: str, port: int) -> None:
 
         gazeback dashboard ~/.local/share/gazeback/trail.db
     """
-    if not db_path.exists():
-        raise click.ClickException(f"{db_path} does not exist: record with `gazeback run` first")
     if not serve.is_loopback(host):
         raise click.ClickException(
             f"refusing to serve your trail on {host}: it would be readable by anyone on the "
             "network. Use --host 127.0.0.1 (the default)."
         )
-    _open_db(db_path).close()
+    open_existing_db(db_path).close()
     click.echo(f"Dashboard: http://{host}:{port}/-/dashboards/trail")
     sys.exit(subprocess.call(serve.dashboard_command(db_path, host, port)))
 

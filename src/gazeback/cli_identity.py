@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from sqlite_utils import Database
 
-from . import migrations, store_leaks
+from . import store_leaks
 from .models import IDENTITY_KINDS
 
 db_argument = click.argument(
@@ -14,9 +16,9 @@ db_argument = click.argument(
 
 
 def _open(db_path: str) -> Database:
-    db = Database(db_path)
-    migrations.apply(db)
-    return db
+    from .cli import open_existing_db
+
+    return open_existing_db(Path(db_path))
 
 
 @click.group(name="identity")
@@ -60,7 +62,10 @@ def list_(db_path: str) -> None:
 
         gazeback identity list trail.db
     """
-    for row in store_leaks.list_identities(_open(db_path)):
+    rows = store_leaks.list_identities(_open(db_path))
+    if rows:
+        click.echo("id\tkind\tlabel\tvalue (masked)")
+    for row in rows:
         click.echo(f"{row['id']}\t{row['kind']}\t{row['label']}\t{row['masked']}")
 
 

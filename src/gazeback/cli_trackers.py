@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import click
-import sqlite_utils
 
 from . import knowledge, migrations, trackerlists, trackerupdate
 from .classify import load_index, registrable_domain
@@ -112,7 +111,9 @@ def reclassify(db_path: str) -> None:
 
     Example: gazeback reclassify trail.db
     """
-    db = sqlite_utils.Database(db_path)
+    from .cli import open_existing_db
+
+    db = open_existing_db(Path(db_path))
     migrations.apply(db)
     counts = knowledge.reclassify(db, load_index())
     click.echo(

@@ -22,6 +22,8 @@ SECRET_NAME = re.compile(
     r"(?:^|_)(pass|passwd|password|passphrase|pwd|pin|token|secret|otp|session|sessionid|sid"
     r"|auth|apikey|api_key|access_key|credential|credentials|signature|sig)(?:_|$)"
 )
+# OAuth authorization codes: short-lived, but a secret while they live
+OAUTH_CODES = frozenset({"code", "auth_code", "authorization_code", "oauth_code"})
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 
@@ -35,6 +37,8 @@ def fingerprint(value: str | bytes, key: bytes) -> str:
 @lru_cache(maxsize=8192)
 def is_secret_name(name: str) -> bool:
     words = _NON_WORD.sub("_", _CAMEL.sub("_", name).lower())
+    if words in OAUTH_CODES:
+        return True
     return bool(SECRET_NAME.search(words)) or "password" in words or "token" in words
 
 

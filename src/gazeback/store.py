@@ -274,9 +274,18 @@ def _ids_by_flow(db: Database, flow_ids: Iterable[str]) -> dict[str, int]:
 
 def save_pinned(db: Database, host: str, error: str | None) -> None:
     db.table("_pinned_hosts").upsert(
-        {"host": host, "first_seen_at": now_iso(), "last_error": error}, pk="host"
+        # first_seen_at holds the latest refusal: passthrough is retried after a while
+        {"host": host, "first_seen_at": now_iso(), "last_error": error},
+        pk="host",
     )
 
 
-def pinned_hosts(db: Database) -> set[str]:
-    return {r["host"] for r in db.query("select host from _pinned_hosts")}
+def pinned_hosts(db: Database) -> dict[str, float]:
+    """Host -> when a client last refused our certificate for it (epoch seconds)."""
+    out: dict[str, float] = {}
+    for r in db.query("select host, first_seen_at from _pinned_hosts"):
+        try:
+            out[r["host"]] = datetime.fromisoformat(r["first_seen_at"]).timestamp()
+        except (TypeError, ValueError):
+            continue
+    return out

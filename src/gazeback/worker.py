@@ -44,7 +44,7 @@ def child_main(conn: Connection, db_path: str, key: bytes, kwargs: dict[str, Any
     except Exception as e:
         conn.send(("error", f"{type(e).__name__}: {e}"))
         return
-    conn.send(("ready", sorted(writer.pinned)))
+    conn.send(("ready", writer.pinned))
     while True:
         try:
             msg = conn.recv()
@@ -81,7 +81,7 @@ class ProcessWriter:
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
         self.writer_kwargs = writer_kwargs
         self.stats = Stats()
-        self.pinned: set[str] = set()
+        self.pinned: dict[str, float] = {}
         self.fallback: Writer | None = None
         self._proc: Any = None
         self._conn: Connection | None = None
@@ -133,7 +133,7 @@ class ProcessWriter:
         if kind == "error":
             self._proc.join(5)
             raise OSError(payload)
-        self.pinned = set(payload)
+        self.pinned = dict(payload)
         self._conn = parent
         self._thread = threading.Thread(target=self._forward, name="gazeback-forward", daemon=True)
         self._thread.start()

@@ -90,7 +90,7 @@ class Writer:
         self._device_cache: dict[str, int] = {}
         self._known_trackers: set[str] = set()
         self._last_drop_log = 0.0
-        self.pinned: set[str] = set()  # hosts whose TLS a client refused, read at start
+        self.pinned: dict[str, float] = {}  # host -> when a client last refused our certificate
 
     # -- event-loop side -------------------------------------------------------------
     def submit(self, snap: FlowSnapshot) -> bool:
