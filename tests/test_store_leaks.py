@@ -1,3 +1,4 @@
+import json
 import os
 
 import pytest
@@ -228,3 +229,24 @@ def test_save_batch_feeds_leak_report(db):
     ]
     assert db["leaf_fingerprints"].count == 6
     assert email_id == 1
+
+
+def test_rescan_takes_found_identifiers_out_of_stored_requests(db):
+    add_request(db, 1)
+    db["requests"].update(
+        1,
+        {
+            "path": f"/p/{EMAIL}?em={EMAIL}&q=1",
+            "request_headers": json.dumps([["X-User", EMAIL], ["Accept", "*/*"]]),
+        },
+    )
+    obs = make_observation(
+        "t.example", f"/p/{EMAIL}", [("em", EMAIL), ("q", "1")], headers=[("X-User", EMAIL)]
+    )
+    store_leaks.save_detection(db, 1, detect(obs, build_profile([]), KEY))
+    store_leaks.add_identity(db, KEY, "email", EMAIL)
+    assert store_leaks.rescan(db, KEY) == 3
+    row = db["requests"].get(1)
+    assert row["path"] == "/p/[leak:email]?em=[leak:email]&q=1"
+    assert json.loads(row["request_headers"]) == [["X-User", "[leak:email]"], ["Accept", "*/*"]]
+    assert EMAIL not in json.dumps(row)

@@ -8,7 +8,7 @@ from .capture import observe
 from .classify import TrackerIndex, classify
 from .leaks import Profile, detect_safe
 from .models import FlowSnapshot, Leak, Observation, Record
-from .redact import LEAK_MARK, scrub_path
+from .redact import scrub_request
 
 
 @dataclass(frozen=True)
@@ -49,29 +49,14 @@ def scrub(obs: Observation, leaks: tuple[Leak, ...]) -> Observation:
     The leak rows say that and how an identifier was sent; the stored request must not
     carry it. Bodies are never stored, cookies and secrets are already fingerprinted.
     """
-    query: dict[str, str] = {}
-    segments: dict[int, str] = {}
-    headers: dict[str, str] = {}
-    for leak in leaks:
-        kind, _, name = leak.location.partition(":")
-        if kind == "url.query":
-            query[name] = leak.pii_type
-        elif kind == "url.path" and name.isdigit():
-            segments[int(name)] = leak.pii_type
-        elif kind == "header":
-            headers[name.lower()] = leak.pii_type
-    if not (query or segments or headers):
-        return obs
-    path = scrub_path(obs.path, query, segments) if obs.path else obs.path
-    stored_headers = tuple(
-        (n, LEAK_MARK.format(headers[n.lower()]) if n.lower() in headers else v)
-        for n, v in obs.request_headers
+    path, headers, fields = scrub_request(
+        obs.path, obs.request_headers, [(leak.location, leak.pii_type) for leak in leaks]
     )
-    fields = [f"url.query:{k}" for k in query] + [f"url.path:{i}" for i in segments]
-    fields += [f"header:{h}" for h in headers]
+    if not fields:
+        return obs
     return replace(
         obs,
         path=path,
-        request_headers=stored_headers,
+        request_headers=tuple(headers),
         redacted_fields=tuple(dict.fromkeys((*obs.redacted_fields, *fields))),
     )

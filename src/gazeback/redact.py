@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from urllib.parse import quote, unquote_plus
 
@@ -122,3 +123,33 @@ def scrub_path(path: str, query_keys: dict[str, str], segments: dict[int, str]) 
                 fields[i] = f"{name}={LEAK_MARK.format(kind)}"
         qs = "&".join(fields)
     return base + q + qs
+
+
+def scrub_request(
+    path: str | None,
+    headers: Sequence[tuple[str, str]],
+    found: Iterable[tuple[str, str]],
+) -> tuple[str | None, list[tuple[str, str]], list[str]]:
+    """Take identifiers out of a stored path and headers.
+
+    :param found: (location, pii type) of each leak, e.g. ("url.query:em>b64", "email")
+    :returns: the path, the headers and the locations that were replaced
+    """
+    query: dict[str, str] = {}
+    segments: dict[int, str] = {}
+    named: dict[str, str] = {}
+    for location, pii_type in found:
+        kind, _, name = location.split(">", 1)[0].partition(":")
+        if kind == "url.query":
+            query[name] = pii_type
+        elif kind == "url.path" and name.isdigit():
+            segments[int(name)] = pii_type
+        elif kind == "header":
+            named[name.lower()] = pii_type
+    if path and (query or segments):
+        path = scrub_path(path, query, segments)
+    headers = [
+        (n, LEAK_MARK.format(named[n.lower()]) if n.lower() in named else v) for n, v in headers
+    ]
+    fields = [f"url.query:{k}" for k in query] + [f"url.path:{i}" for i in segments]
+    return path, headers, fields + [f"header:{h}" for h in named]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import sqlite3
@@ -23,6 +24,7 @@ from sqlite_utils import Database
 from .leaks import Detection, Profile, fingerprint
 from .models import IdentityValue, Leak
 from .needles import NAME_KEYS, build_profile, validate
+from .redact import scrub_request
 
 KEY_BYTES = 32
 _AAD = b"gazeback identity v1:"
@@ -400,7 +402,35 @@ def rescan(db: Database, key: bytes, identity_ids: Iterable[int] | None = None) 
                 )
     with db.atomic():
         db.table("leaks").insert_all(rows)
+        _scrub_stored(db, rows)
     return len(rows)
+
+
+def _scrub_stored(db: Database, rows: list[dict[str, Any]]) -> None:
+    """Take newly found identifiers out of the stored paths and headers of those requests."""
+    found: dict[int, list[tuple[str, str]]] = {}
+    for r in rows:
+        found.setdefault(r["request_id"], []).append((r["location"], r["pii_type"]))
+    for request_id, places in found.items():
+        row = db.execute(
+            "select path, request_headers, redacted_fields from requests where id = ?",
+            [request_id],
+        ).fetchone()
+        if row is None:
+            continue
+        headers = [tuple(h) for h in json.loads(row[1])] if row[1] else []
+        path, new_headers, fields = scrub_request(row[0], headers, places)
+        if not fields:
+            continue
+        done = json.loads(row[2]) if row[2] else []
+        db.table("requests").update(
+            request_id,
+            {
+                "path": path,
+                "request_headers": json.dumps(new_headers, ensure_ascii=False) if headers else None,
+                "redacted_fields": json.dumps(list(dict.fromkeys([*done, *fields]))),
+            },
+        )
 
 
 def _key_of(location: str) -> set[str]:
