@@ -273,14 +273,16 @@ create index if not exists summary_hourly_device on summary_hourly (device_id, h
 create table if not exists summary_leaks (
   hour text not null,
   device_id integer not null,
+  host text not null,
   tracker_id text not null,
   pii_type text not null,
   transform_chain text not null,
   location text not null,
   leaks integer not null default 0,
-  primary key (hour, device_id, tracker_id, pii_type, transform_chain, location)
+  primary key (hour, device_id, host, tracker_id, pii_type, transform_chain, location)
 ) without rowid;
 create index if not exists summary_leaks_tracker on summary_leaks (tracker_id, hour);
+create index if not exists summary_leaks_host on summary_leaks (host, hour);
 
 create trigger if not exists summary_requests_insert after insert on requests begin
   insert into summary_hourly (hour, device_id, host, tracker_id, kind, is_decrypted,
@@ -307,7 +309,7 @@ create trigger if not exists summary_requests_delete after delete on requests be
         and coalesce(l.transform_chain, '') = summary_leaks.transform_chain
         and coalesce(l.location, '') = summary_leaks.location)
   where hour = substr(old.started_at, 1, 13) and device_id = coalesce(old.device_id, 0)
-    and tracker_id = coalesce(old.tracker_id, '');
+    and host = old.host and tracker_id = coalesce(old.tracker_id, '');
 end;
 
 create trigger if not exists summary_requests_update
@@ -335,13 +337,13 @@ after update of started_at, device_id, host, tracker_id, kind, is_decrypted,
         and coalesce(l.transform_chain, '') = summary_leaks.transform_chain
         and coalesce(l.location, '') = summary_leaks.location)
   where hour = substr(old.started_at, 1, 13) and device_id = coalesce(old.device_id, 0)
-    and tracker_id = coalesce(old.tracker_id, '');
-  insert into summary_leaks (hour, device_id, tracker_id, pii_type, transform_chain,
+    and host = old.host and tracker_id = coalesce(old.tracker_id, '');
+  insert into summary_leaks (hour, device_id, host, tracker_id, pii_type, transform_chain,
     location, leaks)
-  select substr(new.started_at, 1, 13), coalesce(new.device_id, 0),
+  select substr(new.started_at, 1, 13), coalesce(new.device_id, 0), new.host,
     coalesce(new.tracker_id, ''), pii_type, coalesce(transform_chain, ''),
     coalesce(location, ''), count(*)
-  from leaks where request_id = new.id group by 4, 5, 6
+  from leaks where request_id = new.id group by 5, 6, 7
   on conflict do update set leaks = leaks + excluded.leaks;
 end;
 
@@ -351,9 +353,9 @@ create trigger if not exists summary_leaks_insert after insert on leaks begin
     select substr(started_at, 1, 13), coalesce(device_id, 0), host,
       coalesce(tracker_id, ''), kind, coalesce(is_decrypted, 0)
     from requests where id = new.request_id);
-  insert into summary_leaks (hour, device_id, tracker_id, pii_type, transform_chain,
+  insert into summary_leaks (hour, device_id, host, tracker_id, pii_type, transform_chain,
     location, leaks)
-  select substr(started_at, 1, 13), coalesce(device_id, 0), coalesce(tracker_id, ''),
+  select substr(started_at, 1, 13), coalesce(device_id, 0), host, coalesce(tracker_id, ''),
     new.pii_type, coalesce(new.transform_chain, ''), coalesce(new.location, ''), 1
   from requests where id = new.request_id
   on conflict do update set leaks = leaks + 1;
@@ -366,8 +368,8 @@ create trigger if not exists summary_leaks_delete after delete on leaks begin
       coalesce(tracker_id, ''), kind, coalesce(is_decrypted, 0)
     from requests where id = old.request_id);
   update summary_leaks set leaks = leaks - 1
-  where (hour, device_id, tracker_id, pii_type, transform_chain, location) = (
-    select substr(started_at, 1, 13), coalesce(device_id, 0), coalesce(tracker_id, ''),
+  where (hour, device_id, host, tracker_id, pii_type, transform_chain, location) = (
+    select substr(started_at, 1, 13), coalesce(device_id, 0), host, coalesce(tracker_id, ''),
       old.pii_type, coalesce(old.transform_chain, ''), coalesce(old.location, '')
     from requests where id = old.request_id);
 end;
@@ -383,11 +385,12 @@ select substr(r.started_at, 1, 13), coalesce(r.device_id, 0), r.host,
   coalesce(sum((select count(*) from leaks where request_id = r.id)), 0),
   coalesce(sum(r.request_bytes), 0), coalesce(sum(r.response_bytes), 0)
 from requests r where 1 group by 1, 2, 3, 4, 5, 6;
-insert into summary_leaks (hour, device_id, tracker_id, pii_type, transform_chain,
+insert into summary_leaks (hour, device_id, host, tracker_id, pii_type, transform_chain,
   location, leaks)
-select substr(r.started_at, 1, 13), coalesce(r.device_id, 0), coalesce(r.tracker_id, ''),
-  l.pii_type, coalesce(l.transform_chain, ''), coalesce(l.location, ''), count(*)
-from leaks l join requests r on r.id = l.request_id where 1 group by 1, 2, 3, 4, 5, 6;
+select substr(r.started_at, 1, 13), coalesce(r.device_id, 0), r.host,
+  coalesce(r.tracker_id, ''), l.pii_type, coalesce(l.transform_chain, ''),
+  coalesce(l.location, ''), count(*)
+from leaks l join requests r on r.id = l.request_id where 1 group by 1, 2, 3, 4, 5, 6, 7;
 """
 
 

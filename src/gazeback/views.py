@@ -4,6 +4,24 @@ from __future__ import annotations
 
 from sqlite_utils import Database
 
+
+def _html(expr: str) -> str:
+    """SQL that HTML-escapes ``expr`` (dashboard tables show cells as HTML)."""
+    return (
+        f"replace(replace(replace(replace({expr}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), "
+        "'\"', '&quot;')"
+    )
+
+
+def _url(expr: str) -> str:
+    """SQL that percent-encodes ``expr`` for a query-string value."""
+    out = expr
+    for a, b in (("%", "%25"), ("+", "%2B"), ("&", "%26"), ("#", "%23"), ('"', "%22"),
+                 ("<", "%3C"), (">", "%3E"), ("'", "%27"), (" ", "+")):  # fmt: skip
+        out = "replace({}, '{}', '{}')".format(out, a.replace("'", "''"), b)
+    return out
+
+
 # name -> (tables it needs, SQL)
 VIEWS: dict[str, tuple[set[str], str]] = {
     "trail": (
@@ -67,6 +85,38 @@ left join trackers on trackers.id = requests.tracker_id
 left join companies on companies.id = trackers.company_id
 left join companies as owners on owners.id = companies.owner_id
 left join identities on identities.id = leaks.identity_id
+""",
+    ),
+    # Link-ready names for the dashboards: escaped for HTML, encoded for URLs.
+    "dash_devices": (
+        {"devices"},
+        f"""
+select id, label, kind, {_html("label")} as label_html, {_url("label")} as label_q,
+  '<a href="/-/dashboards/device?device=' || {_url("label")} || '">' || {_html("label")}
+    || '</a>' as link
+from devices
+""",
+    ),
+    "dash_companies": (
+        {"companies", "glossary_words"},
+        f"""
+select c.id, c.name, {_html("c.name")} as name_html, {_url("c.name")} as name_q,
+  coalesce(o.name, c.name) as owner, {_html("coalesce(o.name, c.name)")} as owner_html,
+  c.country, coalesce(g.words, c.country, 'unknown') as country_name,
+  '<a href="/-/dashboards/company?company=' || {_url("c.name")} || '">' || {_html("c.name")}
+    || '</a>' as link
+from companies c
+left join companies o on o.id = c.owner_id
+left join glossary_words g on g.kind = 'country' and g.key = c.country
+""",
+    ),
+    "dash_trackers": (
+        {"trackers", "glossary_words"},
+        """
+select t.id, t.name, t.company_id, t.category, t.is_tracker,
+  coalesce(g.words, replace(t.category, '_', ' ')) as category_words
+from trackers t
+left join glossary_words g on g.kind = 'category' and g.key = t.category
 """,
     ),
     # One row per distinct way personal data left: (pii_type, transform_chain, location)
