@@ -64,10 +64,17 @@ STATIC_MOUNT = "gazeback-static"  # dashboards/static, served at /gazeback-stati
 
 
 def datasette_settings() -> dict[str, Any]:
-    return {"sql_time_limit_ms": 3000, "allow_download": False, "default_cache_ttl": 0}
+    # suggest_facets off: on a million-row trail, trying every column as a facet takes
+    # seconds per table page; the facets named in metadata.yml still show.
+    return {
+        "sql_time_limit_ms": 3000,
+        "allow_download": False,
+        "default_cache_ttl": 0,
+        "suggest_facets": False,
+    }
 
 
-def make_datasette(db_path: Path, **kwargs: Any) -> Any:
+def make_datasette(db_path: Path, settings: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """A Datasette serving ``db_path`` exactly as ``gazeback dashboard`` does (tests, bench)."""
     from datasette.app import Datasette
 
@@ -75,7 +82,7 @@ def make_datasette(db_path: Path, **kwargs: Any) -> Any:
     return Datasette(
         [str(db_path)],
         metadata=dashboard_metadata(db_path.stem),
-        settings=datasette_settings(),
+        settings={**datasette_settings(), **(settings or {})},
         template_dir=str(folder / "templates"),
         static_mounts=[(STATIC_MOUNT, str(folder / "static"))],
         **kwargs,
@@ -95,6 +102,7 @@ def dashboard_command(db_path: Path, host: str, port: int) -> list[str]:
         "--setting", "sql_time_limit_ms", "3000",
         "--setting", "allow_download", "off",
         "--setting", "default_cache_ttl", "0",
+        "--setting", "suggest_facets", "off",
     ]  # fmt: skip
     if (folder / "templates").is_dir():
         cmd += ["--template-dir", str(folder / "templates")]
