@@ -367,6 +367,10 @@ def rows() -> list[dict[str, str]]:
 
 
 def refresh(db: Database) -> None:
-    """Write the current words (cheap: a few hundred rows)."""
-    if "glossary_words" in db.table_names():
+    """Write the current words; no write at all when they are already there."""
+    if "glossary_words" not in db.table_names():
+        return
+    want = {(r["kind"], r["key"], r["words"]) for r in rows()}
+    have = set(db.execute("select kind, key, words from glossary_words").fetchall())
+    if want - have:
         db["glossary_words"].upsert_all(rows(), pk=("kind", "key"))
