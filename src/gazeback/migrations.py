@@ -269,3 +269,185 @@ def apply(db: Database) -> None:
 
     migrations.apply(db)
     ensure_db_shape(db)
+
+
+# Summary tables the dashboards read: one row per hour, device, host, tracker, kind and
+# decryption state (and per type of personal data for leaks), kept current by triggers
+# on every write to `requests` and `leaks`, so the store needs no extra call and a
+# million-request trail still answers in milliseconds. `summaries.rebuild(db)` recomputes
+# them from scratch.
+SUMMARY_SQL = """
+create table if not exists summary_hourly (
+  hour text not null,            -- substr(started_at, 1, 13): 2026-11-27T06
+  device_id integer not null,    -- 0 when unknown
+  host text not null,
+  tracker_id text not null,      -- '' when no list knows the host
+  kind text not null,
+  is_decrypted integer not null,
+  requests integer not null default 0,
+  leaks integer not null default 0,
+  request_bytes integer not null default 0,
+  response_bytes integer not null default 0,
+  primary key (hour, device_id, host, tracker_id, kind, is_decrypted)
+) without rowid;
+create index if not exists summary_hourly_tracker on summary_hourly (tracker_id, hour);
+create index if not exists summary_hourly_host on summary_hourly (host, hour);
+create index if not exists summary_hourly_device on summary_hourly (device_id, hour);
+
+create table if not exists summary_leaks (
+  hour text not null,
+  device_id integer not null,
+  host text not null,
+  tracker_id text not null,
+  pii_type text not null,
+  transform_chain text not null,
+  location text not null,
+  leaks integer not null default 0,
+  primary key (hour, device_id, host, tracker_id, pii_type, transform_chain, location)
+) without rowid;
+create index if not exists summary_leaks_tracker on summary_leaks (tracker_id, hour);
+create index if not exists summary_leaks_host on summary_leaks (host, hour);
+
+create trigger if not exists summary_requests_insert after insert on requests begin
+  insert into summary_hourly (hour, device_id, host, tracker_id, kind, is_decrypted,
+    requests, request_bytes, response_bytes)
+  values (substr(new.started_at, 1, 13), coalesce(new.device_id, 0), new.host,
+    coalesce(new.tracker_id, ''), new.kind, coalesce(new.is_decrypted, 0), 1,
+    coalesce(new.request_bytes, 0), coalesce(new.response_bytes, 0))
+  on conflict do update set requests = requests + 1,
+    request_bytes = request_bytes + excluded.request_bytes,
+    response_bytes = response_bytes + excluded.response_bytes;
+end;
+
+create trigger if not exists summary_requests_delete after delete on requests begin
+  update summary_hourly set requests = requests - 1,
+    leaks = leaks - (select count(*) from leaks where request_id = old.id),
+    request_bytes = request_bytes - coalesce(old.request_bytes, 0),
+    response_bytes = response_bytes - coalesce(old.response_bytes, 0)
+  where hour = substr(old.started_at, 1, 13) and device_id = coalesce(old.device_id, 0)
+    and host = old.host and tracker_id = coalesce(old.tracker_id, '') and kind = old.kind
+    and is_decrypted = coalesce(old.is_decrypted, 0);
+  update summary_leaks set leaks = leaks - (
+      select count(*) from leaks l where l.request_id = old.id
+        and l.pii_type = summary_leaks.pii_type
+        and coalesce(l.transform_chain, '') = summary_leaks.transform_chain
+        and coalesce(l.location, '') = summary_leaks.location)
+  where hour = substr(old.started_at, 1, 13) and device_id = coalesce(old.device_id, 0)
+    and host = old.host and tracker_id = coalesce(old.tracker_id, '');
+end;
+
+create trigger if not exists summary_requests_update
+after update of started_at, device_id, host, tracker_id, kind, is_decrypted,
+  request_bytes, response_bytes on requests begin
+  update summary_hourly set requests = requests - 1,
+    leaks = leaks - (select count(*) from leaks where request_id = old.id),
+    request_bytes = request_bytes - coalesce(old.request_bytes, 0),
+    response_bytes = response_bytes - coalesce(old.response_bytes, 0)
+  where hour = substr(old.started_at, 1, 13) and device_id = coalesce(old.device_id, 0)
+    and host = old.host and tracker_id = coalesce(old.tracker_id, '') and kind = old.kind
+    and is_decrypted = coalesce(old.is_decrypted, 0);
+  insert into summary_hourly (hour, device_id, host, tracker_id, kind, is_decrypted,
+    requests, leaks, request_bytes, response_bytes)
+  values (substr(new.started_at, 1, 13), coalesce(new.device_id, 0), new.host,
+    coalesce(new.tracker_id, ''), new.kind, coalesce(new.is_decrypted, 0), 1,
+    (select count(*) from leaks where request_id = new.id),
+    coalesce(new.request_bytes, 0), coalesce(new.response_bytes, 0))
+  on conflict do update set requests = requests + 1, leaks = leaks + excluded.leaks,
+    request_bytes = request_bytes + excluded.request_bytes,
+    response_bytes = response_bytes + excluded.response_bytes;
+  update summary_leaks set leaks = leaks - (
+      select count(*) from leaks l where l.request_id = old.id
+        and l.pii_type = summary_leaks.pii_type
+        and coalesce(l.transform_chain, '') = summary_leaks.transform_chain
+        and coalesce(l.location, '') = summary_leaks.location)
+  where hour = substr(old.started_at, 1, 13) and device_id = coalesce(old.device_id, 0)
+    and host = old.host and tracker_id = coalesce(old.tracker_id, '');
+  insert into summary_leaks (hour, device_id, host, tracker_id, pii_type, transform_chain,
+    location, leaks)
+  select substr(new.started_at, 1, 13), coalesce(new.device_id, 0), new.host,
+    coalesce(new.tracker_id, ''), pii_type, coalesce(transform_chain, ''),
+    coalesce(location, ''), count(*)
+  from leaks where request_id = new.id group by 5, 6, 7
+  on conflict do update set leaks = leaks + excluded.leaks;
+end;
+
+create trigger if not exists summary_leaks_insert after insert on leaks begin
+  update summary_hourly set leaks = leaks + 1
+  where (hour, device_id, host, tracker_id, kind, is_decrypted) = (
+    select substr(started_at, 1, 13), coalesce(device_id, 0), host,
+      coalesce(tracker_id, ''), kind, coalesce(is_decrypted, 0)
+    from requests where id = new.request_id);
+  insert into summary_leaks (hour, device_id, host, tracker_id, pii_type, transform_chain,
+    location, leaks)
+  select substr(started_at, 1, 13), coalesce(device_id, 0), host, coalesce(tracker_id, ''),
+    new.pii_type, coalesce(new.transform_chain, ''), coalesce(new.location, ''), 1
+  from requests where id = new.request_id
+  on conflict do update set leaks = leaks + 1;
+end;
+
+create trigger if not exists summary_leaks_delete after delete on leaks begin
+  update summary_hourly set leaks = leaks - 1
+  where (hour, device_id, host, tracker_id, kind, is_decrypted) = (
+    select substr(started_at, 1, 13), coalesce(device_id, 0), host,
+      coalesce(tracker_id, ''), kind, coalesce(is_decrypted, 0)
+    from requests where id = old.request_id);
+  update summary_leaks set leaks = leaks - 1
+  where (hour, device_id, host, tracker_id, pii_type, transform_chain, location) = (
+    select substr(started_at, 1, 13), coalesce(device_id, 0), host, coalesce(tracker_id, ''),
+      old.pii_type, coalesce(old.transform_chain, ''), coalesce(old.location, '')
+    from requests where id = old.request_id);
+end;
+"""
+
+SUMMARY_FILL_SQL = """
+delete from summary_hourly;
+delete from summary_leaks;
+insert into summary_hourly (hour, device_id, host, tracker_id, kind, is_decrypted,
+  requests, leaks, request_bytes, response_bytes)
+select substr(r.started_at, 1, 13), coalesce(r.device_id, 0), r.host,
+  coalesce(r.tracker_id, ''), r.kind, coalesce(r.is_decrypted, 0), count(*),
+  coalesce(sum((select count(*) from leaks where request_id = r.id)), 0),
+  coalesce(sum(r.request_bytes), 0), coalesce(sum(r.response_bytes), 0)
+from requests r where 1 group by 1, 2, 3, 4, 5, 6;
+insert into summary_leaks (hour, device_id, host, tracker_id, pii_type, transform_chain,
+  location, leaks)
+select substr(r.started_at, 1, 13), coalesce(r.device_id, 0), r.host,
+  coalesce(r.tracker_id, ''), l.pii_type, coalesce(l.transform_chain, ''),
+  coalesce(l.location, ''), count(*)
+from leaks l join requests r on r.id = l.request_id where 1 group by 1, 2, 3, 4, 5, 6, 7;
+"""
+
+
+def sql_statements(script: str) -> list[str]:
+    """Split a script into complete statements (trigger bodies stay whole)."""
+    import sqlite3
+
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return out
+
+
+@migrations()
+def m016_create_dashboard_summaries(db: Database) -> None:
+    # Per-hour summaries for the dashboards, filled from the rows already stored.
+    for statement in sql_statements(SUMMARY_SQL + SUMMARY_FILL_SQL):
+        db.execute(statement)
+
+
+@migrations()
+def m017_index_requests_for_drilldowns(db: Database) -> None:
+    # Drill-down pages list a host's, a company's or a device's requests newest first.
+    db["requests"].create_index(["host", "started_at"], if_not_exists=True)
+    db["requests"].create_index(["tracker_id", "started_at"], if_not_exists=True)
+    db["requests"].create_index(["kind", "started_at"], if_not_exists=True)
+
+
+@migrations()
+def m018_create_glossary_words(db: Database) -> None:
+    # Plain words the dashboards use for personal data, transforms, categories and
+    # countries (filled and refreshed from gazeback.glossary on every apply).
+    db["glossary_words"].create({"kind": str, "key": str, "words": str}, pk=("kind", "key"))

@@ -29,6 +29,14 @@ def is_loopback(host: str) -> bool:
 
 
 def dashboards_dir() -> Path:
+    """``dashboards/``: the installed package, or the source tree next to this module.
+
+    An editable install maps ``gazeback.dashboards`` to one checkout's folder; when this
+    module runs from another checkout (PYTHONPATH=src), that checkout's folder wins.
+    """
+    local = Path(__file__).resolve().parents[2] / "dashboards"
+    if (local / "metadata.yml").is_file() and (local / "__init__.py").is_file():
+        return local
     return Path(str(resources.files("gazeback.dashboards")))
 
 
@@ -45,7 +53,40 @@ def dashboard_metadata(db_name: str) -> dict[str, Any]:
             for item in [*board.get("charts", {}).values(), *board.get("filters", {}).values()]:
                 if item.get("db") == "trail":
                     item["db"] = db_name
+                for key in ("query", "display"):
+                    if isinstance(item.get(key), str):
+                        item[key] = item[key].replace('href="/trail/', f'href="/{db_name}/')
+                        item[key] = item[key].replace("](/trail/", f"](/{db_name}/")
     return meta
+
+
+STATIC_MOUNT = "gazeback-static"  # dashboards/static, served at /gazeback-static/
+
+
+def datasette_settings() -> dict[str, Any]:
+    # suggest_facets off: on a million-row trail, trying every column as a facet takes
+    # seconds per table page; the facets named in metadata.yml still show.
+    return {
+        "sql_time_limit_ms": 3000,
+        "allow_download": False,
+        "default_cache_ttl": 0,
+        "suggest_facets": False,
+    }
+
+
+def make_datasette(db_path: Path, settings: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """A Datasette serving ``db_path`` exactly as ``gazeback dashboard`` does (tests, bench)."""
+    from datasette.app import Datasette
+
+    folder = dashboards_dir()
+    return Datasette(
+        [str(db_path)],
+        metadata=dashboard_metadata(db_path.stem),
+        settings={**datasette_settings(), **(settings or {})},
+        template_dir=str(folder / "templates"),
+        static_mounts=[(STATIC_MOUNT, str(folder / "static"))],
+        **kwargs,
+    )
 
 
 def dashboard_command(db_path: Path, host: str, port: int) -> list[str]:
@@ -61,9 +102,12 @@ def dashboard_command(db_path: Path, host: str, port: int) -> list[str]:
         "--setting", "sql_time_limit_ms", "3000",
         "--setting", "allow_download", "off",
         "--setting", "default_cache_ttl", "0",
+        "--setting", "suggest_facets", "off",
     ]  # fmt: skip
     if (folder / "templates").is_dir():
         cmd += ["--template-dir", str(folder / "templates")]
+    if (folder / "static").is_dir():
+        cmd += ["--static", f"{STATIC_MOUNT}:{folder / 'static'}"]
     return cmd
 
 

@@ -4,6 +4,24 @@ from __future__ import annotations
 
 from sqlite_utils import Database
 
+
+def _html(expr: str) -> str:
+    """SQL that HTML-escapes ``expr`` (dashboard tables show cells as HTML)."""
+    return (
+        f"replace(replace(replace(replace({expr}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), "
+        "'\"', '&quot;')"
+    )
+
+
+def _url(expr: str) -> str:
+    """SQL that percent-encodes ``expr`` for a query-string value."""
+    out = expr
+    for a, b in (("%", "%25"), ("+", "%2B"), ("&", "%26"), ("#", "%23"), ('"', "%22"),
+                 ("<", "%3C"), (">", "%3E"), ("'", "%27"), (" ", "+")):  # fmt: skip
+        out = "replace({}, '{}', '{}')".format(out, a.replace("'", "''"), b)
+    return out
+
+
 # name -> (tables it needs, SQL)
 VIEWS: dict[str, tuple[set[str], str]] = {
     "trail": (
@@ -70,6 +88,101 @@ left join companies as owners on owners.id = companies.owner_id
 left join identities on identities.id = leaks.identity_id
 """,
     ),
+    # Link-ready names for the dashboards: escaped for HTML, encoded for URLs.
+    "dash_devices": (
+        {"devices"},
+        f"""
+select id, label, kind, {_html("label")} as label_html, {_url("label")} as label_q,
+  '<a href="/-/dashboards/device?device=' || {_url("label")} || '">' || {_html("label")}
+    || '</a>' as link
+from devices
+""",
+    ),
+    "dash_companies": (
+        {"companies", "glossary_words"},
+        f"""
+select c.id, c.name, {_html("c.name")} as name_html, {_url("c.name")} as name_q,
+  coalesce(o.name, c.name) as owner, {_html("coalesce(o.name, c.name)")} as owner_html,
+  c.country, coalesce(g.words, c.country, 'unknown') as country_name,
+  '<a href="/-/dashboards/company?company=' || {_url("c.name")} || '">' || {_html("c.name")}
+    || '</a>' as link
+from companies c
+left join companies o on o.id = c.owner_id
+left join glossary_words g on g.kind = 'country' and g.key = c.country
+""",
+    ),
+    "dash_trackers": (
+        {"trackers", "glossary_words"},
+        """
+select t.id, t.name, t.company_id, t.category, t.is_tracker,
+  coalesce(g.words, replace(t.category, '_', ' ')) as category_words
+from trackers t
+left join glossary_words g on g.kind = 'category' and g.key = t.category
+""",
+    ),
+    # One row per distinct way personal data left: (pii_type, transform_chain, location)
+    # with a sentence a person understands, e.g. "your email address, lower-cased, then
+    # hashed with SHA-256, in the <code>ud[em]</code> parameter of the web address".
+    # Built from glossary_words; HTML-escaped (the dashboards show it as HTML).
+    "leak_explanations": (
+        {"summary_leaks", "glossary_words"},
+        """
+with recursive
+kinds as (select distinct pii_type, transform_chain, location from summary_leaks),
+steps(pii_type, transform_chain, location, rest, step, pos) as (
+  select pii_type, transform_chain, location, transform_chain || '>', '', 0 from kinds
+  union all
+  select pii_type, transform_chain, location, substr(rest, instr(rest, '>') + 1),
+    substr(rest, 1, instr(rest, '>') - 1), pos + 1
+  from steps where rest != ''
+),
+worded as (
+  select s.pii_type, s.transform_chain, s.location, s.pos,
+    case when s.step = '' then ''
+      else coalesce(w.words, replace(s.step, ':', ' '))
+      || case when instr(s.step, ':') and substr(s.step, instr(s.step, ':') + 1) not in ('hex', '')
+           then ', written ' || coalesce(x.words, substr(s.step, instr(s.step, ':') + 1))
+           else '' end
+    end as words
+  from steps s
+  left join glossary_words w on w.kind = 'step' and w.key = case when instr(s.step, ':')
+    then substr(s.step, 1, instr(s.step, ':') - 1) else s.step end
+  left join glossary_words x on x.kind = 'step'
+    and x.key = substr(s.step, instr(s.step, ':') + 1)
+  where s.pos > 0
+),
+chains as (
+  select pii_type, transform_chain, location,
+    group_concat(nullif(words, ''), ', then ') as how
+  from (select * from worded order by pos)
+  group by pii_type, transform_chain, location
+),
+places as (
+  select c.*,
+    case when instr(c.location, ':') then substr(c.location, 1, instr(c.location, ':') - 1)
+      else c.location end as place,
+    replace(replace(replace(replace(
+      case when instr(c.location, ':') then substr(c.location, instr(c.location, ':') + 1)
+        else '' end, '&', '&amp;'), '<', '&lt;'), '>', ' › '), '$.', '') as field
+  from chains c
+)
+select
+  p.pii_type,
+  p.transform_chain,
+  p.location,
+  coalesce(pii.words, replace(p.pii_type, '_', ' ')) as what,
+  coalesce(p.how, '') as how,
+  replace(coalesce(loc.words, 'in ' || p.place || ' {}'), '{}',
+    '<code>' || p.field || '</code>') as place,
+  coalesce(pii.words, replace(p.pii_type, '_', ' '))
+    || case when coalesce(p.how, '') = '' then ', as it is' else ', ' || p.how end
+    || ', ' || replace(coalesce(loc.words, 'in ' || p.place || ' {}'), '{}',
+      '<code>' || p.field || '</code>') as sentence
+from places p
+left join glossary_words pii on pii.kind = 'pii' and pii.key = p.pii_type
+left join glossary_words loc on loc.kind = 'location' and loc.key = p.place
+""",
+    ),
 }
 
 
@@ -79,3 +192,6 @@ def ensure_db_shape(db: Database) -> None:
     for name, (needs, sql) in VIEWS.items():
         if needs <= tables:
             db.create_view(name, sql.strip(), replace=True)
+    from .glossary import refresh
+
+    refresh(db)

@@ -1,0 +1,174 @@
+"""A real headless Chromium (Debian's) loads the dashboards served by `datasette serve`.
+
+Asserts the charts rendered, no console errors, and not one request to a non-loopback
+host. Screenshots go to $GAZEBACK_SCREENSHOTS (default: the test's tmp dir). Skipped only
+when chromium is not installed; CI installs it (`apt-get install -y chromium`).
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import sqlite_utils
+from conftest import free_port
+
+from gazeback import demo, migrations, serve
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-domain-reliability",
+]
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    folder = Path(os.environ.get("GAZEBACK_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def start_server(db_path):
+    port = free_port()
+    proc = subprocess.Popen(
+        serve.dashboard_command(db_path, "127.0.0.1", port),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/-/versions.json", timeout=1).read()
+            return proc, base
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stderr.read().decode()) from None
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("datasette did not start")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    profile = tempfile.mkdtemp(prefix="gazeback-chromium-")
+    with playwright.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=ARGS,
+            viewport={"width": 1400, "height": 1000},
+        )
+        yield context
+        context.close()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def visit(context, url, shot):
+    """Open ``url``; return (console errors, outside hosts asked for, page)."""
+    page = context.new_page()
+    errors, outside = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def guard(route):
+        host = urlsplit(route.request.url).hostname or ""
+        if route.request.url.startswith(("data:", "blob:")) or host in LOOPBACK:
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", guard)
+    page.goto(url, wait_until="networkidle")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(shot), full_page=True)
+    return errors, outside, page
+
+
+def settled(page, slugs):
+    """Every chart drew something or said it has nothing to show."""
+    missing = []
+    for slug in slugs:
+        el = page.locator(f"#chart-{slug}")
+        if el.locator("canvas, svg, table, .gazeback-metric, .gazeback-nothing").count() == 0:
+            missing.append(slug)
+    return missing
+
+
+@pytest.fixture(scope="module")
+def served_demo(tmp_path_factory):
+    path = tmp_path_factory.mktemp("browser") / "trail.db"
+    demo.generate(path, scale=2000, seed=4, end=datetime(2026, 11, 27, tzinfo=UTC))
+    proc, base = start_server(path)
+    yield base
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_trail_dashboard_renders_offline(browser, served_demo, shots):
+    errors, outside, page = visit(browser, f"{served_demo}/-/dashboards/trail", shots / "trail.png")
+    meta = serve.dashboard_metadata("trail")["plugins"]["datasette-dashboards"]["trail"]
+    charts = [s for s, c in meta["charts"].items() if c["library"] != "markdown"]
+    page.wait_for_function(
+        "n => document.querySelectorAll('[data-rendered=true]').length >= n", arg=len(charts)
+    )
+    assert not settled(page, charts)
+    for slug in ("timeline", "top-companies", "learned", "devices-companies", "countries"):
+        assert page.locator(f"#chart-{slug} canvas, #chart-{slug} svg").count() > 0, slug
+    assert "tracking companies received" in page.locator("#chart-headline").inner_text()
+    page.screenshot(path=str(shots / "trail.png"), full_page=True)
+    assert errors == []
+    assert outside == []
+
+
+def test_company_page_renders_offline(browser, served_demo, shots):
+    url = f"{served_demo}/-/dashboards/company?company=Meta+Platforms%2C+Inc."
+    errors, outside, page = visit(browser, url, shots / "company.png")
+    meta = serve.dashboard_metadata("trail")["plugins"]["datasette-dashboards"]["company"]
+    page.wait_for_function(
+        "n => document.querySelectorAll('[data-rendered=true]').length >= n",
+        arg=len(meta["charts"]),
+    )
+    assert (
+        "What Meta Platforms, Inc. knows about you"
+        in page.locator("#chart-c-headline").inner_text()
+    )
+    assert "hashed with SHA-256" in page.locator("#chart-c-explained").inner_text()
+    page.screenshot(path=str(shots / "company.png"), full_page=True)
+    assert errors == []
+    assert outside == []
+
+
+def test_empty_database_shows_how_to_start(browser, tmp_path, shots):
+    path = tmp_path / "trail.db"
+    db = sqlite_utils.Database(path)
+    migrations.apply(db)
+    db.close()
+    proc, base = start_server(path)
+    try:
+        errors, outside, page = visit(browser, f"{base}/-/dashboards/trail", shots / "empty.png")
+        page.wait_for_selector("#gazeback-empty", state="visible")
+        assert page.locator(".dashboard-grid").is_hidden()
+        assert errors == [] and outside == []
+    finally:
+        proc.terminate()
+        proc.wait(10)
