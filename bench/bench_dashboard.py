@@ -6,7 +6,7 @@ Generates a demo database of ``--scale`` requests (timed), then runs every chart
 every dashboard, with no filter and with filters set, every filter's option query, the
 canned queries and the drill-down table pages, through Datasette's own client (the same
 path the browser uses: ``/<db>.json?sql=...``). Each is run 3 times; the slowest run counts.
-Prints Markdown for docs/benchmarks-dashboard.md; exits 1 if a dashboard query is over
+Prints Markdown for docs/benchmarks.md; exits 1 if a dashboard query is over
 the 500 ms budget.
 """
 

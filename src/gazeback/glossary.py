@@ -373,4 +373,4 @@ def refresh(db: Database) -> None:
     want = {(r["kind"], r["key"], r["words"]) for r in rows()}
     have = set(db.execute("select kind, key, words from glossary_words").fetchall())
     if want - have:
-        db["glossary_words"].upsert_all(rows(), pk=("kind", "key"))
+        db.table("glossary_words").upsert_all(rows(), pk=("kind", "key"))

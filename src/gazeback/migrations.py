@@ -441,13 +441,13 @@ def m016_create_dashboard_summaries(db: Database) -> None:
 @migrations()
 def m017_index_requests_for_drilldowns(db: Database) -> None:
     # Drill-down pages list a host's, a company's or a device's requests newest first.
-    db["requests"].create_index(["host", "started_at"], if_not_exists=True)
-    db["requests"].create_index(["tracker_id", "started_at"], if_not_exists=True)
-    db["requests"].create_index(["kind", "started_at"], if_not_exists=True)
+    db.table("requests").create_index(["host", "started_at"], if_not_exists=True)
+    db.table("requests").create_index(["tracker_id", "started_at"], if_not_exists=True)
+    db.table("requests").create_index(["kind", "started_at"], if_not_exists=True)
 
 
 @migrations()
 def m018_create_glossary_words(db: Database) -> None:
     # Plain words the dashboards use for personal data, transforms, categories and
     # countries (filled and refreshed from gazeback.glossary on every apply).
-    db["glossary_words"].create({"kind": str, "key": str, "words": str}, pk=("kind", "key"))
+    db.table("glossary_words").create({"kind": str, "key": str, "words": str}, pk=("kind", "key"))
