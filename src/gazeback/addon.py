@@ -50,6 +50,13 @@ class TrailLogger:
             "them; then try to look inside again. 0: never pass through.",
         )
         loader.add_option(
+            "gazeback_keep_days",
+            int,
+            0,
+            "gazeback: delete requests older than this many days (checked at start and hourly). "
+            "0 keeps everything.",
+        )
+        loader.add_option(
             "gazeback_writer_process",
             bool,
             True,
@@ -83,7 +90,9 @@ class TrailLogger:
             factory = self.writer_factory or (
                 ProcessWriter if ctx.options.gazeback_writer_process else Writer
             )
-            writer = factory(path, load_or_create_key(path))
+            writer = factory(
+                path, load_or_create_key(path), keep_days=ctx.options.gazeback_keep_days
+            )
             writer.start()
         except Exception as e:
             # Before any traffic: a clear error, then stop rather than run unrecorded.

@@ -54,6 +54,13 @@ def open_existing_db(path: Path) -> sqlite_utils.Database:
 @click.option("--dashboard-port", default=8001, show_default=True, help="Dashboard port.")
 @click.option("--no-dashboard", is_flag=True, help="Run the proxy only.")
 @click.option(
+    "--keep-days",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Delete requests older than this many days (0: keep everything).",
+)
+@click.option(
     "--device",
     "devices",
     multiple=True,
@@ -68,6 +75,7 @@ def run(
     listen_port: int,
     dashboard_port: int,
     no_dashboard: bool,
+    keep_days: int,
     devices: tuple[str, ...],
     mitmproxy_args: tuple[str, ...],
 ) -> None:
@@ -98,6 +106,7 @@ def run(
         "-s", str(Path(__file__).with_name("mitmproxy_script.py")),
         "--set", f"gazeback_db={db_path}", "--set", "flow_detail=0",
         "--set", "termlog_verbosity=warn",
+        "--set", f"gazeback_keep_days={keep_days}",
         # connections to --ignore-hosts become flows gazeback can count (undecrypted)
         "--set", "show_ignored_hosts=true",
     ]  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -289,3 +289,32 @@ def pinned_hosts(db: Database) -> dict[str, float]:
         except (TypeError, ValueError):
             continue
     return out
+
+
+# Rows that belong to a request, deleted with it. (Requests go first: the summary triggers
+# read a request's leaks when it is deleted.)
+DEPENDENT_TABLES = ("leaks", "leaf_fingerprints", "persistent_id_sightings")
+
+
+def prune(db: Database, keep_days: int, now: datetime | None = None) -> int:
+    """Delete requests older than ``keep_days`` days, with everything derived from them.
+
+    Returns how many requests were deleted. ``keep_days`` of 0 or less keeps everything.
+    """
+    if keep_days <= 0:
+        return 0
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=keep_days)
+    cutoff_iso = cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    tables = set(db.table_names())
+    with db.atomic():
+        deleted = db.execute("delete from requests where started_at < ?", [cutoff_iso]).rowcount
+        if deleted:
+            for table in DEPENDENT_TABLES:
+                if table in tables:
+                    db.execute(
+                        f"delete from [{table}] where request_id not in (select id from requests)"
+                    )
+            if "summary_hourly" in tables:
+                db.execute("delete from summary_hourly where requests <= 0")
+                db.execute("delete from summary_leaks where leaks <= 0")
+    return int(deleted)

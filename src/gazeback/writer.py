@@ -68,6 +68,7 @@ class Writer:
         index: TrackerIndex | None = None,
         detect_leaks: bool = True,
         busy_timeout_ms: int = 5000,
+        keep_days: int = 0,
     ) -> None:
         self.db_path = Path(db_path)
         self.key = key
@@ -82,6 +83,8 @@ class Writer:
         self._stamp = ""
         self._stamp_checked = 0.0
         self.busy_timeout_ms = busy_timeout_ms
+        self.keep_days = keep_days
+        self._next_prune = 0.0
         self.stats = Stats()
         self.capture_id: int | None = None
         self._thread: threading.Thread | None = None
@@ -157,6 +160,7 @@ class Writer:
             self._load_profile()
             self.capture_id = store.start_capture(db, self.source, self.index.versions())
             self.pinned = store.pinned_hosts(db)
+            self._prune(db)
             self._replay_spill(db)
         except BaseException as e:  # reported to start()'s caller
             self._error = e
@@ -190,6 +194,7 @@ class Writer:
                 pending = []
             if time.monotonic() >= deadline:
                 deadline = time.monotonic() + self.interval
+                self._prune(db)
         try:
             store.end_capture(
                 db, self.capture_id, self.stats.recorded, self.stats.spilled + self.stats.dropped
@@ -197,6 +202,21 @@ class Writer:
         except Exception:
             logger.exception("gazeback: could not close the capture row")
         db.close()
+
+    def _prune(self, db: sqlite_utils.Database) -> None:
+        # retention: at start, then hourly
+        if self.keep_days <= 0 or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + 3600
+        try:
+            n = store.prune(db, self.keep_days)
+        except Exception as e:
+            logger.error(
+                "gazeback: could not delete requests older than %d days: %s", self.keep_days, e
+            )
+            return
+        if n:
+            logger.info("gazeback: deleted %d requests older than %d days", n, self.keep_days)
 
     def _note_pinned(self, db: sqlite_utils.Database, host: str, error: str | None) -> None:
         try:
