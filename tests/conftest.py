@@ -82,7 +82,9 @@ class Proxy:
             database.close()
 
 
-def start_proxy(tmp_path: Path, upstream, *extra: str, scripts=("gazeback_addon",)) -> Proxy:
+def start_proxy(
+    tmp_path: Path, upstream, *extra: str, scripts=("gazeback_addon",), preexec_fn=None
+) -> Proxy:
     """A real mitmdump with gazeback, sending every server connection to the local upstream."""
     port = free_port()
     confdir = tmp_path / "mitmconf"
@@ -103,7 +105,7 @@ def start_proxy(tmp_path: Path, upstream, *extra: str, scripts=("gazeback_addon"
     args += ["--set", f"gazeback_db={db_path}", *extra]
     proc = subprocess.Popen(
         args, stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=tmp_path,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=preexec_fn,
     )  # fmt: skip
     wait_for_port(port, proc=proc, log=log)
     return Proxy(proc, port, confdir, db_path, log)

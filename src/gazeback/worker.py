@@ -154,17 +154,24 @@ class ProcessWriter:
     def _forward(self) -> None:
         stopping = False
         while not stopping:
+            # Hand over whatever is queued right away (up to a batch): what sits in this
+            # process is what a crash of the proxy would lose.
             batch: list[Any] = []
-            deadline = time.monotonic() + self.interval
-            while len(batch) < self.batch_size:
-                try:
-                    item = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
+            try:
+                item = self.queue.get(timeout=self.interval)
+            except queue.Empty:
+                continue
+            while True:
                 if item is _STOP:
                     stopping = True
                     break
                 batch.append(item)
+                if len(batch) >= self.batch_size:
+                    break
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
             if batch:
                 self._send(batch)
         self._finish()

@@ -1,6 +1,10 @@
 """Test-only mitmproxy addon: send every server connection to the local upstream, keeping
 the host name the client asked for (SNI and Host stay e.g. www.google-analytics.com).
-Nothing leaves the machine."""
+Nothing leaves the machine.
+
+Plain HTTP is re-addressed per request (so mitmproxy reuses its upstream connection, as it
+would for a real host); TLS connections at connect time (the SNI stays the real name).
+"""
 
 from mitmproxy import ctx
 
@@ -10,8 +14,17 @@ class HostMap:
         loader.add_option("hostmap_port", int, 0, "local HTTPS upstream port")
         loader.add_option("hostmap_http_port", int, 0, "local HTTP upstream port")
 
+    def requestheaders(self, flow):
+        if flow.request.scheme == "http" and flow.request.method != "CONNECT":
+            host_header = flow.request.host_header
+            flow.request.host = "127.0.0.1"
+            flow.request.port = ctx.options.hostmap_http_port
+            flow.request.host_header = host_header
+
     def server_connect(self, data):
         host, port = data.server.address[:2]
+        if host == "127.0.0.1":
+            return
         tls = port == 443 or data.server.tls
         target = ctx.options.hostmap_port if tls else ctx.options.hostmap_http_port
         data.server.address = ("127.0.0.1", target)
