@@ -27,6 +27,7 @@ def test_dashboard_refuses_beyond_loopback(tmp_path):
     CliRunner().invoke(cli, ["migrate", str(tmp_path / "t.db")], catch_exceptions=False)
     result = CliRunner().invoke(cli, ["dashboard", str(tmp_path / "t.db"), "--host", "0.0.0.0"])
     assert result.exit_code == 1 and "refusing to serve your trail on 0.0.0.0" in result.output
+    assert "GAZEBACK_DASHBOARD_PASSWORD" in result.output
 
 
 def test_migrate_creates_a_private_database(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -150,18 +151,27 @@ def _banner(
 def dashboard(db_path: Path, host: str, port: int) -> None:
     """Serve a database with gazeback's dashboards (Datasette).
 
+    It listens on this computer only. To open it from another device (a projector's
+    laptop, your phone), listen on the network with a password, which is read from the
+    environment variable GAZEBACK_DASHBOARD_PASSWORD (never from the command line, where
+    other users could see it); the browser then asks for it (any user name).
+
     Example:
 
         gazeback dashboard ~/.local/share/gazeback/trail.db
+
+        GAZEBACK_DASHBOARD_PASSWORD=... gazeback dashboard trail.db --host 0.0.0.0
     """
-    if not serve.is_loopback(host):
+    password = os.environ.get("GAZEBACK_DASHBOARD_PASSWORD") or None
+    if not serve.is_loopback(host) and not password:
         raise click.ClickException(
-            f"refusing to serve your trail on {host}: it would be readable by anyone on the "
-            "network. Use --host 127.0.0.1 (the default)."
+            f"refusing to serve your trail on {host} without a password: it would be readable "
+            "by anyone on the network. Set GAZEBACK_DASHBOARD_PASSWORD, or keep --host "
+            "127.0.0.1 (the default)."
         )
     open_existing_db(db_path).close()
     click.echo(f"Dashboard: http://{host}:{port}/-/dashboards/trail")
-    sys.exit(subprocess.call(serve.dashboard_command(db_path, host, port)))
+    sys.exit(subprocess.call(serve.dashboard_command(db_path, host, port, password)))
 
 
 @cli.command()

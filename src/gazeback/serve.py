@@ -89,12 +89,28 @@ def make_datasette(db_path: Path, settings: dict[str, Any] | None = None, **kwar
     )
 
 
-def dashboard_command(db_path: Path, host: str, port: int) -> list[str]:
-    """``datasette serve`` for a live trail: mutable (sees WAL rows), gazeback's metadata."""
+def dashboard_command(
+    db_path: Path, host: str, port: int, password: str | None = None
+) -> list[str]:
+    """``datasette serve`` for a live trail: mutable (sees WAL rows), gazeback's metadata.
+
+    Beyond loopback a password is required (ValueError without one): every request then
+    needs it, and any Host name is answered.
+    """
+    from .datasette_plugin import hash_password
+
     folder = dashboards_dir()
+    meta = dashboard_metadata(db_path.stem)
+    if not is_loopback(host):
+        if not password:
+            raise ValueError(f"a password is required to serve the dashboard on {host}")
+        meta.setdefault("plugins", {})["gazeback"] = {
+            "allowed_hosts": ["*"],
+            "password_hash": hash_password(password),
+        }
     meta_path = db_path.with_name(db_path.name + ".dashboard.json")
     private_file(meta_path)
-    meta_path.write_text(json.dumps(dashboard_metadata(db_path.stem)))
+    meta_path.write_text(json.dumps(meta))
     cmd = [
         sys.executable, "-m", "datasette", "serve", str(db_path),
         "--metadata", str(meta_path),

@@ -1,0 +1,89 @@
+"""Security of the dashboard itself: headers, Host check (DNS rebinding), password beyond
+loopback, read-only, no download of the database."""
+
+import base64
+
+import pytest
+import sqlite_utils
+
+from gazeback import migrations
+from gazeback.datasette_plugin import check_password, hash_password, host_allowed
+from gazeback.serve import make_datasette
+
+
+@pytest.fixture
+def trail(tmp_path):
+    path = tmp_path / "trail.db"
+    migrations.apply(sqlite_utils.Database(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    "host,ok",
+    [("127.0.0.1:8001", True), ("localhost", True), ("[::1]:8001", True),
+     ("evil.example", False), ("evil.example:8001", False), ("127.0.0.1.evil.example", False),
+     (None, False)],
+)  # fmt: skip
+def test_host_allowed(host, ok):
+    assert host_allowed(host, ["127.0.0.1", "localhost", "[::1]"]) is ok
+
+
+def test_password_hash_round_trip():
+    stored = hash_password("correct horse")
+    assert "correct horse" not in stored
+    assert check_password("correct horse", stored) and not check_password("wrong", stored)
+
+
+async def test_every_page_has_security_headers(trail):
+    ds = make_datasette(trail)
+    for path in ("/", "/-/dashboards/trail", "/trail/requests", "/trail.json?sql=select+1"):
+        r = await ds.client.get(path)
+        assert r.status_code == 200, path
+        csp = r.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert r.headers["x-frame-options"] == "DENY"
+
+
+async def test_a_rebinding_web_page_cannot_read_the_trail(trail):
+    ds = make_datasette(trail)
+    r = await ds.client.get(
+        "/trail.json?sql=select+*+from+requests", headers={"host": "evil.example"}
+    )
+    assert r.status_code == 403
+
+
+async def test_database_is_read_only_and_not_downloadable(trail):
+    ds = make_datasette(trail)
+    assert (await ds.client.get("/trail.db")).status_code == 403
+    r = await ds.client.get("/trail.json", params={"sql": "delete from requests"})
+    assert r.status_code == 400 or "error" in r.text.lower()
+    r = await ds.client.get("/trail.json", params={"sql": "select * from pragma_database_list"})
+    assert "mitmproxy-ca" not in r.text
+
+
+async def test_beyond_loopback_every_request_needs_the_password(trail):
+    from datasette.app import Datasette
+
+    from gazeback.serve import dashboard_metadata
+
+    meta = dashboard_metadata("trail")  # what `gazeback dashboard --host 0.0.0.0` writes
+    meta["plugins"]["gazeback"] = {"allowed_hosts": ["*"], "password_hash": hash_password("s3cret")}
+    ds = Datasette([str(trail)], metadata=meta)
+    assert (await ds.client.get("/-/dashboards/trail")).status_code == 401
+    bad = base64.b64encode(b"me:wrong").decode()
+    good = base64.b64encode(b"me:s3cret").decode()
+    r = await ds.client.get("/-/dashboards/trail", headers={"authorization": f"Basic {bad}"})
+    assert r.status_code == 401
+    r = await ds.client.get("/-/dashboards/trail", headers={"authorization": f"Basic {good}"})
+    assert r.status_code == 200
+
+
+def test_canned_queries_are_parameterized():
+    from gazeback.serve import dashboard_metadata
+
+    meta = dashboard_metadata("trail")
+    queries = meta["databases"]["trail"].get("queries", {})
+    for name, query in queries.items():
+        sql = query["sql"] if isinstance(query, dict) else query
+        assert "{" not in sql and "%s" not in sql, name  # values arrive as :named parameters
+        assert not (isinstance(query, dict) and query.get("write")), name
