@@ -19,7 +19,7 @@ from .redact import redact_header, redact_query
 
 MAX_HEADERS = 200  # headers kept per request; the rest are counted in a marker entry
 MAX_HEADER_VALUE = 2048
-MAX_QUERY_PAIRS = 2000  # decoded pairs handed to leak detection
+MAX_QUERY_PAIRS = 20_000  # decoded pairs handed to leak detection (its budget marks more)
 
 
 def _client_ip(client: connection.Client) -> str:

@@ -229,14 +229,18 @@ class TrackerIndex:
 
     def match_url(self, url: str, page_url: str = "", request_type: str = "other") -> Match | None:
         """Host lookup, then (for hosts no list marks a tracker) the lists' URL rules."""
-        parts = urlsplit(url if "//" in url else f"https://{url}")
-        host_match = self.lookup(parts.hostname or "")
+        try:
+            parts = urlsplit(url if "//" in url else f"https://{url}")
+            hostname = parts.hostname or ""
+        except ValueError:  # not a URL a list could match (e.g. a broken IPv6 literal)
+            return None
+        host_match = self.lookup(hostname)
         if (host_match and host_match.is_tracker) or self.url_rules is None:
             return host_match
         source = self.url_rules.check(url, page_url, request_type)
         if source is None:
             return host_match
-        domain = registrable_domain(parts.hostname or "") or normalize_host(parts.hostname or "")
+        domain = registrable_domain(hostname) or normalize_host(hostname)
         return self._match(f"{source}-url:{domain}", None, source)
 
     def same_owner(self, host_a: str, host_b: str) -> bool:

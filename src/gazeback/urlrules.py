@@ -53,6 +53,10 @@ class UrlRules:
             return None
         rtype = request_type if request_type in REQUEST_TYPES else "other"
         for source in self._rules:
-            if self._engine(source).check_network_urls(url, page_url, rtype).matched:
+            try:
+                matched = self._engine(source).check_network_urls(url, page_url, rtype).matched
+            except ValueError:  # the engine could not parse the URL: no rule can match it
+                return None
+            if matched:
                 return source
         return None
