@@ -88,3 +88,18 @@ def test_gazeback_run_records_and_serves_the_dashboard(tmp_path):
     assert cap["ended_at"] and cap["requests_recorded"] == 1
     with socket.socket() as s:  # the dashboard stopped with the proxy
         assert s.connect_ex(("127.0.0.1", dash_port)) != 0
+
+
+def test_loose_file_modes_are_fixed_at_start(tmp_path):
+    path = tmp_path / "t.db"
+    CliRunner().invoke(cli, ["migrate", str(path)], catch_exceptions=False)
+    os.chmod(path, 0o644)
+    key = path.with_name("t.db.key")
+    key.write_bytes(b"k" * 32)
+    os.chmod(key, 0o644)
+    from gazeback.localfiles import load_or_create_key, prepare_db_path
+
+    prepare_db_path(path)
+    load_or_create_key(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert key.stat().st_mode & 0o777 == 0o600

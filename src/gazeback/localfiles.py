@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
 from pathlib import Path
 
 KEY_BYTES = 32
+logger = logging.getLogger("gazeback")
 
 
 def default_db_path() -> Path:
@@ -44,8 +46,15 @@ def prepare_db_path(db_path: Path, min_free_bytes: int = 16 * 1024 * 1024) -> No
             raise OSError(f"{parent} is a file, not a folder")
     new_folder = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if new_folder:
-        os.chmod(folder, 0o700)
+    if new_folder or (folder == default_db_path().parent and folder.stat().st_mode & 0o077):
+        os.chmod(folder, 0o700)  # our own folder: fix it
+    elif folder.stat().st_mode & 0o077:
+        # someone else's folder (a project directory, the home folder): say so, don't change it
+        logger.warning(
+            "gazeback: %s can be listed by other users; the database files in it are "
+            "private (0600), but consider a private folder",
+            folder,
+        )
     if not os.access(folder, os.W_OK):
         raise OSError(f"{folder} is not writable")
     if db_path.exists() and not os.access(db_path, os.W_OK):
@@ -53,6 +62,8 @@ def prepare_db_path(db_path: Path, min_free_bytes: int = 16 * 1024 * 1024) -> No
     free = shutil.disk_usage(folder).free
     if free < min_free_bytes:
         raise OSError(f"only {free // 1024} KiB free on the disk holding {folder}")
+    if db_path.exists() and db_path.stat().st_mode & 0o077:
+        logger.warning("gazeback: %s was readable by other users; made private (0600)", db_path)
     private_file(db_path)
     for suffix in ("-wal", "-shm"):
         side = db_path.with_name(db_path.name + suffix)
