@@ -102,6 +102,8 @@ def export(
 
     if preview and fmt != "sqlite":
         raise click.ClickException("--preview opens SQLite exports; leave out --format")
+    if out.exists():
+        raise click.ClickException(f"{out} already exists: choose a new name")
     db = open_existing_db(db_path)
     allow = Allowlist(load_index())
     secret = owner_canaries(db, db_path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import re
 import sqlite3
 from dataclasses import dataclass, field
@@ -183,7 +184,7 @@ def _load_folder(path: Path, out: Loaded) -> None:
             continue
         name = p.stem
         if out.kind == "csv":
-            reader = csv.reader(data.decode("utf-8", "replace").splitlines())
+            reader = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""))
             header = next(reader, [])
             out.columns[name] = header
             out.rows[name] = [
