@@ -291,6 +291,8 @@ def g2_schema(exp: Loaded, allow: Allowlist) -> Check:
         spec = E2_TABLES
     else:
         spec = E1_TABLES
+    if not {"export_meta", "pool_meta"} & set(exp.columns):
+        return Check("G2", False, "not a gazeback export (no export_meta table)")
     version = exp.meta.get("schema_version")
     if version != SCHEMA_VERSION:
         return Check(
