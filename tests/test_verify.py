@@ -175,3 +175,21 @@ def test_cli_prints_one_line_per_guarantee_and_exit_code(exported, tmp_path):
     bad.write_bytes(b"hello")
     result = CliRunner().invoke(verify_export, [str(bad)])
     assert result.exit_code == 1 and "G7 FAIL" in result.output
+
+
+def test_promoted_persistent_identifier_fails_g1(exported, allow, tmp_path):
+    from gazeback.leaks import fingerprint
+    from gazeback.verify import canaries
+
+    key, token = b"s" * 32, "a1B2c3D4e5F6g7H8i9J0kLmN"
+    secret = canaries([], [], {fingerprint(key, token)}, key)
+    assert _failed(exported, allow, secret) == {}
+    copy = _copy(exported, tmp_path)
+    _tamper(copy, "update readme set body = body || ? where rowid = 1", [f" {token}."])
+    assert "persistent identifier" in _failed(copy, allow, secret)["G1"]
+
+
+def test_registered_place_as_coordinates_fails_g1(exported, owner_secret, allow, tmp_path):
+    copy = _copy(exported, tmp_path)
+    _tamper(copy, "update readme set body = body || ' 52.5213, 13.4102' where rowid = 1")
+    assert "registered place" in _failed(copy, allow, owner_secret)["G1"]
