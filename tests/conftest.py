@@ -116,3 +116,33 @@ def proxy(tmp_path, upstream):
     p = start_proxy(tmp_path, upstream)
     yield p
     p.stop()
+
+
+@pytest.fixture(scope="session")
+def household(tmp_path_factory):
+    """A synthetic household trail with 20 seeded identities of every type (issue 7)."""
+    from household import make_household
+
+    path = tmp_path_factory.mktemp("household") / "trail.db"
+    return path, make_household(path)
+
+
+@pytest.fixture(scope="session")
+def owner_secret(household):
+    from gazeback.cli_export import owner_canaries
+
+    db = sqlite_utils.Database(household[0])
+    return owner_canaries(db, household[0])
+
+
+@pytest.fixture(scope="session")
+def exported(household, tmp_path_factory):
+    """The household exported once through the CLI (runs G1-G7 before writing)."""
+    from click.testing import CliRunner
+
+    from gazeback.cli_export import export
+
+    out = tmp_path_factory.mktemp("export") / "share.db"
+    result = CliRunner().invoke(export, [str(household[0]), str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out
