@@ -191,11 +191,22 @@ def migrate(db_path: Path) -> None:
 
 def _register() -> None:
     from .cli_demo import demo
+    from .cli_export import export, merge, verify_export
     from .cli_identity import identity, rescan
     from .cli_import import import_
     from .cli_trackers import reclassify, trackers
 
-    for command in (import_, demo, trackers, reclassify, identity, rescan):
+    for command in (
+        import_,
+        demo,
+        export,
+        verify_export,
+        merge,
+        trackers,
+        reclassify,
+        identity,
+        rescan,
+    ):
         cli.add_command(command)
 
 
