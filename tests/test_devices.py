@@ -310,3 +310,20 @@ def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def test_connect_a_device_page(tmp_path):
+    db, db_path = fresh(tmp_path)
+    devices.add(db, db_path, "phone", endpoint_host="192.168.1.20")
+    db.close()
+    ds = serve.make_datasette(db_path)
+    page = await ds.client.get("/-/dashboards/connect")
+    assert page.status_code == 200 and "Connect a device" in page.text
+    for system in ("Android", "iOS", "macOS", "Windows", "Linux", "http://mitm.it"):
+        assert system in page.text
+    board = serve.dashboard_metadata("trail")["plugins"]["datasette-dashboards"]["connect"]
+    r = await ds.client.get(
+        "/trail.json", params={"sql": board["charts"]["qr"]["query"], "_shape": "array"}
+    )
+    row = r.json()[0]
+    assert row["Scan this"].startswith("<svg") and "192.168.1.20:51820" in row["How it connects"]

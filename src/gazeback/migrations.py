@@ -459,6 +459,8 @@ def m025_create_device_setups(db: Database) -> None:
     # connects. The WireGuard keys stay in files next to the db (<db>.wireguard/, 0600);
     # the onboarding QR code (which holds the device's private key) is kept here so the
     # loopback-only dashboard can show it. Local only: never exported.
+    if db.table("device_setups").exists():  # a db that ran an earlier copy of this branch
+        return
     db.table("device_setups").create(
         {
             "device_id": int,

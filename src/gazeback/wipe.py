@@ -28,8 +28,8 @@ def trail_files(db_path: Path) -> list[Path]:
     return found
 
 
-def shred(path: Path) -> None:
-    """Overwrite a file in place with random bytes, sync it, then remove it."""
+def overwrite(path: Path) -> None:
+    """Overwrite a file in place with random bytes and sync it (same inode, same size)."""
     size = path.stat().st_size
     with open(path, "r+b", buffering=0) as f:
         done = 0
@@ -38,40 +38,51 @@ def shred(path: Path) -> None:
             f.write(os.urandom(n))
             done += n
         os.fsync(f.fileno())
+
+
+def shred(path: Path) -> None:
+    """Overwrite a file in place with random bytes, sync it, then remove it."""
+    overwrite(path)
     path.unlink()
 
 
-def _empty_database(db_path: Path) -> None:
-    # Zero the pages SQLite frees, move the WAL's content into the file and truncate it,
-    # so the overwrite that follows covers every copy of every row.
-    conn = sqlite3.connect(db_path)
+def _empty_database(db_path: Path) -> sqlite3.Connection | None:
+    # Zero the pages SQLite frees and copy the WAL into the file. The connection stays
+    # open: closing the last one would make SQLite unlink the WAL (and its old frames) before
+    # gazeback had overwritten it.
     try:
+        conn = sqlite3.connect(db_path, isolation_level=None)
         conn.execute("PRAGMA secure_delete = ON")
+        conn.execute("PRAGMA foreign_keys = OFF")
         tables = [
             r[0]
             for r in conn.execute(
                 "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
             )
         ]
-        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute("BEGIN")
         for table in tables:
             conn.execute(f'DELETE FROM "{table}"')  # names read from sqlite_master
-        conn.commit()
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.execute("VACUUM")
-    finally:
-        conn.close()
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(FULL)")
+    except sqlite3.DatabaseError:
+        return None  # not a database (or damaged): the overwrite still covers it
+    return conn
 
 
 def wipe(db_path: Path) -> list[Path]:
     """Securely delete ``db_path`` and everything gazeback keeps next to it; return what went."""
-    removed: list[Path] = []
-    if db_path.is_file():
+    conn = _empty_database(db_path) if db_path.is_file() else None
+    found = trail_files(db_path)
+    for path in found:
+        if path.is_file() and not path.is_symlink():
+            overwrite(path)
+    if conn is not None:
         try:
-            _empty_database(db_path)
-        except sqlite3.DatabaseError:
-            pass  # not a database (or damaged): the overwrite below still covers it
-    for path in trail_files(db_path):
+            conn.close()
+        except sqlite3.Error:
+            pass  # the file is noise by now
+    for path in found:
         if path.is_dir() and not path.is_symlink():
             for inner in sorted(path.rglob("*"), reverse=True):
                 if inner.is_file() and not inner.is_symlink():
@@ -81,12 +92,13 @@ def wipe(db_path: Path) -> list[Path]:
                 else:
                     inner.unlink()
             path.rmdir()
-        elif path.is_file() and not path.is_symlink():
-            shred(path)
         elif path.exists() or path.is_symlink():
             path.unlink()
-        removed.append(path)
-    return removed
+    for side in SQLITE_SIDES:  # SQLite may have made them again while closing
+        leftover = db_path.with_name(db_path.name + side)
+        if leftover.exists():
+            shred(leftover)
+    return found
 
 
 def remove_folder(folder: Path) -> None:
