@@ -69,6 +69,18 @@ def open_existing_db(path: Path) -> sqlite_utils.Database:
     help="Create proxy credentials for this device (repeatable). "
     "Required to listen beyond this computer.",
 )
+@click.option(
+    "--wireguard-host",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address the WireGuard servers of added devices listen on (key-protected).",
+)
+@click.option(
+    "--endpoint",
+    metavar="HOST",
+    help="Address devices reach this computer at, written into their WireGuard "
+    "configuration (default: this computer's LAN address).",
+)
 @click.argument("mitmproxy_args", nargs=-1, type=click.UNPROCESSED)
 def run(
     db_path: Path,
@@ -78,6 +90,8 @@ def run(
     no_dashboard: bool,
     keep_days: int,
     devices: tuple[str, ...],
+    wireguard_host: str,
+    endpoint: str | None,
     mitmproxy_args: tuple[str, ...],
 ) -> None:
     """Start the recording proxy and the dashboard; Ctrl-C stops both.
@@ -91,11 +105,34 @@ def run(
         gazeback run
 
         gazeback run --listen-host 0.0.0.0 --device phone --device laptop
+
+    Every device added with `gazeback device add` gets its own WireGuard server
+    (its own port) and proxy credential.
     """
-    db_path = db_path.expanduser()
-    _open_db(db_path).close()
+    record(
+        db_path.expanduser(), listen_host, listen_port, None if no_dashboard else dashboard_port,
+        list(devices), wireguard_host, endpoint, list(mitmproxy_args), keep_days,
+    )  # fmt: skip
+
+
+def record(
+    db_path: Path,
+    listen_host: str,
+    listen_port: int,
+    dashboard_port: int | None,
+    devices: list[str],
+    wireguard_host: str = "0.0.0.0",
+    endpoint: str | None = None,
+    mitmproxy_args: list[str] | None = None,
+    keep_days: int = 0,
+) -> None:
+    """What `run` does (`workshop` runs it too): proxy and dashboard until Ctrl-C."""
+    db = _open_db(db_path)
+    added = serve.device_modes(db, db_path, wireguard_host, endpoint)
+    db.close()
+    users = list(devices) + [user for user, _ in added]
     lan = not serve.is_loopback(listen_host)
-    creds = serve.proxy_credentials(db_path, list(devices)) if devices else {}
+    creds = serve.proxy_credentials(db_path, users) if users else {}
     if lan and not creds:
         raise click.ClickException(
             f"refusing to listen on {listen_host} without proxy credentials: anyone on your "
@@ -111,19 +148,24 @@ def run(
         # connections to --ignore-hosts become flows gazeback can count (undecrypted)
         "--set", "show_ignored_hosts=true",
     ]  # fmt: skip
+    if added:  # one WireGuard server per added device, plus the regular proxy
+        args += ["--mode", f"regular@{listen_host}:{listen_port}"]
+        args += [arg for _, spec in added for arg in ("--mode", spec)]
     if creds:
         args += ["--set", f"proxyauth=@{serve.write_htpasswd(db_path, creds)}"]
     dashboard = None
-    if not no_dashboard:
+    if dashboard_port:
         dashboard = subprocess.Popen(
             serve.dashboard_command(db_path, "127.0.0.1", dashboard_port),
             stdout=subprocess.DEVNULL,
         )
-    _banner(db_path, listen_host, listen_port, None if no_dashboard else dashboard_port, creds)
+    _banner(db_path, listen_host, listen_port, dashboard_port, creds)
+    for user, spec in added:
+        click.echo(f"  WireGuard:  device {user!r} on UDP port {spec.rsplit(':', 1)[1]}")
     from mitmproxy.tools.main import mitmdump
 
     try:
-        mitmdump([*args, *mitmproxy_args])
+        mitmdump([*args, *(mitmproxy_args or [])])
     finally:
         if dashboard is not None:
             dashboard.terminate()
@@ -191,22 +233,17 @@ def migrate(db_path: Path) -> None:
 
 def _register() -> None:
     from .cli_demo import demo
+    from .cli_devices import device, devices_, status, wipe
     from .cli_export import export, merge, verify_export
     from .cli_identity import identity, rescan
     from .cli_import import import_
     from .cli_trackers import reclassify, trackers
+    from .cli_workshop import workshop
 
     for command in (
-        import_,
-        demo,
-        export,
-        verify_export,
-        merge,
-        trackers,
-        reclassify,
-        identity,
-        rescan,
-    ):
+        device, devices_, status, workshop, wipe, import_, demo, export, verify_export, merge,
+        trackers, reclassify, identity, rescan,
+    ):  # fmt: skip
         cli.add_command(command)
 
 

@@ -451,3 +451,31 @@ def m018_create_glossary_words(db: Database) -> None:
     # Plain words the dashboards use for personal data, transforms, categories and
     # countries (filled and refreshed from gazeback.glossary on every apply).
     db.table("glossary_words").create({"kind": str, "key": str, "words": str}, pk=("kind", "key"))
+
+
+@migrations()
+def m025_create_device_setups(db: Database) -> None:
+    # Devices the person added with `gazeback device add` (or workshop seats): how each one
+    # connects. The WireGuard keys stay in files next to the db (<db>.wireguard/, 0600);
+    # the onboarding QR code (which holds the device's private key) is kept here so the
+    # loopback-only dashboard can show it. Local only: never exported.
+    if db.table("device_setups").exists():  # a db that ran an earlier copy of this branch
+        return
+    db.table("device_setups").create(
+        {
+            "device_id": int,
+            "proxy_user": str,  # the device's proxy credential user; devices.key is user:<it>
+            "wireguard_port": int,  # UDP port of this device's own WireGuard server
+            "added_at": str,
+            "onboarding_endpoint": str,  # host:port written into the WireGuard config
+            "onboarding_qr_svg": str,  # inline SVG of the WireGuard config
+            "view_token": str,  # workshop: secret part of the participant's own page
+            "is_shared": int,  # workshop: participant opted in to show details to the room
+        },
+        pk="device_id",
+        not_null={"proxy_user", "wireguard_port", "added_at"},
+        defaults={"is_shared": 0},
+        foreign_keys=[("device_id", "devices", "id")],
+    )
+    db.table("device_setups").create_index(["proxy_user"], unique=True)
+    db.table("device_setups").create_index(["wireguard_port"], unique=True)

@@ -170,3 +170,17 @@ def lan_address() -> str:
     except OSError:
         pass
     return "<this computer's address>"
+
+
+def device_modes(
+    db: Any, db_path: Path, wireguard_host: str, endpoint: str | None = None
+) -> list[tuple[str, str]]:
+    """(proxy user, ``--mode wireguard:...``) for every added device; refreshes their QR codes
+    so the dashboard shows the address devices reach this computer at now."""
+    from . import devices, wireguard
+
+    found = devices.setups(db, db_path)
+    if found:
+        devices.refresh_onboarding(db, db_path, endpoint or lan_address(), found)
+    return [(s.proxy_user, wireguard.mode_spec(s.keys_path, s.wireguard_port,
+             wireguard_host)) for s in found]  # fmt: skip

@@ -162,6 +162,8 @@ def _device_ids(db: Database, items: Sequence[Item], cache: dict[str, int]) -> d
         seen[key] = (item, min(first, at), max(last, at))
     devices = db.table("devices")
     for key, (item, first, last) in seen.items():
+        if key not in cache and (registered := registered_device(db, key)) is not None:
+            cache[key] = registered
         if key not in cache:
             cache[key] = devices.lookup(
                 {"key": key},
@@ -183,6 +185,16 @@ def _device_ids(db: Database, items: Sequence[Item], cache: dict[str, int]) -> d
             update["user_agent_family"], update["os_family"] = families(ua)
         devices.update(cache[key], update)
     return cache
+
+
+def registered_device(db: Database, key: str) -> int | None:
+    """The device added with ``gazeback device add`` that owns a WireGuard listen port."""
+    if not key.startswith("wireguard:") or "device_setups" not in db.table_names():
+        return None
+    port = key.partition(":")[2]
+    rows = db.execute("select device_id from device_setups where wireguard_port = ?", [port])
+    row = rows.fetchone()
+    return int(row[0]) if row else None
 
 
 def save_items(

@@ -183,6 +183,67 @@ left join glossary_words pii on pii.kind = 'pii' and pii.key = p.pii_type
 left join glossary_words loc on loc.kind = 'location' and loc.key = p.place
 """,
     ),
+    # "Is decryption working?" over the last 10 minutes, per device (gazeback status does
+    # the same with any window).
+    "decryption_check": (
+        {"requests", "devices"},
+        """
+select d.label as device, d.kind, count(*) as connections,
+  cast(round(100.0 * sum(r.is_decrypted) / count(*)) as int) as decrypted_pct,
+  group_concat(distinct case when r.is_decrypted = 0 and r.kind in ('tls_failed', 'tunnel')
+    then coalesce(r.app || ': ', '') || r.host end) as refusing_the_certificate,
+  max(r.started_at) as last_seen_at
+from requests r join devices d on d.id = r.device_id
+where r.started_at >= strftime('%Y-%m-%dT%H:%M:%S', 'now', '-10 minutes')
+group by d.id order by d.label
+""",
+    ),
+    # Workshop big screen: the room's aggregate. A row shows only when at least two
+    # participants share it, or when every participant behind it opted in to share
+    # (device_setups.is_shared), so no one's details reach the room by accident.
+    **{
+        f"room_{name}": (
+            {"requests", "device_setups", "trackers", "companies", "glossary_words", "leaks"},
+            f"""
+with seen as (
+  select r.device_id, r.id as request_id, c.name as company, c.country_name as country,
+    coalesce(s.is_shared, 0) as shared
+  from requests r join device_setups s on s.device_id = r.device_id
+  join dash_trackers t on t.id = r.tracker_id and t.is_tracker
+  join dash_companies c on c.id = t.company_id
+)
+select {key} as {label}, count(distinct device_id) as participants, {measure}
+from seen {join} group by {key}
+having count(distinct device_id) >= 2 or min(shared) = 1
+order by participants desc, 3 desc
+""",
+        )
+        for name, key, label, measure, join in (
+            ("companies", "company", "company", "count(*) as requests", ""),
+            ("countries", "country", "country", "count(*) as requests", ""),
+            (
+                "leaks",
+                "coalesce(g.words, l.pii_type)",
+                "personal_data",
+                "count(*) as times",
+                "join leaks l using (request_id) "
+                "left join glossary_words g on g.kind = 'pii' and g.key = l.pii_type",
+            ),
+        )
+    },
+    "room_shared": (
+        {"requests", "device_setups", "devices", "trackers", "leaks"},
+        """
+select d.label as participant, count(r.id) as requests,
+  count(distinct t.company_id) as companies,
+  (select count(*) from leaks l join requests q on q.id = l.request_id
+   where q.device_id = d.id) as personal_data_found
+from device_setups s join devices d on d.id = s.device_id
+left join requests r on r.device_id = d.id
+left join trackers t on t.id = r.tracker_id and t.is_tracker
+where s.is_shared = 1 group by d.id order by requests desc
+""",
+    ),
 }
 
 

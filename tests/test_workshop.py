@@ -1,0 +1,191 @@
+"""Workshop mode: three participants, each sees only their own rows; the room sees only what
+two of them share or what they opted in to show; the wipe leaves nothing readable."""
+
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+import sqlite_utils
+from conftest import ROOT, free_port
+
+from gazeback import migrations, serve, wireguard, workshop
+from gazeback.wipe import trail_files, wipe
+
+# participant -> companies their phone contacted (Grindr and SecretCo are each one person's)
+TRAFFIC = {
+    "p01": ["Google", "Grindr"],
+    "p02": ["Google", "Facebook"],
+    "p03": ["Facebook", "SecretCo"],
+}
+MARKER = "marker-7f3a9c"
+
+
+@pytest.fixture
+def room(tmp_path):
+    db_path = tmp_path / "ws" / "trail.db"
+    db_path.parent.mkdir(mode=0o700)
+    db = sqlite_utils.Database(db_path)
+    migrations.apply(db)
+    people = workshop.add_seats(db, db_path, 3, "192.168.1.20")
+    for name in {c for cs in TRAFFIC.values() for c in cs}:
+        slug = name.lower()
+        db.table("companies").insert({"id": slug, "name": name, "country": "US"})
+        db.table("trackers").insert(
+            {"id": slug, "name": name, "company_id": slug, "category": "advertising",
+             "is_tracker": 1}
+        )  # fmt: skip
+    n = 0
+    for p in people:
+        for company in TRAFFIC[p.label]:
+            for _ in range(3):
+                n += 1
+                rid = db.table("requests").insert(
+                    {"flow_id": f"f{n}", "device_id": p.device_id, "kind": "http",
+                     "started_at": "2024-05-01T10:00:00Z", "is_decrypted": 1,
+                     "host": f"{company.lower()}-{p.label}.example", "tracker_id": company.lower(),
+                     "path": f"/collect?{MARKER}"}
+                ).last_pk  # fmt: skip
+                if company == "Google":
+                    db.table("leaks").insert(
+                        {"request_id": rid, "pii_type": "email", "transform_chain": "sha256:hex",
+                         "location": "url.query:em", "tier": "strong"}
+                    )  # fmt: skip
+    migrations.apply(db)
+    db.close()
+    return db_path, {p.label: p for p in people}
+
+
+def test_each_participant_sees_only_their_own_rows(room):
+    db_path, people = room
+    server = workshop.PageServer(db_path, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        with httpx.Client(timeout=5) as client:
+            for label, p in people.items():
+                page = client.get(f"{base}/me/{p.token}").text
+                handout = client.get(f"{base}/me/{p.token}/handout").text
+                for text in (page, handout):
+                    for company in TRAFFIC[label]:
+                        assert company in text
+                    others = {c for o, cs in TRAFFIC.items() if o != label for c in cs}
+                    for company in others - set(TRAFFIC[label]):
+                        assert company not in text
+                    for other in people.values():
+                        if other.label != label:
+                            assert other.token not in text
+                            assert f"-{other.label}.example" not in text
+                assert "6</span> requests" in page
+                assert ("your email address" in page) == ("Google" in TRAFFIC[label])
+            assert client.get(f"{base}/me/not-a-token").status_code == 404
+            assert client.get(f"{base}/").status_code == 404
+            assert client.get(f"{base}/me/{people['p01'].token}/../p02").status_code == 404
+    finally:
+        server.stop()
+
+
+def rows(db_path, view):
+    db = sqlite_utils.Database(db_path)
+    try:
+        return list(db.query(f"select * from {view}"))
+    finally:
+        db.close()
+
+
+def test_the_room_sees_shared_totals_and_opted_in_details(room):
+    db_path, people = room
+    companies = {r["company"]: r["participants"] for r in rows(db_path, "room_companies")}
+    assert companies == {"Google": 2, "Facebook": 2}  # Grindr, SecretCo: one person each
+    assert [(r["personal_data"], r["participants"], r["times"])
+            for r in rows(db_path, "room_leaks")] == [("your email address", 2, 6)]  # fmt: skip
+    assert rows(db_path, "room_shared") == []
+    # p03 opts in on their own page: SecretCo (only p03's) may now show, Grindr still not
+    server = workshop.PageServer(db_path, "127.0.0.1", 0).start()
+    try:
+        r = httpx.post(
+            f"http://127.0.0.1:{server.port}/me/{people['p03'].token}/share",
+            data={"share": "1"},
+        )
+        assert r.status_code == 303
+    finally:
+        server.stop()
+    companies = {r["company"] for r in rows(db_path, "room_companies")}
+    assert companies == {"Google", "Facebook", "SecretCo"}
+    assert [r["participant"] for r in rows(db_path, "room_shared")] == ["p03"]
+
+
+async def test_big_screen_dashboard_shows_no_ones_details(room):
+    db_path, _ = room
+    ds = serve.make_datasette(db_path)
+    board = serve.dashboard_metadata("trail")["plugins"]["datasette-dashboards"]["workshop"]
+    r = await ds.client.get("/-/dashboards/workshop")
+    assert r.status_code == 200
+    for slug, chart in board["charts"].items():
+        if "query" not in chart:
+            continue
+        r = await ds.client.get(
+            f"/{db_path.stem}.json", params={"sql": chart["query"], "_shape": "array"}
+        )
+        assert r.status_code == 200, (slug, r.text)
+        text = r.text
+        for secret in ("Grindr", "SecretCo", "p01", "p02", "p03", ".example"):
+            assert secret not in text, (slug, secret)
+
+
+def test_seat_cards(room):
+    db_path, people = room
+    db = sqlite_utils.Database(db_path)
+    cards = workshop.seat_cards(db, db_path, "192.168.1.20", "http://192.168.1.20:8002")
+    assert cards.count('class="card"') == 3 and cards.count("<svg") == 6
+    for p in people.values():
+        assert f"http://192.168.1.20:8002/me/{p.token}" in cards
+
+
+def test_wipe_leaves_nothing_readable(room, tmp_path):
+    db_path, _ = room
+    db = sqlite_utils.Database(db_path)
+    db.enable_wal()
+    db.table("requests").update(1, {"host": MARKER})  # something in the WAL too
+    spill = db_path.with_name("trail.db.spill.jsonl")
+    spill.write_text(MARKER)
+    db_path.with_name("trail.db.key").write_bytes(os.urandom(32))
+    db_path.with_name("trail.db.seats.html").write_text(MARKER)
+    # Hard links keep the inodes alive after removal: their bytes must be overwritten.
+    keep = tmp_path / "links"
+    keep.mkdir()
+    before = [p for p in trail_files(db_path) if p.is_file()]
+    before += list(wireguard.keys_dir(db_path).iterdir())
+    for i, path in enumerate(before):
+        os.link(path, keep / f"{i}-{path.name}")
+    assert any(MARKER.encode() in (keep / f).read_bytes() for f in os.listdir(keep))
+    assert db_path.with_name("trail.db-wal").exists()
+    # `db` stays open, like a proxy that crashed: its WAL is still there to wipe. (A WAL
+    # SQLite removed on a clean close is gone from every path already.)
+    removed = wipe(db_path)
+    try:
+        db.close()
+    except Exception:
+        pass
+    assert db_path in removed
+    assert list(db_path.parent.iterdir()) == []
+    for f in os.listdir(keep):
+        data = (keep / f).read_bytes()
+        assert MARKER.encode() not in data, f
+        assert b"SQLite format" not in data and b"client_key" not in data, f
+
+
+def test_workshop_command_starts_and_wipes_itself(tmp_path):
+    folder = tmp_path / "room"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "gazeback", "workshop", "--hours", "0.0008", "--seats", "2", "--dir", str(folder),
+         "--endpoint", "127.0.0.1", "--page-host", "127.0.0.1", "--page-port", str(free_port()),
+         "--dashboard-port", "0", "--proxy-port", str(free_port()),
+         "--wireguard-host", "127.0.0.1"],
+        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Seat cards to print" in proc.stdout and "Wiped the workshop" in proc.stdout
+    assert "WireGuard:  device 'p01' on UDP port" in proc.stdout
+    assert not folder.exists()
