@@ -87,3 +87,11 @@ def test_canned_queries_are_parameterized():
         sql = query["sql"] if isinstance(query, dict) else query
         assert "{" not in sql and "%s" not in sql, name  # values arrive as :named parameters
         assert not (isinstance(query, dict) and query.get("write")), name
+
+
+async def test_posts_without_the_csrf_token_are_refused(trail):
+    # A malicious page can make your browser POST to localhost, with your cookies.
+    ds = make_datasette(trail)
+    for path in ("/-/logout", "/trail"):
+        r = await ds.client.post(path, data={"sql": "delete from requests"}, cookies={"x": "y"})
+        assert r.status_code == 403 and "did not match" in r.text
