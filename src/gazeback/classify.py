@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,6 +19,10 @@ from .models import Classification, Observation
 from .urlrules import LIST_CATEGORY, UrlRules
 
 log = logging.getLogger(__name__)
+
+
+# Hosts that normalize_host would return unchanged (the usual case): skip it.
+_already_normal = re.compile(r"[a-z0-9_-][a-z0-9._-]*(?<!\.)").fullmatch
 
 
 @lru_cache(maxsize=65536)
@@ -161,31 +166,55 @@ class TrackerIndex:
         return None
 
     def _lookup(self, host: str) -> Match | None:
-        h = normalize_host(host)
-        if not h or is_ip_literal(h):
+        h = host if _already_normal(host) else normalize_host(host)
+        if not h or ((h[-1].isdigit() or ":" in h) and is_ip_literal(h)):
             return None
-        suffixes = _suffixes(h)
-        for i, candidate in enumerate(suffixes):
-            hit = self._all.get(candidate)
-            if hit is None:
-                continue
-            tid, source = hit
-            if tid:
-                return self._match(tid, candidate, source)
-            # A filter-list host rule: a tracker entry on a parent keeps its richer name;
-            # a non-tracker parent (metrics.apple.com under apple.com) loses to the rule.
-            for parent in suffixes[i + 1 :]:
-                entity = self._domains.get(parent)
-                if entity is not None and self.trackers[entity[0]]["is_tracker"]:
-                    return self._match(entity[0], parent, entity[1])
-            return self._match(f"{source}:{candidate}", candidate, source)
-        return None
+        # Walk h, then each parent down to two labels (as _suffixes), without a list.
+        get = self._all.get
+        candidate = h
+        i = -1
+        while True:
+            hit = get(candidate)
+            if hit is not None:
+                break
+            i = h.find(".", i + 1)
+            if i == -1 or h.find(".", i + 1) == -1:
+                return None
+            candidate = h[i + 1 :]
+        tid, source = hit
+        if tid:
+            return self._match(tid, candidate, source)
+        # A filter-list host rule: a tracker entry on a parent keeps its richer name;
+        # a non-tracker parent (metrics.apple.com under apple.com) loses to the rule.
+        domains = self._domains
+        entity: tuple[str, list[str]] | None = None  # nearest parent entry (its company)
+        while True:
+            i = h.find(".", i + 1)
+            if i == -1 or h.find(".", i + 1) == -1:
+                break
+            parent = h[i + 1 :]
+            found = domains.get(parent)
+            if found is not None:
+                if entity is None:
+                    entity = parent, found
+                if self.trackers[found[0]]["is_tracker"]:
+                    return self._match(found[0], parent, found[1])
+        synthetic = f"{source}:{candidate}"
+        m = self._matches.get((synthetic, candidate, source))
+        if m is None:
+            m = self._matches[(synthetic, candidate, source)] = self._new_match(
+                synthetic, candidate, source, self._synthetic_row(synthetic, entity)
+            )
+        return m
 
     def _synthetic(self, tid: str) -> dict[str, Any]:
         """Tracker row for a filter-list hit: ``easyprivacy:host`` or ``easyprivacy-url:domain``."""
+        return self._synthetic_row(tid, self._entity(tid.partition(":")[2]))
+
+    def _synthetic_row(self, tid: str, entity: tuple[str, list[str]] | None) -> dict[str, Any]:
+        """``_synthetic`` given the domain's nearest ``domains`` entry (``_entity``)."""
         source, _, domain = tid.partition(":")
         list_name = source.removesuffix("-url")
-        entity = self._entity(domain)
         label = "URL rules" if source.endswith("-url") else "host rule"
         return {
             "name": f"{domain} ({self.sources[list_name]['name']} {label})",
@@ -207,8 +236,10 @@ class TrackerIndex:
             m = self._matches[key] = self._new_match(tid, domain, source)
         return m
 
-    def _new_match(self, tid: str, domain: str | None, source: str) -> Match:
-        t = self.tracker(tid)
+    def _new_match(
+        self, tid: str, domain: str | None, source: str, row: dict[str, Any] | None = None
+    ) -> Match:
+        t = row if row is not None else self.tracker(tid)
         company = self.companies.get(t["company_id"] or "")
         owner = self.companies.get(company["owner_id"]) if company else None
         return Match(
