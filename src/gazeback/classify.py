@@ -7,7 +7,7 @@ import json
 import logging
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,22 @@ class Match:
     country: str | None = None
 
 
+_MATCH_FIELDS = tuple(f.name for f in fields(Match))
+
+
+def _build_match(base: dict[str, Any], domain: str | None) -> Match:
+    """``Match(**base)`` with ``matched_domain=domain``, minus the frozen per-field setattr.
+
+    ``base`` holds every field in declaration order (``_MATCH_FIELDS``), so the instance
+    ``__dict__`` (shown by ``gazeback trackers lookup``) keeps that order.
+    """
+    m = object.__new__(Match)
+    d = m.__dict__
+    d.update(base)
+    d["matched_domain"] = domain
+    return m
+
+
 _DEST_TYPES = {
     "script": "script",
     "image": "image",
@@ -152,6 +168,8 @@ class TrackerIndex:
         self.url_rules = UrlRules(doc.get("url_rules", {})) if use_url_rules else None
         self._by_tracker: dict[str, list[str]] | None = None
         self._matches: dict[tuple[str, str | None, str], Match] = {}
+        self._bases: dict[tuple[str, str], dict[str, Any]] = {}  # Match fields per (tid, source)
+        self._by_domain: dict[str, Match] = {}  # lookup result per most specific listed suffix
         self.lookup = lru_cache(maxsize=131072)(self._lookup)
 
     def versions(self) -> dict[str, str]:
@@ -181,31 +199,31 @@ class TrackerIndex:
             if i == -1 or h.find(".", i + 1) == -1:
                 return None
             candidate = h[i + 1 :]
-        tid, source = hit
-        if tid:
-            return self._match(tid, candidate, source)
+        m = self._by_domain.get(candidate)
+        if m is None:
+            m = self._by_domain[candidate] = self._domain_match(candidate, *hit)
+        return m
+
+    def _domain_match(self, domain: str, tid: str, source: str) -> Match:
+        """The Match for a host whose most specific listed suffix is ``domain``."""
+        if tid:  # (cached per domain by _lookup, so no need for _match's cache)
+            return self._new_match(tid, domain, source)
         # A filter-list host rule: a tracker entry on a parent keeps its richer name;
         # a non-tracker parent (metrics.apple.com under apple.com) loses to the rule.
         domains = self._domains
         entity: tuple[str, list[str]] | None = None  # nearest parent entry (its company)
-        while True:
-            i = h.find(".", i + 1)
-            if i == -1 or h.find(".", i + 1) == -1:
-                break
-            parent = h[i + 1 :]
+        i = domain.find(".")
+        while i != -1 and domain.find(".", i + 1) != -1:
+            parent = domain[i + 1 :]
             found = domains.get(parent)
             if found is not None:
                 if entity is None:
                     entity = parent, found
                 if self.trackers[found[0]]["is_tracker"]:
                     return self._match(found[0], parent, found[1])
-        synthetic = f"{source}:{candidate}"
-        m = self._matches.get((synthetic, candidate, source))
-        if m is None:
-            m = self._matches[(synthetic, candidate, source)] = self._new_match(
-                synthetic, candidate, source, self._synthetic_row(synthetic, entity)
-            )
-        return m
+            i = domain.find(".", i + 1)
+        tid = f"{source}:{domain}"
+        return self._new_match(tid, domain, source, self._synthetic_row(tid, entity))
 
     def _synthetic(self, tid: str) -> dict[str, Any]:
         """Tracker row for a filter-list hit: ``easyprivacy:host`` or ``easyprivacy-url:domain``."""
@@ -239,24 +257,29 @@ class TrackerIndex:
     def _new_match(
         self, tid: str, domain: str | None, source: str, row: dict[str, Any] | None = None
     ) -> Match:
-        t = row if row is not None else self.tracker(tid)
-        company = self.companies.get(t["company_id"] or "")
-        owner = self.companies.get(company["owner_id"]) if company else None
-        return Match(
-            tracker_id=tid,
-            tracker_name=t["name"],
-            category=t["category"],
-            is_tracker=bool(t["is_tracker"]),
-            matched_domain=domain,
-            source=source,
-            source_version=self.sources[source]["version"],
-            sources=tuple(t["sources"]),
-            company_id=t["company_id"],
-            company_name=company["name"] if company else None,
-            owner_id=company["owner_id"] if company else None,
-            owner_name=owner["name"] if owner else None,
-            country=company["country"] if company else None,
-        )
+        base = self._bases.get((tid, source)) if row is None else None
+        if base is None:
+            t = row if row is not None else self.tracker(tid)
+            company = self.companies.get(t["company_id"] or "")
+            owner = self.companies.get(company["owner_id"]) if company else None
+            base = {  # Match's fields, in order
+                "tracker_id": tid,
+                "tracker_name": t["name"],
+                "category": t["category"],
+                "is_tracker": bool(t["is_tracker"]),
+                "matched_domain": None,
+                "source": source,
+                "source_version": self.sources[source]["version"],
+                "sources": tuple(t["sources"]),
+                "company_id": t["company_id"],
+                "company_name": company["name"] if company else None,
+                "owner_id": company["owner_id"] if company else None,
+                "owner_name": owner["name"] if owner else None,
+                "country": company["country"] if company else None,
+            }
+            if row is None:
+                self._bases[(tid, source)] = base
+        return _build_match(base, domain)
 
     def match_url(self, url: str, page_url: str = "", request_type: str = "other") -> Match | None:
         """Host lookup, then (for hosts no list marks a tracker) the lists' URL rules."""
