@@ -62,11 +62,16 @@ def registrable_domain(host: str) -> str | None:
     return str(sld) if sld else h
 
 
+@lru_cache(maxsize=8192)
+def _url_hostname(url: str) -> str | None:
+    return urlsplit(url).hostname  # pages repeat: one split per distinct Referer/Origin
+
+
 def context_host(obs: Observation) -> str | None:
     """The page a request was made from (Origin, then Referer), if the client said."""
     for value in (obs.origin, obs.referer):
         if value and value != "null":
-            host = urlsplit(value).hostname
+            host = _url_hostname(value)
             if host:
                 return host
     return None
@@ -288,6 +293,10 @@ class TrackerIndex:
             hostname = parts.hostname or ""
         except ValueError:  # not a URL a list could match (e.g. a broken IPv6 literal)
             return None
+        return self._match_url(url, hostname, page_url, request_type)
+
+    def _match_url(self, url: str, hostname: str, page_url: str, request_type: str) -> Match | None:
+        """``match_url`` given ``hostname``, the URL's ``urlsplit(url).hostname or ""``."""
         host_match = self.lookup(hostname)
         if (host_match and host_match.is_tracker) or self.url_rules is None:
             return host_match
@@ -358,31 +367,49 @@ def request_url(obs: Observation) -> str:
     return f"{obs.scheme or 'https'}://{normalize_host(obs.host)}{obs.path or '/'}"
 
 
+_URL_SCHEMES = frozenset({None, "", "http", "https", "ws", "wss"})
+
+
 def classify(obs: Observation, index: TrackerIndex | None = None) -> Classification:
     """Attribute one observation: registrable domain, tracker/company, first/third party.
 
     Without an index only the registrable domain and first/third party are filled.
     """
     host = obs.host
-    if is_ip_literal(normalize_host(host)) and obs.tls_sni:
+    normal = _already_normal(host) is not None
+    url_host = host if normal else normalize_host(host)  # the host request_url() uses
+    h = url_host
+    if obs.tls_sni and is_ip_literal(h):
         host = obs.tls_sni  # the name the client asked for beats the address
+        h = normalize_host(host)
     domain = registrable_domain(host)
     is_third = third_party(obs, domain, index)
     if index is None:
         return Classification(registrable_domain=domain, is_third_party=is_third)
-    h = normalize_host(host)
-    if obs.path is None or is_ip_literal(h) or h == "localhost" or h.endswith(".local"):
+    path = obs.path
+    if path is None or is_ip_literal(h) or h == "localhost" or h.endswith(".local"):
         # A connection we could not open, or a machine addressed directly: host rules only.
         # (EasyPrivacy's rules against pages probing 127.0.0.1 need a page context we rarely
         # have; applied to a device's own local traffic they would call everything a tracker.)
         m = index.lookup(host)
     else:
-        dest = dict(obs.request_headers).get("sec-fetch-dest", "")
+        dest = ""
+        for name, value in obs.request_headers:  # the last one wins, as in a dict
+            if name == "sec-fetch-dest":
+                dest = value
         page = obs.referer or obs.origin or ""
-        m = index.match_url(request_url(obs), page, _DEST_TYPES.get(dest, "other"))
+        request_type = _DEST_TYPES.get(dest, "other")
+        url = f"{obs.scheme or 'https'}://{url_host}{path or '/'}"  # request_url(obs)
+        if normal and (not path or path[0] == "/") and obs.scheme in _URL_SCHEMES:
+            # urlsplit(url).hostname would give url_host back: skip the split
+            m = index._match_url(url, url_host, page, request_type)
+        else:
+            m = index.match_url(url, page, request_type)
     if m is None:
         return Classification(registrable_domain=domain, is_third_party=is_third)
-    return Classification(
+    # Classification(...) with every field, minus the frozen dataclass's per-field setattr.
+    c = object.__new__(Classification)
+    c.__dict__.update(
         registrable_domain=domain,
         is_third_party=is_third,
         tracker_id=m.tracker_id,
@@ -396,6 +423,7 @@ def classify(obs: Observation, index: TrackerIndex | None = None) -> Classificat
         country=m.country,
         sources=m.sources,
     )
+    return c
 
 
 @lru_cache(maxsize=4)
