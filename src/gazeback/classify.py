@@ -174,6 +174,7 @@ class TrackerIndex:
         self._by_tracker: dict[str, list[str]] | None = None
         self._matches: dict[tuple[str, str | None, str], Match] = {}
         self._bases: dict[tuple[str, str], dict[str, Any]] = {}  # Match fields per (tid, source)
+        self._synthetic_bases: dict[tuple[str, str | None], dict[str, Any]] = {}
         self._by_domain: dict[str, Match] = {}  # lookup result per most specific listed suffix
         self.lookup = lru_cache(maxsize=131072)(self._lookup)
 
@@ -206,13 +207,21 @@ class TrackerIndex:
             candidate = h[i + 1 :]
         m = self._by_domain.get(candidate)
         if m is None:
-            m = self._by_domain[candidate] = self._domain_match(candidate, *hit)
+            m = self._by_domain[candidate] = self._domain_match(candidate, hit)
         return m
 
-    def _domain_match(self, domain: str, tid: str, source: str) -> Match:
-        """The Match for a host whose most specific listed suffix is ``domain``."""
+    def _domain_match(self, domain: str, hit: tuple[str, str]) -> Match:
+        """The Match for a host whose most specific listed suffix is ``domain`` (``_all[domain]``)."""
+        tid, source = hit
         if tid:  # (cached per domain by _lookup, so no need for _match's cache)
-            return self._new_match(tid, domain, source)
+            base = self._bases.get(hit)
+            if base is None:
+                base = self._bases[hit] = self._match_fields(tid, source, self.tracker(tid))
+            m = object.__new__(Match)
+            d = m.__dict__
+            d.update(base)
+            d["matched_domain"] = domain
+            return m
         # A filter-list host rule: a tracker entry on a parent keeps its richer name;
         # a non-tracker parent (metrics.apple.com under apple.com) loses to the rule.
         domains = self._domains
@@ -227,8 +236,20 @@ class TrackerIndex:
                 if self.trackers[found[0]]["is_tracker"]:
                     return self._match(found[0], parent, found[1])
             i = domain.find(".", i + 1)
-        tid = f"{source}:{domain}"
-        return self._new_match(tid, domain, source, self._synthetic_row(tid, entity))
+        # A synthetic tracker (_synthetic_row): only its id, name and domain are its own.
+        company_id = self.trackers[entity[1][0]]["company_id"] if entity else None
+        key = (source, company_id)
+        base = self._synthetic_bases.get(key)
+        if base is None:
+            row = self._synthetic_row(f"{source}:", entity)  # for domain "": " (... rule)"
+            base = self._synthetic_bases[key] = self._match_fields("", source, row)
+        m = object.__new__(Match)
+        d = m.__dict__
+        d.update(base)
+        d["tracker_id"] = f"{source}:{domain}"
+        d["tracker_name"] = domain + base["tracker_name"]  # "<domain> (EasyPrivacy host rule)"
+        d["matched_domain"] = domain
+        return m
 
     def _synthetic(self, tid: str) -> dict[str, Any]:
         """Tracker row for a filter-list hit: ``easyprivacy:host`` or ``easyprivacy-url:domain``."""
@@ -259,32 +280,28 @@ class TrackerIndex:
             m = self._matches[key] = self._new_match(tid, domain, source)
         return m
 
-    def _new_match(
-        self, tid: str, domain: str | None, source: str, row: dict[str, Any] | None = None
-    ) -> Match:
-        base = self._bases.get((tid, source)) if row is None else None
-        if base is None:
-            t = row if row is not None else self.tracker(tid)
-            company = self.companies.get(t["company_id"] or "")
-            owner = self.companies.get(company["owner_id"]) if company else None
-            base = {  # Match's fields, in order
-                "tracker_id": tid,
-                "tracker_name": t["name"],
-                "category": t["category"],
-                "is_tracker": bool(t["is_tracker"]),
-                "matched_domain": None,
-                "source": source,
-                "source_version": self.sources[source]["version"],
-                "sources": tuple(t["sources"]),
-                "company_id": t["company_id"],
-                "company_name": company["name"] if company else None,
-                "owner_id": company["owner_id"] if company else None,
-                "owner_name": owner["name"] if owner else None,
-                "country": company["country"] if company else None,
-            }
-            if row is None:
-                self._bases[(tid, source)] = base
-        return _build_match(base, domain)
+    def _new_match(self, tid: str, domain: str | None, source: str) -> Match:
+        return _build_match(self._match_fields(tid, source, self.tracker(tid)), domain)
+
+    def _match_fields(self, tid: str, source: str, t: dict[str, Any]) -> dict[str, Any]:
+        """Match's fields, in order, for tracker row ``t`` (``matched_domain`` left None)."""
+        company = self.companies.get(t["company_id"] or "")
+        owner = self.companies.get(company["owner_id"]) if company else None
+        return {
+            "tracker_id": tid,
+            "tracker_name": t["name"],
+            "category": t["category"],
+            "is_tracker": bool(t["is_tracker"]),
+            "matched_domain": None,
+            "source": source,
+            "source_version": self.sources[source]["version"],
+            "sources": tuple(t["sources"]),
+            "company_id": t["company_id"],
+            "company_name": company["name"] if company else None,
+            "owner_id": company["owner_id"] if company else None,
+            "owner_name": owner["name"] if owner else None,
+            "country": company["country"] if company else None,
+        }
 
     def match_url(self, url: str, page_url: str = "", request_type: str = "other") -> Match | None:
         """Host lookup, then (for hosts no list marks a tracker) the lists' URL rules."""
