@@ -140,3 +140,11 @@ def test_classify_agrees_with_match_url(
     )
     assert c == Classification(**c.__dict__)
     assert list(c.__dict__) == [f.name for f in fields(Classification)]
+
+
+@pytest.mark.parametrize("with_index", [True, False])
+def test_unattributed_classification_is_a_plain_one(index: TrackerIndex, with_index: bool) -> None:
+    o = obs(host="cdn.nothing-known.org", referer="https://shop.example.net/")
+    c = classify(o, index if with_index else None)
+    assert c == Classification(registrable_domain="nothing-known.org", is_third_party=True)
+    assert list(c.__dict__) == [f.name for f in fields(Classification)]

@@ -7,7 +7,7 @@ import json
 import logging
 import re
 from collections import defaultdict
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -402,7 +402,7 @@ def classify(obs: Observation, index: TrackerIndex | None = None) -> Classificat
     domain = registrable_domain(host)
     is_third = third_party(obs, domain, index)
     if index is None:
-        return Classification(registrable_domain=domain, is_third_party=is_third)
+        return _classification(domain, is_third, None)
     path = obs.path
     if path is None or is_ip_literal(h) or h == "localhost" or h.endswith(".local"):
         # A connection we could not open, or a machine addressed directly: host rules only.
@@ -422,11 +422,25 @@ def classify(obs: Observation, index: TrackerIndex | None = None) -> Classificat
             m = index._match_url(url, url_host, page, request_type)
         else:
             m = index.match_url(url, page, request_type)
-    if m is None:
-        return Classification(registrable_domain=domain, is_third_party=is_third)
-    # Classification(...) with every field, minus the frozen dataclass's per-field setattr.
+    return _classification(domain, is_third, m)
+
+
+# Classification's fields in order, with their defaults (the two without one set per call).
+_UNATTRIBUTED = {
+    f.name: None if f.default is MISSING else f.default for f in fields(Classification)
+}
+
+
+def _classification(domain: str | None, is_third: bool | None, m: Match | None) -> Classification:
+    """``Classification(...)`` from a Match, minus the frozen dataclass's per-field setattr."""
     c = object.__new__(Classification)
-    c.__dict__.update(
+    d = c.__dict__
+    if m is None:
+        d.update(_UNATTRIBUTED)
+        d["registrable_domain"] = domain
+        d["is_third_party"] = is_third
+        return c
+    d.update(
         registrable_domain=domain,
         is_third_party=is_third,
         tracker_id=m.tracker_id,
