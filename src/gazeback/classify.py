@@ -196,15 +196,18 @@ class TrackerIndex:
         # Walk h, then each parent down to two labels (as _suffixes), without a list.
         get = self._all.get
         candidate = h
-        i = -1
+        i = h.find(".")  # the dot before the next candidate
         while True:
             hit = get(candidate)
             if hit is not None:
                 break
-            i = h.find(".", i + 1)
-            if i == -1 or h.find(".", i + 1) == -1:
+            if i == -1:
+                return None
+            j = h.find(".", i + 1)
+            if j == -1:
                 return None
             candidate = h[i + 1 :]
+            i = j
         m = self._by_domain.get(candidate)
         if m is None:
             m = self._by_domain[candidate] = self._domain_match(candidate, hit)
