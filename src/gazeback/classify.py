@@ -5,8 +5,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,10 @@ from .models import Classification, Observation
 from .urlrules import LIST_CATEGORY, UrlRules
 
 log = logging.getLogger(__name__)
+
+
+# Hosts that normalize_host would return unchanged (the usual case): skip it.
+_already_normal = re.compile(r"[a-z0-9_-][a-z0-9._-]*(?<!\.)").fullmatch
 
 
 @lru_cache(maxsize=65536)
@@ -57,11 +62,16 @@ def registrable_domain(host: str) -> str | None:
     return str(sld) if sld else h
 
 
+@lru_cache(maxsize=8192)
+def _url_hostname(url: str) -> str | None:
+    return urlsplit(url).hostname  # pages repeat: one split per distinct Referer/Origin
+
+
 def context_host(obs: Observation) -> str | None:
     """The page a request was made from (Origin, then Referer), if the client said."""
     for value in (obs.origin, obs.referer):
         if value and value != "null":
-            host = urlsplit(value).hostname
+            host = _url_hostname(value)
             if host:
                 return host
     return None
@@ -116,6 +126,22 @@ class Match:
     country: str | None = None
 
 
+_MATCH_FIELDS = tuple(f.name for f in fields(Match))
+
+
+def _build_match(base: dict[str, Any], domain: str | None) -> Match:
+    """``Match(**base)`` with ``matched_domain=domain``, minus the frozen per-field setattr.
+
+    ``base`` holds every field in declaration order (``_MATCH_FIELDS``), so the instance
+    ``__dict__`` (shown by ``gazeback trackers lookup``) keeps that order.
+    """
+    m = object.__new__(Match)
+    d = m.__dict__
+    d.update(base)
+    d["matched_domain"] = domain
+    return m
+
+
 _DEST_TYPES = {
     "script": "script",
     "image": "image",
@@ -147,6 +173,9 @@ class TrackerIndex:
         self.url_rules = UrlRules(doc.get("url_rules", {})) if use_url_rules else None
         self._by_tracker: dict[str, list[str]] | None = None
         self._matches: dict[tuple[str, str | None, str], Match] = {}
+        self._bases: dict[tuple[str, str], dict[str, Any]] = {}  # Match fields per (tid, source)
+        self._synthetic_bases: dict[tuple[str, str | None], dict[str, Any]] = {}
+        self._by_domain: dict[str, Match] = {}  # lookup result per most specific listed suffix
         self.lookup = lru_cache(maxsize=131072)(self._lookup)
 
     def versions(self) -> dict[str, str]:
@@ -161,31 +190,78 @@ class TrackerIndex:
         return None
 
     def _lookup(self, host: str) -> Match | None:
-        h = normalize_host(host)
-        if not h or is_ip_literal(h):
+        h = host if _already_normal(host) else normalize_host(host)
+        if not h or ((h[-1].isdigit() or ":" in h) and is_ip_literal(h)):
             return None
-        suffixes = _suffixes(h)
-        for i, candidate in enumerate(suffixes):
-            hit = self._all.get(candidate)
-            if hit is None:
-                continue
-            tid, source = hit
-            if tid:
-                return self._match(tid, candidate, source)
-            # A filter-list host rule: a tracker entry on a parent keeps its richer name;
-            # a non-tracker parent (metrics.apple.com under apple.com) loses to the rule.
-            for parent in suffixes[i + 1 :]:
-                entity = self._domains.get(parent)
-                if entity is not None and self.trackers[entity[0]]["is_tracker"]:
-                    return self._match(entity[0], parent, entity[1])
-            return self._match(f"{source}:{candidate}", candidate, source)
-        return None
+        # Walk h, then each parent down to two labels (as _suffixes), without a list.
+        get = self._all.get
+        candidate = h
+        i = h.find(".")  # the dot before the next candidate
+        while True:
+            hit = get(candidate)
+            if hit is not None:
+                break
+            if i == -1:
+                return None
+            j = h.find(".", i + 1)
+            if j == -1:
+                return None
+            candidate = h[i + 1 :]
+            i = j
+        m = self._by_domain.get(candidate)
+        if m is None:
+            m = self._by_domain[candidate] = self._domain_match(candidate, hit)
+        return m
+
+    def _domain_match(self, domain: str, hit: tuple[str, str]) -> Match:
+        """The Match for a host whose most specific listed suffix is ``domain`` (``_all[domain]``)."""
+        tid, source = hit
+        if tid:  # (cached per domain by _lookup, so no need for _match's cache)
+            base = self._bases.get(hit)
+            if base is None:
+                base = self._bases[hit] = self._match_fields(tid, source, self.tracker(tid))
+            m = object.__new__(Match)
+            d = m.__dict__
+            d.update(base)
+            d["matched_domain"] = domain
+            return m
+        # A filter-list host rule: a tracker entry on a parent keeps its richer name;
+        # a non-tracker parent (metrics.apple.com under apple.com) loses to the rule.
+        domains = self._domains
+        entity: tuple[str, list[str]] | None = None  # nearest parent entry (its company)
+        i = domain.find(".")
+        while i != -1 and domain.find(".", i + 1) != -1:
+            parent = domain[i + 1 :]
+            found = domains.get(parent)
+            if found is not None:
+                if entity is None:
+                    entity = parent, found
+                if self.trackers[found[0]]["is_tracker"]:
+                    return self._match(found[0], parent, found[1])
+            i = domain.find(".", i + 1)
+        # A synthetic tracker (_synthetic_row): only its id, name and domain are its own.
+        company_id = self.trackers[entity[1][0]]["company_id"] if entity else None
+        key = (source, company_id)
+        base = self._synthetic_bases.get(key)
+        if base is None:
+            row = self._synthetic_row(f"{source}:", entity)  # for domain "": " (... rule)"
+            base = self._synthetic_bases[key] = self._match_fields("", source, row)
+        m = object.__new__(Match)
+        d = m.__dict__
+        d.update(base)
+        d["tracker_id"] = f"{source}:{domain}"
+        d["tracker_name"] = domain + base["tracker_name"]  # "<domain> (EasyPrivacy host rule)"
+        d["matched_domain"] = domain
+        return m
 
     def _synthetic(self, tid: str) -> dict[str, Any]:
         """Tracker row for a filter-list hit: ``easyprivacy:host`` or ``easyprivacy-url:domain``."""
+        return self._synthetic_row(tid, self._entity(tid.partition(":")[2]))
+
+    def _synthetic_row(self, tid: str, entity: tuple[str, list[str]] | None) -> dict[str, Any]:
+        """``_synthetic`` given the domain's nearest ``domains`` entry (``_entity``)."""
         source, _, domain = tid.partition(":")
         list_name = source.removesuffix("-url")
-        entity = self._entity(domain)
         label = "URL rules" if source.endswith("-url") else "host rule"
         return {
             "name": f"{domain} ({self.sources[list_name]['name']} {label})",
@@ -208,24 +284,27 @@ class TrackerIndex:
         return m
 
     def _new_match(self, tid: str, domain: str | None, source: str) -> Match:
-        t = self.tracker(tid)
+        return _build_match(self._match_fields(tid, source, self.tracker(tid)), domain)
+
+    def _match_fields(self, tid: str, source: str, t: dict[str, Any]) -> dict[str, Any]:
+        """Match's fields, in order, for tracker row ``t`` (``matched_domain`` left None)."""
         company = self.companies.get(t["company_id"] or "")
         owner = self.companies.get(company["owner_id"]) if company else None
-        return Match(
-            tracker_id=tid,
-            tracker_name=t["name"],
-            category=t["category"],
-            is_tracker=bool(t["is_tracker"]),
-            matched_domain=domain,
-            source=source,
-            source_version=self.sources[source]["version"],
-            sources=tuple(t["sources"]),
-            company_id=t["company_id"],
-            company_name=company["name"] if company else None,
-            owner_id=company["owner_id"] if company else None,
-            owner_name=owner["name"] if owner else None,
-            country=company["country"] if company else None,
-        )
+        return {
+            "tracker_id": tid,
+            "tracker_name": t["name"],
+            "category": t["category"],
+            "is_tracker": bool(t["is_tracker"]),
+            "matched_domain": None,
+            "source": source,
+            "source_version": self.sources[source]["version"],
+            "sources": tuple(t["sources"]),
+            "company_id": t["company_id"],
+            "company_name": company["name"] if company else None,
+            "owner_id": company["owner_id"] if company else None,
+            "owner_name": owner["name"] if owner else None,
+            "country": company["country"] if company else None,
+        }
 
     def match_url(self, url: str, page_url: str = "", request_type: str = "other") -> Match | None:
         """Host lookup, then (for hosts no list marks a tracker) the lists' URL rules."""
@@ -234,6 +313,10 @@ class TrackerIndex:
             hostname = parts.hostname or ""
         except ValueError:  # not a URL a list could match (e.g. a broken IPv6 literal)
             return None
+        return self._match_url(url, hostname, page_url, request_type)
+
+    def _match_url(self, url: str, hostname: str, page_url: str, request_type: str) -> Match | None:
+        """``match_url`` given ``hostname``, the URL's ``urlsplit(url).hostname or ""``."""
         host_match = self.lookup(hostname)
         if (host_match and host_match.is_tracker) or self.url_rules is None:
             return host_match
@@ -304,31 +387,63 @@ def request_url(obs: Observation) -> str:
     return f"{obs.scheme or 'https'}://{normalize_host(obs.host)}{obs.path or '/'}"
 
 
+_URL_SCHEMES = frozenset({None, "", "http", "https", "ws", "wss"})
+
+
 def classify(obs: Observation, index: TrackerIndex | None = None) -> Classification:
     """Attribute one observation: registrable domain, tracker/company, first/third party.
 
     Without an index only the registrable domain and first/third party are filled.
     """
     host = obs.host
-    if is_ip_literal(normalize_host(host)) and obs.tls_sni:
+    normal = _already_normal(host) is not None
+    url_host = host if normal else normalize_host(host)  # the host request_url() uses
+    h = url_host
+    if obs.tls_sni and is_ip_literal(h):
         host = obs.tls_sni  # the name the client asked for beats the address
+        h = normalize_host(host)
     domain = registrable_domain(host)
     is_third = third_party(obs, domain, index)
     if index is None:
-        return Classification(registrable_domain=domain, is_third_party=is_third)
-    h = normalize_host(host)
-    if obs.path is None or is_ip_literal(h) or h == "localhost" or h.endswith(".local"):
+        return _classification(domain, is_third, None)
+    path = obs.path
+    if path is None or is_ip_literal(h) or h == "localhost" or h.endswith(".local"):
         # A connection we could not open, or a machine addressed directly: host rules only.
         # (EasyPrivacy's rules against pages probing 127.0.0.1 need a page context we rarely
         # have; applied to a device's own local traffic they would call everything a tracker.)
         m = index.lookup(host)
     else:
-        dest = dict(obs.request_headers).get("sec-fetch-dest", "")
+        dest = ""
+        for name, value in obs.request_headers:  # the last one wins, as in a dict
+            if name == "sec-fetch-dest":
+                dest = value
         page = obs.referer or obs.origin or ""
-        m = index.match_url(request_url(obs), page, _DEST_TYPES.get(dest, "other"))
+        request_type = _DEST_TYPES.get(dest, "other")
+        url = f"{obs.scheme or 'https'}://{url_host}{path or '/'}"  # request_url(obs)
+        if normal and (not path or path[0] == "/") and obs.scheme in _URL_SCHEMES:
+            # urlsplit(url).hostname would give url_host back: skip the split
+            m = index._match_url(url, url_host, page, request_type)
+        else:
+            m = index.match_url(url, page, request_type)
+    return _classification(domain, is_third, m)
+
+
+# Classification's fields in order, with their defaults (the two without one set per call).
+_UNATTRIBUTED = {
+    f.name: None if f.default is MISSING else f.default for f in fields(Classification)
+}
+
+
+def _classification(domain: str | None, is_third: bool | None, m: Match | None) -> Classification:
+    """``Classification(...)`` from a Match, minus the frozen dataclass's per-field setattr."""
+    c = object.__new__(Classification)
+    d = c.__dict__
     if m is None:
-        return Classification(registrable_domain=domain, is_third_party=is_third)
-    return Classification(
+        d.update(_UNATTRIBUTED)
+        d["registrable_domain"] = domain
+        d["is_third_party"] = is_third
+        return c
+    d.update(
         registrable_domain=domain,
         is_third_party=is_third,
         tracker_id=m.tracker_id,
@@ -342,6 +457,7 @@ def classify(obs: Observation, index: TrackerIndex | None = None) -> Classificat
         country=m.country,
         sources=m.sources,
     )
+    return c
 
 
 @lru_cache(maxsize=4)
