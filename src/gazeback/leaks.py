@@ -183,12 +183,27 @@ def _match_needles(
     hits: dict[int, list[tuple[int, int, Needle]]] = {}
     if profile.automaton is None or not leaves:
         return hits
-    starts, pos = [], 0
+    # One automaton pass over each distinct leaf text (SDK batches repeat the same values
+    # in every event); the hits are then copied to every leaf that carries that text.
+    distinct: dict[tuple[str, bool], int] = {}
+    of_leaf: list[int] = []
+    texts: list[str] = []
+    binary: list[bool] = []
     for leaf in leaves:
+        k = (leaf.text, leaf.binary)
+        u = distinct.get(k)
+        if u is None:
+            u = distinct[k] = len(texts)
+            texts.append(leaf.text)
+            binary.append(leaf.binary)
+        of_leaf.append(u)
+    starts, pos = [], 0
+    for t in texts:
         starts.append(pos)
-        pos += len(leaf.text) + 1
-    big = SEP.join(leaf.text for leaf in leaves)
+        pos += len(t) + 1
+    big = SEP.join(texts)
     spans: set[tuple[int, int, int]] = set()
+    found: dict[int, list[tuple[int, int, Needle]]] = {}
     passes = [(profile.automaton, big)]
     if profile.ci_automaton is not None:
         lowered = big.lower()
@@ -197,12 +212,11 @@ def _match_needles(
     for automaton, text in passes:
         for end, (length, needles) in automaton.iter(text):
             start = end - length + 1
-            li = bisect_right(starts, start) - 1
-            leaf = leaves[li]
+            u = bisect_right(starts, start) - 1
             before = text[start - 1] if start > 0 else SEP
             after = text[end + 1] if end + 1 < len(text) else SEP
             for n in needles:
-                if n.binary and not leaf.binary:
+                if n.binary and not binary[u]:
                     continue
                 if n.bounded and (before.isalnum() or after.isalnum()):
                     continue
@@ -210,7 +224,11 @@ def _match_needles(
                 if n.chain == "case-changed" and span in spans:
                     continue  # the exact-case pass already found it
                 spans.add(span)
-                hits.setdefault(li, []).append((start, length, n))
+                found.setdefault(u, []).append((start, length, n))
+    if found:
+        for li, u in enumerate(of_leaf):
+            if u in found:
+                hits[li] = list(found[u])
     return hits
 
 
@@ -367,11 +385,34 @@ def _entropy(text: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in counts.values())
 
 
+_STARRED: dict[str, str] = {}  # location → location with [*]: shapes repeat across requests
+_EPHEMERAL: dict[str, bool] = {}  # key name → it names a nonce, timestamp, signature...
+
+
+def _starred(loc: str) -> str:
+    out = _STARRED.get(loc)
+    if out is None:
+        if len(_STARRED) >= 20_000:
+            _STARRED.clear()
+        out = _STARRED[loc] = _INDEX.sub("[*]", loc)
+    return out
+
+
+def _ephemeral(key: str) -> bool:
+    out = _EPHEMERAL.get(key)
+    if out is None:
+        if len(_EPHEMERAL) >= 20_000:
+            _EPHEMERAL.clear()
+        out = _EPHEMERAL[key] = bool(_key_names(key) & EPHEMERAL_KEYS)
+    return out
+
+
 def _keyed(
     leaves: list[Leaf], key: bytes, matched: set[int]
 ) -> tuple[tuple[tuple[int, str], ...], tuple[Candidate, ...]]:
     """Leaf fingerprints (retroactive matching) and ID-shaped candidates, in one pass."""
     fp_of: dict[str, int] = {}  # SDK batches repeat the same text in every event
+    shape_of: dict[str, str | None] = {}
     fps: dict[tuple[int, str], None] = {}
     cands: dict[tuple[int, str], Candidate] = {}
     for i, leaf in enumerate(leaves):
@@ -384,13 +425,16 @@ def _keyed(
             fp = fp_of[text] = fingerprint(key, text)
         loc = leaf.location
         if "[" in loc:
-            loc = _INDEX.sub("[*]", loc)
+            loc = _starred(loc)
         if len(fps) < MAX_FINGERPRINTS:
             fps[(fp, loc)] = None
         if size < 12 or i in matched or loc == "url.host" or len(cands) >= MAX_CANDIDATES:
             continue
-        shape = id_shape(text)
-        if shape and not _key_names(leaf.key) & EPHEMERAL_KEYS:
+        if text in shape_of:
+            shape = shape_of[text]
+        else:
+            shape = shape_of[text] = id_shape(text)
+        if shape and not _ephemeral(leaf.key):
             cands[(fp, loc)] = Candidate(fp, loc, shape)
     return tuple(fps), tuple(cands.values())
 
