@@ -65,6 +65,9 @@ class Leaf(NamedTuple):
     parent: int = -1  # index of the leaf it was decoded from
 
 
+_new_leaf = tuple.__new__  # Leaf(...) without the generated __new__'s extra call
+
+
 @dataclass
 class Decoded:
     leaves: list[Leaf] = field(default_factory=list)
@@ -100,17 +103,20 @@ class Decoder:
     ) -> None:
         """Record one leaf, then try to decode it further."""
         out = self.out
-        if len(out.leaves) >= self.max_leaves:
+        leaves = out.leaves
+        index = len(leaves)
+        if index >= self.max_leaves:
             return self._cut()
-        if len(text) > self.room():
+        size = len(text)
+        if size > self.max_bytes - out.used:
             self._cut()
             text = text[: max(self.room(), 0)]
             if not text:
                 return
-        out.used += len(text)
-        index = len(out.leaves)
-        out.leaves.append(Leaf(location, text, steps, key, binary, parent))
-        if not binary and len(text) >= 8 and len(steps) < self.max_depth:
+            size = len(text)
+        out.used += size
+        leaves.append(_new_leaf(Leaf, (location, text, steps, key, binary, parent)))
+        if size >= 8 and not binary and len(steps) < self.max_depth:
             # SDK batches repeat the same IDs in every event: decode a value once per request
             seen = (text, steps)
             if seen not in self.seen:

@@ -70,15 +70,28 @@ class Detection:
     candidates: tuple[Candidate, ...] = ()
 
 
+_HASHERS: dict[bytes, blake2b] = {}
+
+
+def _hasher(key: bytes) -> blake2b:
+    """The keyed BLAKE2b state before any data: copying it skips the key block per leaf."""
+    h = _HASHERS.get(key)
+    if h is None:
+        if len(_HASHERS) >= 8:
+            _HASHERS.clear()
+        h = _HASHERS[key] = blake2b(digest_size=8, key=key[:64], person=b"gazeback-leaf")
+    return h
+
+
 def fingerprint(key: bytes, text: str) -> int:
     """Keyed 64-bit fingerprint of a leaf or needle (case-folded, trimmed).
 
     Keyed BLAKE2b, a MAC like HMAC-SHA256 and about four times faster here; without
     the key a fingerprint cannot be tested against guessed values.
     """
-    data = text.strip().lower().encode("utf-8", "surrogatepass")
-    d = blake2b(data, digest_size=8, key=key[:64], person=b"gazeback-leaf").digest()
-    return int.from_bytes(d, "big", signed=True)
+    h = _hasher(key).copy()
+    h.update(text.strip().lower().encode("utf-8", "surrogatepass"))
+    return int.from_bytes(h.digest(), "big", signed=True)
 
 
 # --- walking the observation -----------------------------------------------------------
@@ -236,10 +249,16 @@ def _whole_leaf(leaves: list[Leaf], profile: Profile) -> dict[int, list[tuple[in
     hits: dict[int, list[tuple[int, int, Needle]]] = {}
     if not profile.whole_leaf:
         return hits
+    table = profile.whole_leaf
+    seen: dict[str, Sequence[Needle] | None] = {}  # distinct texts only: batches repeat values
     for i, leaf in enumerate(leaves):
-        if leaf.binary or len(leaf.text) > 40:
+        text = leaf.text
+        if leaf.binary or len(text) > 40:
             continue
-        needles = profile.whole_leaf.get(leaf.text.strip().lower())
+        if text in seen:
+            needles = seen[text]
+        else:
+            needles = seen[text] = table.get(text.strip().lower())
         if not needles:
             continue
         keys = _key_names(leaf.key)
@@ -309,14 +328,23 @@ def _numbers(leaves: list[Leaf]) -> list[tuple[int, float, int, str]]:
     """(leaf index, value, decimals, form) of every coordinate-like number, in order."""
     out: list[tuple[int, float, int, str]] = []
     parents = {leaf.parent for leaf in leaves}
+    decimals: dict[str, list[tuple[float, int]]] = {}  # distinct texts only
     for i, leaf in enumerate(leaves):
-        if leaf.binary or len(leaf.text) > 4096 or i in parents:
-            continue
         text = leaf.text
+        if leaf.binary or len(text) > 4096 or i in parents:
+            continue
         if "." in text:
-            for m in _NUMBER.finditer(text):
-                out.append((i, float(m.group(0)), len(m.group(1).rstrip("0")) or 1, "decimal"))
-        elif _INT.fullmatch(text) and any(k in leaf.key for k in ("lat", "lon", "lng")):
+            found = decimals.get(text)
+            if found is None:
+                found = decimals[text] = [
+                    (float(m.group(0)), len(m.group(1).rstrip("0")) or 1)
+                    for m in _NUMBER.finditer(text)
+                ]
+            for value, places in found:
+                out.append((i, value, places, "decimal"))
+            continue
+        key = leaf.key
+        if ("lat" in key or "lon" in key or "lng" in key) and _INT.fullmatch(text):
             v = int(text)
             out.append((i, v / 1e7, 7, "e7") if abs(v) > 18_000_000 else (i, v / 1e6, 6, "e6"))
     return out
@@ -414,7 +442,9 @@ def _keyed(
     fp_of: dict[str, int] = {}  # SDK batches repeat the same text in every event
     shape_of: dict[str, str | None] = {}
     fps: dict[tuple[int, str], None] = {}
-    cands: dict[tuple[int, str], Candidate] = {}
+    cands: dict[tuple[int, str], str] = {}  # → shape; Candidate objects are made at the end
+    starred, ephemeral = _STARRED, _EPHEMERAL
+    base = _hasher(key)
     for i, leaf in enumerate(leaves):
         text = leaf.text
         size = len(text)
@@ -422,10 +452,12 @@ def _keyed(
             continue
         fp = fp_of.get(text)
         if fp is None:
-            fp = fp_of[text] = fingerprint(key, text)
+            h = base.copy()
+            h.update(text.strip().lower().encode("utf-8", "surrogatepass"))
+            fp = fp_of[text] = int.from_bytes(h.digest(), "big", signed=True)
         loc = leaf.location
         if "[" in loc:
-            loc = _starred(loc)
+            loc = starred.get(loc) or _starred(loc)
         if len(fps) < MAX_FINGERPRINTS:
             fps[(fp, loc)] = None
         if size < 12 or i in matched or loc == "url.host" or len(cands) >= MAX_CANDIDATES:
@@ -434,9 +466,13 @@ def _keyed(
             shape = shape_of[text]
         else:
             shape = shape_of[text] = id_shape(text)
-        if shape and not _ephemeral(leaf.key):
-            cands[(fp, loc)] = Candidate(fp, loc, shape)
-    return tuple(fps), tuple(cands.values())
+        if shape:
+            eph = ephemeral.get(leaf.key)
+            if eph is None:
+                eph = _ephemeral(leaf.key)
+            if not eph:
+                cands[(fp, loc)] = shape
+    return tuple(fps), tuple(Candidate(fp, loc, shape) for (fp, loc), shape in cands.items())
 
 
 def detect(obs: Observation, profile: Profile, key: bytes | None = None) -> Detection:
