@@ -184,16 +184,27 @@ class Decoder:
         if depth > MAX_JSON_NESTING:
             self._cut()
             return True
-        leaves = self.out.leaves
+        out = self.out
+        leaves = out.leaves
         if isinstance(value, dict):
             if len(leaves) >= self.max_leaves:
                 self._cut()
                 return False
+            seen, short = self.seen, len(steps) >= self.max_depth
             for k, v in value.items():
                 sk = k if k in _SAFE_KEYS else safe_key(k)
                 lk = k.lower() if type(k) is str else str(k).lower()
                 if type(v) is str and depth < MAX_JSON_NESTING:  # the common case, inline
-                    self.leaf(f"{p}.{sk}", v, steps, lk, False, parent)
+                    size = len(v)
+                    if (
+                        len(leaves) < self.max_leaves
+                        and size <= self.max_bytes - out.used
+                        and (size < 8 or short or (v, steps) in seen)
+                    ):  # what self.leaf would do: record it, nothing to re-decode
+                        out.used += size
+                        leaves.append(_new_leaf(Leaf, (f"{p}.{sk}", v, steps, lk, False, parent)))
+                    else:
+                        self.leaf(f"{p}.{sk}", v, steps, lk, False, parent)
                     if len(leaves) >= self.max_leaves:
                         self._cut()
                         return False

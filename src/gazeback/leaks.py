@@ -439,39 +439,36 @@ def _keyed(
     leaves: list[Leaf], key: bytes, matched: set[int]
 ) -> tuple[tuple[tuple[int, str], ...], tuple[Candidate, ...]]:
     """Leaf fingerprints (retroactive matching) and ID-shaped candidates, in one pass."""
-    fp_of: dict[str, int] = {}  # SDK batches repeat the same text in every event
-    shape_of: dict[str, str | None] = {}
+    # Per distinct text (SDK batches repeat the same values in every event):
+    # (fingerprint, ID shape or None when it cannot be a candidate)
+    info: dict[str, tuple[int, str | None]] = {}
     fps: dict[tuple[int, str], None] = {}
     cands: dict[tuple[int, str], str] = {}  # → shape; Candidate objects are made at the end
     starred, ephemeral = _STARRED, _EPHEMERAL
     base = _hasher(key)
-    for i, leaf in enumerate(leaves):
-        text = leaf.text
+    for i, (location, text, _, lkey, binary, _) in enumerate(leaves):
         size = len(text)
-        if leaf.binary or size < 2 or size > 256 or (size < 6 and leaf.key not in NAME_KEYS):
+        if binary or size < 2 or size > 256 or (size < 6 and lkey not in NAME_KEYS):
             continue
-        fp = fp_of.get(text)
-        if fp is None:
+        got = info.get(text)
+        if got is None:
             h = base.copy()
             h.update(text.strip().lower().encode("utf-8", "surrogatepass"))
-            fp = fp_of[text] = int.from_bytes(h.digest(), "big", signed=True)
-        loc = leaf.location
+            fp = int.from_bytes(h.digest(), "big", signed=True)
+            got = info[text] = (fp, None if size < 12 else id_shape(text))
+        fp, shape = got
+        loc = location
         if "[" in loc:
             loc = starred.get(loc) or _starred(loc)
         if len(fps) < MAX_FINGERPRINTS:
             fps[(fp, loc)] = None
-        if size < 12 or i in matched or loc == "url.host" or len(cands) >= MAX_CANDIDATES:
+        if shape is None or i in matched or loc == "url.host" or len(cands) >= MAX_CANDIDATES:
             continue
-        if text in shape_of:
-            shape = shape_of[text]
-        else:
-            shape = shape_of[text] = id_shape(text)
-        if shape:
-            eph = ephemeral.get(leaf.key)
-            if eph is None:
-                eph = _ephemeral(leaf.key)
-            if not eph:
-                cands[(fp, loc)] = shape
+        eph = ephemeral.get(lkey)
+        if eph is None:
+            eph = _ephemeral(lkey)
+        if not eph:
+            cands[(fp, loc)] = shape
     return tuple(fps), tuple(Candidate(fp, loc, shape) for (fp, loc), shape in cands.items())
 
 
