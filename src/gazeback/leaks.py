@@ -198,17 +198,17 @@ def _match_needles(
         return hits
     # One automaton pass over each distinct leaf text (SDK batches repeat the same values
     # in every event); the hits are then copied to every leaf that carries that text.
-    distinct: dict[tuple[str, bool], int] = {}
+    distinct: dict[str | tuple[str, bool], int] = {}  # text, or (text, True) when binary
     of_leaf: list[int] = []
     texts: list[str] = []
     binary: list[bool] = []
-    for leaf in leaves:
-        k = (leaf.text, leaf.binary)
+    for _, text, _, _, is_binary, _ in leaves:
+        k = (text, True) if is_binary else text
         u = distinct.get(k)
         if u is None:
             u = distinct[k] = len(texts)
-            texts.append(leaf.text)
-            binary.append(leaf.binary)
+            texts.append(text)
+            binary.append(is_binary)
         of_leaf.append(u)
     starts, pos = [], 0
     for t in texts:
@@ -251,9 +251,8 @@ def _whole_leaf(leaves: list[Leaf], profile: Profile) -> dict[int, list[tuple[in
         return hits
     table = profile.whole_leaf
     seen: dict[str, Sequence[Needle] | None] = {}  # distinct texts only: batches repeat values
-    for i, leaf in enumerate(leaves):
-        text = leaf.text
-        if leaf.binary or len(text) > 40:
+    for i, (_, text, _, key, binary, _) in enumerate(leaves):
+        if binary or len(text) > 40:
             continue
         if text in seen:
             needles = seen[text]
@@ -261,11 +260,11 @@ def _whole_leaf(leaves: list[Leaf], profile: Profile) -> dict[int, list[tuple[in
             needles = seen[text] = table.get(text.strip().lower())
         if not needles:
             continue
-        keys = _key_names(leaf.key)
+        keys = _key_names(key)
         for n in needles:
             allowed = NAME_KEYS if n.pii_type == "name" else NAME_KEYS | ID_KEYS
             if keys & allowed:
-                hits.setdefault(i, []).append((0, len(leaf.text), n))
+                hits.setdefault(i, []).append((0, len(text), n))
     return hits
 
 
@@ -327,11 +326,10 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 def _numbers(leaves: list[Leaf]) -> list[tuple[int, float, int, str]]:
     """(leaf index, value, decimals, form) of every coordinate-like number, in order."""
     out: list[tuple[int, float, int, str]] = []
-    parents = {leaf.parent for leaf in leaves}
+    parents = {leaf[5] for leaf in leaves}  # Leaf.parent
     decimals: dict[str, list[tuple[float, int]]] = {}  # distinct texts only
-    for i, leaf in enumerate(leaves):
-        text = leaf.text
-        if leaf.binary or len(text) > 4096 or i in parents:
+    for i, (_, text, _, key, binary, _) in enumerate(leaves):
+        if binary or len(text) > 4096 or i in parents:
             continue
         if "." in text:
             found = decimals.get(text)
@@ -343,7 +341,6 @@ def _numbers(leaves: list[Leaf]) -> list[tuple[int, float, int, str]]:
             for value, places in found:
                 out.append((i, value, places, "decimal"))
             continue
-        key = leaf.key
         if ("lat" in key or "lon" in key or "lng" in key) and _INT.fullmatch(text):
             v = int(text)
             out.append((i, v / 1e7, 7, "e7") if abs(v) > 18_000_000 else (i, v / 1e6, 6, "e6"))
