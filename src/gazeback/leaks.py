@@ -70,16 +70,17 @@ class Detection:
     candidates: tuple[Candidate, ...] = ()
 
 
-_HASHERS: dict[bytes, blake2b] = {}
+_HASHER: tuple[bytes, blake2b] | None = None  # one slot: the key in use and its state
 
 
 def _hasher(key: bytes) -> blake2b:
     """The keyed BLAKE2b state before any data: copying it skips the key block per leaf."""
-    h = _HASHERS.get(key)
-    if h is None:
-        if len(_HASHERS) >= 8:
-            _HASHERS.clear()
-        h = _HASHERS[key] = blake2b(digest_size=8, key=key[:64], person=b"gazeback-leaf")
+    global _HASHER
+    slot = _HASHER  # read once: another thread may replace it
+    if slot is not None and slot[0] == key:
+        return slot[1]
+    h = blake2b(digest_size=8, key=key[:64], person=b"gazeback-leaf")
+    _HASHER = (key, h)
     return h
 
 
