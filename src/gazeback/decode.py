@@ -42,10 +42,18 @@ def safe_key(key: object) -> str:
     Some payloads key objects by e-mail, phone or device ID (``{"jane@x.org": {...}}``);
     the location must not carry them.
     """
-    k = str(key)
+    k = key if type(key) is str else str(key)
+    if k in _SAFE_KEYS:  # key names repeat across leaves and requests
+        return k
     if len(k) > 32 or "@" in k or sum(c.isdigit() for c in k) >= 6 or _HEX.fullmatch(k):
         return "*"
+    if len(_SAFE_KEYS) >= 20_000:
+        _SAFE_KEYS.clear()
+    _SAFE_KEYS.add(k)  # only names that pass: nothing value-like is kept in memory
     return k
+
+
+_SAFE_KEYS: set[str] = set()
 
 
 class Leaf(NamedTuple):
@@ -55,6 +63,9 @@ class Leaf(NamedTuple):
     key: str = ""  # the name it sat under, lower-case ("em", "email", "x-device-id")
     binary: bool = False
     parent: int = -1  # index of the leaf it was decoded from
+
+
+_new_leaf = tuple.__new__  # Leaf(...) without the generated __new__'s extra call
 
 
 @dataclass
@@ -92,17 +103,20 @@ class Decoder:
     ) -> None:
         """Record one leaf, then try to decode it further."""
         out = self.out
-        if len(out.leaves) >= self.max_leaves:
+        leaves = out.leaves
+        index = len(leaves)
+        if index >= self.max_leaves:
             return self._cut()
-        if len(text) > self.room():
+        size = len(text)
+        if size > self.max_bytes - out.used:
             self._cut()
             text = text[: max(self.room(), 0)]
             if not text:
                 return
-        out.used += len(text)
-        index = len(out.leaves)
-        out.leaves.append(Leaf(location, text, steps, key, binary, parent))
-        if not binary and len(text) >= 8 and len(steps) < self.max_depth:
+            size = len(text)
+        out.used += size
+        leaves.append(_new_leaf(Leaf, (location, text, steps, key, binary, parent)))
+        if size >= 8 and not binary and len(steps) < self.max_depth:
             # SDK batches repeat the same IDs in every event: decode a value once per request
             seen = (text, steps)
             if seen not in self.seen:
@@ -161,27 +175,60 @@ class Decoder:
         return True
 
     def json_value(self, doc: object, path: str, steps: tuple[str, ...], parent: int) -> None:
-        stack: list[tuple[object, str, str, int]] = [(doc, path, "", 0)]
-        while stack:
-            value, p, key, depth = stack.pop()
-            if depth > MAX_JSON_NESTING:
+        self._json(doc, path, "", 0, steps, parent)
+
+    def _json(
+        self, value: object, p: str, key: str, depth: int, steps: tuple[str, ...], parent: int
+    ) -> bool:
+        """Depth-first, in document order; False once the leaf budget is spent (stop)."""
+        if depth > MAX_JSON_NESTING:
+            self._cut()
+            return True
+        out = self.out
+        leaves = out.leaves
+        if isinstance(value, dict):
+            if len(leaves) >= self.max_leaves:
                 self._cut()
-                continue
-            if isinstance(value, dict):
-                for k, v in reversed(list(value.items())):
-                    stack.append((v, f"{p}.{safe_key(k)}", str(k).lower(), depth + 1))
-            elif isinstance(value, list):
-                for i in range(len(value) - 1, -1, -1):
-                    stack.append((value[i], f"{p}[{i}]", key, depth + 1))
-            elif isinstance(value, str):
-                self.leaf(p, value, steps, key, parent=parent)
-            elif isinstance(value, bool) or value is None:
-                continue
-            else:  # int or float: IDs and coordinates travel as numbers too
-                self.leaf(p, repr(value), steps, key, parent=parent)
-            if len(self.out.leaves) >= self.max_leaves:
+                return False
+            seen, short = self.seen, len(steps) >= self.max_depth
+            for k, v in value.items():
+                sk = k if k in _SAFE_KEYS else safe_key(k)
+                lk = k.lower() if type(k) is str else str(k).lower()
+                if type(v) is str and depth < MAX_JSON_NESTING:  # the common case, inline
+                    size = len(v)
+                    if (
+                        len(leaves) < self.max_leaves
+                        and size <= self.max_bytes - out.used
+                        and (size < 8 or short or (v, steps) in seen)
+                    ):  # what self.leaf would do: record it, nothing to re-decode
+                        out.used += size
+                        leaves.append(_new_leaf(Leaf, (f"{p}.{sk}", v, steps, lk, False, parent)))
+                    else:
+                        self.leaf(f"{p}.{sk}", v, steps, lk, False, parent)
+                    if len(leaves) >= self.max_leaves:
+                        self._cut()
+                        return False
+                elif not self._json(v, f"{p}.{sk}", lk, depth + 1, steps, parent):
+                    return False
+            return True
+        if isinstance(value, list):
+            if len(leaves) >= self.max_leaves:
                 self._cut()
-                return
+                return False
+            for i, v in enumerate(value):
+                if not self._json(v, f"{p}[{i}]", key, depth + 1, steps, parent):
+                    return False
+            return True
+        if isinstance(value, str):
+            self.leaf(p, value, steps, key, False, parent)
+        elif isinstance(value, bool) or value is None:
+            return True
+        else:  # int or float: IDs and coordinates travel as numbers too
+            self.leaf(p, repr(value), steps, key, False, parent)
+        if len(leaves) >= self.max_leaves:
+            self._cut()
+            return False
+        return True
 
     def form(self, s: str, prefix: str, steps: tuple[str, ...], parent: int = -1) -> None:
         for k, v in parse_qsl(s, keep_blank_values=True)[: self.max_leaves + 1]:

@@ -70,15 +70,29 @@ class Detection:
     candidates: tuple[Candidate, ...] = ()
 
 
+_HASHER: tuple[bytes, blake2b] | None = None  # one slot: the key in use and its state
+
+
+def _hasher(key: bytes) -> blake2b:
+    """The keyed BLAKE2b state before any data: copying it skips the key block per leaf."""
+    global _HASHER
+    slot = _HASHER  # read once: another thread may replace it
+    if slot is not None and slot[0] == key:
+        return slot[1]
+    h = blake2b(digest_size=8, key=key[:64], person=b"gazeback-leaf")
+    _HASHER = (key, h)
+    return h
+
+
 def fingerprint(key: bytes, text: str) -> int:
     """Keyed 64-bit fingerprint of a leaf or needle (case-folded, trimmed).
 
     Keyed BLAKE2b, a MAC like HMAC-SHA256 and about four times faster here; without
     the key a fingerprint cannot be tested against guessed values.
     """
-    data = text.strip().lower().encode("utf-8", "surrogatepass")
-    d = blake2b(data, digest_size=8, key=key[:64], person=b"gazeback-leaf").digest()
-    return int.from_bytes(d, "big", signed=True)
+    h = _hasher(key).copy()
+    h.update(text.strip().lower().encode("utf-8", "surrogatepass"))
+    return int.from_bytes(h.digest(), "big", signed=True)
 
 
 # --- walking the observation -----------------------------------------------------------
@@ -183,12 +197,27 @@ def _match_needles(
     hits: dict[int, list[tuple[int, int, Needle]]] = {}
     if profile.automaton is None or not leaves:
         return hits
+    # One automaton pass over each distinct leaf text (SDK batches repeat the same values
+    # in every event); the hits are then copied to every leaf that carries that text.
+    distinct: dict[str | tuple[str, bool], int] = {}  # text, or (text, True) when binary
+    of_leaf: list[int] = []
+    texts: list[str] = []
+    binary: list[bool] = []
+    for _, text, _, _, is_binary, _ in leaves:
+        k = (text, True) if is_binary else text
+        u = distinct.get(k)
+        if u is None:
+            u = distinct[k] = len(texts)
+            texts.append(text)
+            binary.append(is_binary)
+        of_leaf.append(u)
     starts, pos = [], 0
-    for leaf in leaves:
+    for t in texts:
         starts.append(pos)
-        pos += len(leaf.text) + 1
-    big = SEP.join(leaf.text for leaf in leaves)
+        pos += len(t) + 1
+    big = SEP.join(texts)
     spans: set[tuple[int, int, int]] = set()
+    found: dict[int, list[tuple[int, int, Needle]]] = {}
     passes = [(profile.automaton, big)]
     if profile.ci_automaton is not None:
         lowered = big.lower()
@@ -197,12 +226,11 @@ def _match_needles(
     for automaton, text in passes:
         for end, (length, needles) in automaton.iter(text):
             start = end - length + 1
-            li = bisect_right(starts, start) - 1
-            leaf = leaves[li]
+            u = bisect_right(starts, start) - 1
             before = text[start - 1] if start > 0 else SEP
             after = text[end + 1] if end + 1 < len(text) else SEP
             for n in needles:
-                if n.binary and not leaf.binary:
+                if n.binary and not binary[u]:
                     continue
                 if n.bounded and (before.isalnum() or after.isalnum()):
                     continue
@@ -210,7 +238,11 @@ def _match_needles(
                 if n.chain == "case-changed" and span in spans:
                     continue  # the exact-case pass already found it
                 spans.add(span)
-                hits.setdefault(li, []).append((start, length, n))
+                found.setdefault(u, []).append((start, length, n))
+    if found:
+        for li, u in enumerate(of_leaf):
+            if u in found:
+                hits[li] = list(found[u])
     return hits
 
 
@@ -218,17 +250,22 @@ def _whole_leaf(leaves: list[Leaf], profile: Profile) -> dict[int, list[tuple[in
     hits: dict[int, list[tuple[int, int, Needle]]] = {}
     if not profile.whole_leaf:
         return hits
-    for i, leaf in enumerate(leaves):
-        if leaf.binary or len(leaf.text) > 40:
+    table = profile.whole_leaf
+    seen: dict[str, Sequence[Needle] | None] = {}  # distinct texts only: batches repeat values
+    for i, (_, text, _, key, binary, _) in enumerate(leaves):
+        if binary or len(text) > 40:
             continue
-        needles = profile.whole_leaf.get(leaf.text.strip().lower())
+        if text in seen:
+            needles = seen[text]
+        else:
+            needles = seen[text] = table.get(text.strip().lower())
         if not needles:
             continue
-        keys = _key_names(leaf.key)
+        keys = _key_names(key)
         for n in needles:
             allowed = NAME_KEYS if n.pii_type == "name" else NAME_KEYS | ID_KEYS
             if keys & allowed:
-                hits.setdefault(i, []).append((0, len(leaf.text), n))
+                hits.setdefault(i, []).append((0, len(text), n))
     return hits
 
 
@@ -290,15 +327,22 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 def _numbers(leaves: list[Leaf]) -> list[tuple[int, float, int, str]]:
     """(leaf index, value, decimals, form) of every coordinate-like number, in order."""
     out: list[tuple[int, float, int, str]] = []
-    parents = {leaf.parent for leaf in leaves}
-    for i, leaf in enumerate(leaves):
-        if leaf.binary or len(leaf.text) > 4096 or i in parents:
+    parents = {leaf[5] for leaf in leaves}  # Leaf.parent
+    decimals: dict[str, list[tuple[float, int]]] = {}  # distinct texts only
+    for i, (_, text, _, key, binary, _) in enumerate(leaves):
+        if binary or len(text) > 4096 or i in parents:
             continue
-        text = leaf.text
         if "." in text:
-            for m in _NUMBER.finditer(text):
-                out.append((i, float(m.group(0)), len(m.group(1).rstrip("0")) or 1, "decimal"))
-        elif _INT.fullmatch(text) and any(k in leaf.key for k in ("lat", "lon", "lng")):
+            found = decimals.get(text)
+            if found is None:
+                found = decimals[text] = [
+                    (float(m.group(0)), len(m.group(1).rstrip("0")) or 1)
+                    for m in _NUMBER.finditer(text)
+                ]
+            for value, places in found:
+                out.append((i, value, places, "decimal"))
+            continue
+        if ("lat" in key or "lon" in key or "lng" in key) and _INT.fullmatch(text):
             v = int(text)
             out.append((i, v / 1e7, 7, "e7") if abs(v) > 18_000_000 else (i, v / 1e6, 6, "e6"))
     return out
@@ -367,32 +411,63 @@ def _entropy(text: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in counts.values())
 
 
+_STARRED: dict[str, str] = {}  # location → location with [*]: shapes repeat across requests
+_EPHEMERAL: dict[str, bool] = {}  # key name → it names a nonce, timestamp, signature...
+
+
+def _starred(loc: str) -> str:
+    out = _STARRED.get(loc)
+    if out is None:
+        if len(_STARRED) >= 20_000:
+            _STARRED.clear()
+        out = _STARRED[loc] = _INDEX.sub("[*]", loc)
+    return out
+
+
+def _ephemeral(key: str) -> bool:
+    out = _EPHEMERAL.get(key)
+    if out is None:
+        if len(_EPHEMERAL) >= 20_000:
+            _EPHEMERAL.clear()
+        out = _EPHEMERAL[key] = bool(_key_names(key) & EPHEMERAL_KEYS)
+    return out
+
+
 def _keyed(
     leaves: list[Leaf], key: bytes, matched: set[int]
 ) -> tuple[tuple[tuple[int, str], ...], tuple[Candidate, ...]]:
     """Leaf fingerprints (retroactive matching) and ID-shaped candidates, in one pass."""
-    fp_of: dict[str, int] = {}  # SDK batches repeat the same text in every event
+    # Per distinct text (SDK batches repeat the same values in every event):
+    # (fingerprint, ID shape or None when it cannot be a candidate)
+    info: dict[str, tuple[int, str | None]] = {}
     fps: dict[tuple[int, str], None] = {}
-    cands: dict[tuple[int, str], Candidate] = {}
-    for i, leaf in enumerate(leaves):
-        text = leaf.text
+    cands: dict[tuple[int, str], str] = {}  # → shape; Candidate objects are made at the end
+    starred, ephemeral = _STARRED, _EPHEMERAL
+    base = _hasher(key)
+    for i, (location, text, _, lkey, binary, _) in enumerate(leaves):
         size = len(text)
-        if leaf.binary or size < 2 or size > 256 or (size < 6 and leaf.key not in NAME_KEYS):
+        if binary or size < 2 or size > 256 or (size < 6 and lkey not in NAME_KEYS):
             continue
-        fp = fp_of.get(text)
-        if fp is None:
-            fp = fp_of[text] = fingerprint(key, text)
-        loc = leaf.location
+        got = info.get(text)
+        if got is None:
+            h = base.copy()
+            h.update(text.strip().lower().encode("utf-8", "surrogatepass"))
+            fp = int.from_bytes(h.digest(), "big", signed=True)
+            got = info[text] = (fp, None if size < 12 else id_shape(text))
+        fp, shape = got
+        loc = location
         if "[" in loc:
-            loc = _INDEX.sub("[*]", loc)
+            loc = starred.get(loc) or _starred(loc)
         if len(fps) < MAX_FINGERPRINTS:
             fps[(fp, loc)] = None
-        if size < 12 or i in matched or loc == "url.host" or len(cands) >= MAX_CANDIDATES:
+        if shape is None or i in matched or loc == "url.host" or len(cands) >= MAX_CANDIDATES:
             continue
-        shape = id_shape(text)
-        if shape and not _key_names(leaf.key) & EPHEMERAL_KEYS:
-            cands[(fp, loc)] = Candidate(fp, loc, shape)
-    return tuple(fps), tuple(cands.values())
+        eph = ephemeral.get(lkey)
+        if eph is None:
+            eph = _ephemeral(lkey)
+        if not eph:
+            cands[(fp, loc)] = shape
+    return tuple(fps), tuple(Candidate(fp, loc, shape) for (fp, loc), shape in cands.items())
 
 
 def detect(obs: Observation, profile: Profile, key: bytes | None = None) -> Detection:
