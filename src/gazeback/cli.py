@@ -8,37 +8,17 @@ import sys
 from pathlib import Path
 
 import click
-import sqlite_utils
 
 from . import migrations, serve
-from .localfiles import default_db_path, prepare_db_path
+from .cli_db import open_db as _open_db
+from .cli_db import open_existing_db
+from .localfiles import default_db_path
 
 
 @click.group()
 @click.version_option(package_name="gazeback")
 def cli() -> None:
     """gazeback: see what your own devices tell trackers."""
-
-
-def _open_db(path: Path) -> sqlite_utils.Database:
-    try:
-        prepare_db_path(path)
-    except OSError as e:
-        raise click.ClickException(f"cannot use {path}: {e}") from e
-    db = sqlite_utils.Database(path)
-    db.enable_wal()
-    migrations.apply(db)
-    return db
-
-
-def open_existing_db(path: Path) -> sqlite_utils.Database:
-    """Open a database that must already exist (a typo must not create an empty one)."""
-    if not Path(path).exists():
-        raise click.ClickException(
-            f"{path} does not exist. Give the database gazeback records into (by default "
-            f"{default_db_path()}), or create one with `gazeback migrate {path}`."
-        )
-    return _open_db(Path(path))
 
 
 @cli.command()

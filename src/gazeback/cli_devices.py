@@ -10,7 +10,8 @@ import click
 
 from . import decryption, devices, serve, wireguard
 from . import wipe as wiping
-from .cli import _open_db, open_existing_db
+from .cli_db import open_db as _open_db
+from .cli_db import open_existing_db
 from .localfiles import default_db_path
 
 

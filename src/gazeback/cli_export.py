@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 from sqlite_utils import Database
 
-from .cli import open_existing_db
+from .cli_db import open_existing_db
 
 if TYPE_CHECKING:
     from .export_schema import Allowlist

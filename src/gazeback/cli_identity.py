@@ -16,7 +16,7 @@ db_argument = click.argument(
 
 
 def _open(db_path: str) -> Database:
-    from .cli import open_existing_db
+    from .cli_db import open_existing_db
 
     return open_existing_db(Path(db_path))
 

@@ -46,7 +46,7 @@ def import_(
         gazeback import trail.db session.har phone.pcapng --device phone
     """
     from .classify import load_index
-    from .cli import _open_db
+    from .cli_db import open_db as _open_db
     from .importers import import_file
     from .localfiles import load_or_create_key
     from .pipeline import Context

@@ -111,7 +111,7 @@ def reclassify(db_path: str) -> None:
 
     Example: gazeback reclassify trail.db
     """
-    from .cli import open_existing_db
+    from .cli_db import open_existing_db
 
     db = open_existing_db(Path(db_path))
     migrations.apply(db)

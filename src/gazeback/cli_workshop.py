@@ -12,7 +12,7 @@ import click
 
 from . import serve
 from . import workshop as ws
-from .cli import _open_db, record
+from .cli_db import open_db as _open_db
 from .localfiles import default_db_path
 from .wipe import remove_folder, wipe
 
@@ -80,6 +80,8 @@ def workshop(
         click.echo(f"  Seat cards to print: {cards}")
         click.echo(f"  Big screen:  http://127.0.0.1:{dashboard_port}/-/dashboards/workshop")
         click.echo(f"  Participants' own pages: http://{host}:{page_port}/me/<on their card>")
+        from .cli import record  # the command group imports this module: import it late
+
         try:
             record(
                 db_path, "127.0.0.1", proxy_port, dashboard_port or None, [], wireguard_host, host,
