@@ -49,3 +49,11 @@ def test_a_dead_worker_stops_the_import_and_stores_nothing(monkeypatch, two_work
     with pytest.raises(WorkerDied, match="browse.mitm: a worker process importing it died"):
         import_path(db, DATA / "browse.mitm")
     assert describe(db) == before
+
+
+def test_spawned_workers_get_the_index_and_profile(monkeypatch, two_workers):
+    monkeypatch.setattr(importers, "START_METHOD", "spawn")  # what platforms without fork use
+    path = DATA / "browse.mitm"
+    db = fresh_db()
+    import_path(db, path)
+    assert describe(db) == json.loads(golden_for(path).read_text())

@@ -233,6 +233,7 @@ def content_hash(fp: IO[bytes]) -> str:
 PARALLEL_FORMATS = ("har", "mitm")
 PARALLEL_MIN_BYTES = 1 << 20  # smaller files are done before worker processes would start
 CHUNK = 200  # records per piece sent to a worker
+START_METHOD: str | None = None  # None: fork where there is fork, else spawn
 
 
 def import_file(
@@ -366,7 +367,7 @@ def _parallel(
     # fork hands the loaded tracker index and profile over for free (spawn would pickle
     # them and re-import mitmproxy in each worker: ≈ 0.4 s before the first record)
     methods = multiprocessing.get_all_start_methods()
-    mp = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    mp = multiprocessing.get_context(START_METHOD or ("fork" if "fork" in methods else "spawn"))
     pool = ProcessPoolExecutor(
         workers, mp_context=mp, initializer=_init_worker, initargs=(context,)
     )
