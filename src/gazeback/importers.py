@@ -12,6 +12,7 @@ no second HTTP parser), pcap/pcapng in ``import_pcap``, other tools' logs in ``i
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -368,6 +369,9 @@ def _parallel(
     # them and re-import mitmproxy in each worker: ≈ 0.4 s before the first record)
     methods = multiprocessing.get_all_start_methods()
     mp = multiprocessing.get_context(START_METHOD or ("fork" if "fork" in methods else "spawn"))
+    # Keep the collector in the workers off the objects they inherit (the tracker index,
+    # the profile): walking them would copy every page of them into each worker.
+    gc.freeze()
     pool = ProcessPoolExecutor(
         workers, mp_context=mp, initializer=_init_worker, initargs=(context,)
     )
@@ -394,3 +398,4 @@ def _parallel(
         ) from e
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        gc.unfreeze()
