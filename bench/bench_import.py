@@ -94,7 +94,21 @@ def make_pcap(path: Path, mb: int) -> None:
                 size += 16 + len(buf)
 
 
-def import_once(path: Path, fmt: str, detect: bool = True) -> tuple[float, int]:
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (import workers)."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+LAST_CPU: list[float] = [0.0]  # CPU seconds of the last import_once (parent + workers)
+
+
+def import_once(
+    path: Path, fmt: str, detect: bool = True, workers: int | None = None
+) -> tuple[float, int]:
     import sqlite_utils
     from importgolden import context, fresh_db
 
@@ -111,11 +125,12 @@ def import_once(path: Path, fmt: str, detect: bool = True) -> tuple[float, int]:
         if not detect:
             ctx = replace(ctx, profile=None)
         index = load_index()
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), cpu_seconds()
         with open(path, "rb") as fp:
             src = Source(path.name, content_hash(fp), path.stat().st_size)
-            result = import_file(db, fp, src, fmt, ctx, index=index)
+            result = import_file(db, fp, src, fmt, ctx, index=index, workers=workers)
         dt = time.perf_counter() - t
+        LAST_CPU[0] = cpu_seconds() - cpu
         db.close()
     return dt, result.entries
 
@@ -156,6 +171,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--pcap-mb", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--flows-only", action="store_true", help="HAR and mitmproxy dumps only")
     args = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")  # fmt: skip
@@ -164,18 +180,30 @@ def main() -> None:
         har, mitm, pcap = folder / "b.har", folder / "b.mitm", folder / "b.pcap"
         make_har(har, args.requests)
         make_mitm(mitm, args.requests)
-        make_pcap(pcap, args.pcap_mb)
         small = folder / "small.pcap"
-        make_pcap(small, max(args.pcap_mb // 4, 1))
+        if not args.flows_only:
+            make_pcap(pcap, args.pcap_mb)
+            make_pcap(small, max(args.pcap_mb // 4, 1))
         for path, fmt in ((har, "har"), (mitm, "mitm")):
-            times = [import_once(path, fmt)[0] for _ in range(args.rounds)]
-            med = statistics.median(times)
-            bare = statistics.median(
-                import_once(path, fmt, detect=False)[0] for _ in range(args.rounds)
-            )
-            print(f"{fmt}: {args.requests} requests, median {med:.2f} s = "
-                  f"{args.requests / med:,.0f} requests/s; without leak detection "
-                  f"{args.requests / bare:,.0f} requests/s")  # fmt: skip
+            # workers=0: everything in this process; None: one worker process per core
+            for workers, how in ((0, "one process"), (None, "worker processes")):
+                times, cpus = [], []
+                for _ in range(args.rounds):
+                    times.append(import_once(path, fmt, workers=workers)[0])
+                    cpus.append(LAST_CPU[0])
+                med = statistics.median(times)
+                bare = statistics.median(
+                    import_once(path, fmt, detect=False, workers=workers)[0]
+                    for _ in range(args.rounds)
+                )
+                print(f"{fmt}, {how}: {args.requests} requests, median {med:.2f} s = "
+                      f"{args.requests / med:,.0f} requests/s (runs: "
+                      f"{', '.join(f'{args.requests / t:,.0f}' for t in times)}); CPU "
+                      f"{statistics.median(cpus) / args.requests * 1e3:.2f} ms a request; "
+                      f"without leak detection {args.requests / bare:,.0f} requests/s",
+                      flush=True)  # fmt: skip
+        if args.flows_only:
+            return
         size = pcap.stat().st_size / 1e6
         runs = [import_once(pcap, "pcap") for _ in range(args.rounds)]
         med = statistics.median(t for t, _ in runs)

@@ -178,6 +178,17 @@ class TrackerIndex:
         self._by_domain: dict[str, Match] = {}  # lookup result per most specific listed suffix
         self.lookup = lru_cache(maxsize=131072)(self._lookup)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # for import worker processes started with spawn: the data, not the caches
+        state = dict(self.__dict__)
+        del state["lookup"]
+        state["_matches"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.lookup = lru_cache(maxsize=131072)(self._lookup)
+
     def versions(self) -> dict[str, str]:
         """``{source: version}`` of every list in this index."""
         return {s: meta["version"] for s, meta in self.sources.items()}

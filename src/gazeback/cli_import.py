@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from .importers import FORMATS, ImportResult, Rejected, Source, content_hash, guess_format
+from .importers import (
+    FORMATS,
+    ImportResult,
+    Rejected,
+    Source,
+    WorkerDied,
+    content_hash,
+    guess_format,
+)
 from .models import DeviceKey
 
 MAX_SHOWN_PROBLEMS = 10
@@ -71,6 +79,10 @@ def import_(
                     result = import_file(db, fp, src, kind, context, index=index, progress=bar)
             except Rejected as e:
                 rejected += _reject(path, str(e))
+                continue
+            except WorkerDied as e:
+                click.secho(str(e), fg="red", err=True)
+                rejected += 1
                 continue
         _summary(result)
     db.close()

@@ -25,8 +25,12 @@ def read_har(fp: IO[bytes], src: Source) -> Iterator[Item]:
     Response bodies are never used, so they are checked (a broken base64 body is a
     problem, the request is still imported) and then left out of the flow.
     """
-    from mitmproxy.io.har import request_to_flow
+    for chunk in split_har(fp, src, 1 << 62):
+        yield from parse_har(chunk, src)
 
+
+def split_har(fp: IO[bytes], src: Source, size: int) -> Iterator[tuple[int, list[Any]]]:
+    """The file's entries in runs of ``size``: (index of the first, entries), for ``parse_har``."""
     try:
         data = json.loads(fp.read())
     except ValueError as e:
@@ -34,8 +38,17 @@ def read_har(fp: IO[bytes], src: Source) -> Iterator[Item]:
     entries = data.get("log", {}).get("entries") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise Rejected("not a HAR file: it has no log.entries list")
+    for start in range(0, len(entries), size):
+        yield start, entries[start : start + size]
+
+
+def parse_har(chunk: tuple[int, list[Any]], src: Source) -> Iterator[Item]:
+    """Entries and problems of one run of HAR entries (see ``split_har``)."""
+    from mitmproxy.io.har import request_to_flow
+
     device = src.file_device("HAR")
-    for i, entry in enumerate(entries):
+    first, entries = chunk
+    for i, entry in enumerate(entries, first):
         pos = f"entry {i}"
         try:
             response = entry["response"]
@@ -76,14 +89,78 @@ def read_mitm(fp: IO[bytes], src: Source) -> Iterator[Item]:
     Flows keep mitmproxy's own ids, so a dump written next to a live gazeback run
     adds nothing twice.
     """
-    from mitmproxy import dns, http, io, tcp, udp
+    _check_mitm(fp)
+    yield from _mitm_items(fp, src, 0)
 
+
+def _check_mitm(fp: IO[bytes]) -> None:
     head = fp.read(16)
     fp.seek(0)
     if not head[:1].isdigit():
         raise Rejected("not a mitmproxy dump: it does not start with a tnetstring length")
-    n = 0
-    flows = iter(io.FlowReader(fp).stream())  # type: ignore[arg-type]
+
+
+def split_mitm(fp: IO[bytes], src: Source, size: int) -> Iterator[tuple[int, bytes]]:
+    """The dump cut between flows, ``size`` flows a piece: (number of the first, bytes).
+
+    Only the tnetstring length prefixes are read here. Whatever cannot be framed (a bad
+    prefix, a short last flow) goes, exactly as read, at the end of the last piece, so
+    ``parse_mitm`` meets the same error at the same flow as ``read_mitm`` would.
+    """
+    _check_mitm(fp)
+    n, count, buf = 0, 0, bytearray()
+    while True:
+        prefix = fp.read(1)
+        while prefix[-1:].isdigit() and len(prefix) <= 13:
+            prefix += fp.read(1)
+        if not prefix:
+            break  # end of file between flows
+        buf += prefix
+        if not (prefix.endswith(b":") and prefix[:-1].isdigit() and len(prefix) <= 13):
+            break  # not a length prefix: the reader says so
+        want = int(prefix[:-1]) + 1  # the data and its type byte
+        data = fp.read(want)
+        buf += data
+        if len(data) < want:
+            break  # cut short
+        count += 1
+        if count == size:
+            yield n, bytes(buf)
+            n, count, buf = n + count, 0, bytearray()
+    if buf:
+        yield n, bytes(buf)
+
+
+def parse_mitm(chunk: tuple[int, bytes], src: Source) -> Iterator[Item]:
+    """Entries and problems of one piece of a dump (see ``split_mitm``)."""
+    import io
+
+    first, data = chunk
+    yield from _mitm_items(io.BytesIO(data), src, first)
+
+
+def _flows(fp: IO[bytes]) -> Iterator[Any]:
+    """``mitmproxy.io.FlowReader.stream`` for tnetstring dumps, the same calls and errors."""
+    from mitmproxy import exceptions, flow
+    from mitmproxy.io import compat, tnetstring
+
+    try:
+        while True:
+            loaded = tnetstring.load(fp)  # type: ignore[arg-type]
+            try:
+                yield flow.Flow.from_state(compat.migrate_flow(loaded))  # type: ignore[arg-type]
+            except ValueError as e:
+                raise exceptions.FlowReadException(e) from e  # type: ignore[no-untyped-call]
+    except (ValueError, TypeError, IndexError) as e:
+        if str(e) == "not a tnetstring: empty file":
+            return
+        raise exceptions.FlowReadException("Invalid data format.") from e  # type: ignore[no-untyped-call]
+
+
+def _mitm_items(fp: IO[bytes], src: Source, n: int) -> Iterator[Item]:
+    from mitmproxy import dns, http, tcp, udp
+
+    flows = _flows(fp)
     while True:
         pos = f"flow {n}"
         try:
@@ -93,7 +170,9 @@ def read_mitm(fp: IO[bytes], src: Source) -> Iterator[Item]:
         except Exception as e:
             if n == 0:
                 raise Rejected(f"not a mitmproxy dump: {e}") from e
-            yield Problem(pos, f"the rest of the file cannot be read ({e}): truncated or corrupt")
+            yield Problem(
+                pos, f"the rest of the file cannot be read ({e}): truncated or corrupt", last=True
+            )
             return
         n += 1
         try:

@@ -12,10 +12,13 @@ no second HTTP parser), pcap/pcapng in ``import_pcap``, other tools' logs in ``i
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,12 +53,17 @@ class Rejected(ValueError):
     """The file is not what it claims to be; nothing of it is stored."""
 
 
+class WorkerDied(RuntimeError):
+    """A process importing part of a file died; nothing of the file is stored."""
+
+
 @dataclass(frozen=True)
 class Problem:
     """A defect a reader stepped over: where (``entry 3``, ``packet 41``) and why."""
 
     position: str
     reason: str
+    last: bool = field(default=False, compare=False, repr=False)  # nothing after it is read
 
 
 @dataclass(frozen=True)
@@ -222,6 +230,13 @@ def content_hash(fp: IO[bytes]) -> str:
     return h.hexdigest()
 
 
+# Formats whose records can be parsed in other processes: (split, parse) in import_flows.
+PARALLEL_FORMATS = ("har", "mitm")
+PARALLEL_MIN_BYTES = 1 << 20  # smaller files are done before worker processes would start
+CHUNK = 200  # records per piece sent to a worker
+START_METHOD: str | None = None  # None: fork where there is fork, else spawn
+
+
 def import_file(
     db: Database,
     fp: IO[bytes],
@@ -232,16 +247,45 @@ def import_file(
     index: TrackerIndex | None = None,
     progress: Callable[[int], None] | None = None,
     batch_size: int = 500,
+    workers: int | None = None,
 ) -> ImportResult:
     """Import one file in one transaction; raise ``Rejected`` (nothing stored) if it is not ``fmt``.
 
     A file whose bytes were imported before adds nothing (``result.already`` says when).
+
+    :param workers: processes that parse and check records (HAR and mitmproxy dumps) while
+        this one writes; None: one per core for files of 1 MB or more. Rows, ids and
+        problems are the same as with 0 (everything in this process).
     """
     result = ImportResult(src.name, fmt, problems=[])
     earlier = store_imports.find_import(db, src.content_hash)
     if earlier:
         result.already = earlier
         return result
+    if workers is None:
+        big = fmt in PARALLEL_FORMATS and src.size >= PARALLEL_MIN_BYTES
+        workers = _cores() if big else 0
+    # What is loaded before the import (the tracker index, the profile: millions of
+    # objects) is left out of garbage collection meanwhile: ≈ 10 % of the CPU otherwise.
+    gc.freeze()
+    try:
+        return _import(db, fp, src, fmt, context, result, index, progress, batch_size, workers)
+    finally:
+        gc.unfreeze()
+
+
+def _import(
+    db: Database,
+    fp: IO[bytes],
+    src: Source,
+    fmt: str,
+    context: Context,
+    result: ImportResult,
+    index: TrackerIndex | None,
+    progress: Callable[[int], None] | None,
+    batch_size: int,
+    workers: int,
+) -> ImportResult:
     problems: list[Problem] = []
     device_cache: dict[str, int] = {}
     known: set[str] = set()
@@ -262,12 +306,17 @@ def import_file(
                 progress(len(items))
             items.clear()
 
-        for got in reader_for(fmt)(fp, src):
+        if workers > 1 and fmt in PARALLEL_FORMATS:
+            done: Iterable[Problem | store.Item] = _parallel(fp, src, fmt, context, workers)
+        else:
+            done = _processed(reader_for(fmt)(fp, src), context)
+        for got in done:
             if isinstance(got, Problem):
                 problems.append(got)
                 continue
-            result.entries += 1
-            items.append(_item(got, context, problems))
+            if "request" in got:
+                result.entries += 1
+                items.append(got)
             if len(items) >= batch_size:
                 flush()
         flush()
@@ -279,16 +328,103 @@ def import_file(
     return result
 
 
-def _item(entry: Entry, context: Context, problems: list[Problem]) -> store.Item:
+def _cores() -> int:
+    """Cores this process may run on (a container's limit, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _processed(got: Iterable[Item], context: Context) -> Iterator[Problem | store.Item]:
+    """What a reader found, in order: its problems, and each entry as an item to store
+    (after the problem that processing it hit, if any)."""
+    for g in got:
+        if isinstance(g, Problem):
+            yield g
+        else:
+            yield from _item(g, context)
+
+
+def _item(entry: Entry, context: Context) -> Iterator[Problem | store.Item]:
     try:
         item = store.record_item(process(entry.snap, context))
     except Exception as e:
         # our code failed on this entry: keep it unclassified and say so, as the writer does
-        problems.append(Problem(entry.position, f"stored without leak detection ({e})"))
+        yield Problem(entry.position, f"stored without leak detection ({e})")
         try:
             item = store.record_item(process(entry.snap, Context(context.key)))
         except Exception:
             item = store.minimal_item(entry.snap)
     if entry.app:
         item["request"]["app"] = entry.app
-    return item
+    yield item
+
+
+# --- worker processes ---------------------------------------------------------------------
+#
+# The parent cuts the file into pieces (cheap: HAR entries already parsed as JSON, or the
+# byte ranges of whole flows in a dump) and writes; workers run mitmproxy's parser, the
+# snapshot and the whole pipeline, and send back the items and problems of a piece, in
+# order. At most two pieces per worker are in flight, so memory stays bounded.
+
+_worker_context: Context | None = None
+
+
+def _init_worker(context: Context) -> None:
+    global _worker_context
+    _worker_context = context
+
+
+def _work(fmt: str, src: Source, chunk: Any) -> list[Problem | store.Item]:
+    from . import import_flows
+
+    assert _worker_context is not None
+    parse = import_flows.parse_har if fmt == "har" else import_flows.parse_mitm
+    return list(_processed(parse(chunk, src), _worker_context))
+
+
+def _parallel(
+    fp: IO[bytes], src: Source, fmt: str, context: Context, workers: int
+) -> Iterator[Problem | store.Item]:
+    import multiprocessing
+    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from . import import_flows
+
+    split = import_flows.split_har if fmt == "har" else import_flows.split_mitm
+    # fork hands the loaded tracker index and profile over for free (spawn would pickle
+    # them and re-import mitmproxy in each worker: ≈ 0.4 s before the first record)
+    methods = multiprocessing.get_all_start_methods()
+    mp = multiprocessing.get_context(START_METHOD or ("fork" if "fork" in methods else "spawn"))
+    # Keep the collector in the workers off the objects they inherit (the tracker index,
+    # the profile): walking them would copy every page of them into each worker.
+    gc.freeze()
+    pool = ProcessPoolExecutor(
+        workers, mp_context=mp, initializer=_init_worker, initargs=(context,)
+    )
+    pending: deque[Future[list[Problem | store.Item]]] = deque()
+    try:
+        chunks = split(fp, src, CHUNK)
+        more = True
+        while more or pending:
+            while more and len(pending) < 2 * workers:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    more = False
+                else:
+                    pending.append(pool.submit(_work, fmt, src, chunk))
+            if not pending:
+                break
+            out = pending.popleft().result()
+            yield from out
+            if out and isinstance(out[-1], Problem) and out[-1].last:
+                return  # the rest of the file cannot be read
+    except BrokenProcessPool as e:
+        raise WorkerDied(
+            f"{src.name}: a worker process importing it died ({e}); nothing of it was stored"
+        ) from e
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        gc.unfreeze()

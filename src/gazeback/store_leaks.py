@@ -234,43 +234,37 @@ def update_persistent_ids(db: Database, batch: Sequence[tuple[int, Detection]]) 
     batch = [(rid, det) for rid, det in batch if det.candidates]
     if not batch:
         return 0
-    pids = db.table("persistent_ids")
-    sightings = db.table("persistent_id_sightings")
+    # plain parameterized SQL: sqlite-utils' insert cost ~100 µs a candidate here
+    conn = db.conn
     req = _request_facts(db, [rid for rid, _ in batch])
     touched: set[int] = set()
+    sightings: list[tuple[int, int, str]] = []
     for rid, det in batch:
         seen_at = req.get(rid, {}).get("started_at") or _now()
         for cand in det.candidates:
-            row = db.execute(
+            row = conn.execute(
                 "select id from persistent_ids where fingerprint = ?", [cand.fingerprint]
             ).fetchone()
             if row:
-                pid = row[0]
-                db.execute(
+                pid = int(row[0])
+                conn.execute(
                     "update persistent_ids set last_seen_at = max(last_seen_at, ?) where id = ?",
                     [seen_at, pid],
                 )
             else:
-                pids.insert(
-                    {
-                        "fingerprint": cand.fingerprint,
-                        "shape": cand.shape,
-                        "first_seen_at": seen_at,
-                        "last_seen_at": seen_at,
-                        "is_persistent": 0,
-                        "is_shared": 0,
-                    }
+                cur = conn.execute(
+                    "insert into persistent_ids (fingerprint, shape, first_seen_at,"
+                    " last_seen_at, is_persistent, is_shared) values (?, ?, ?, ?, 0, 0)",
+                    [cand.fingerprint, cand.shape, seen_at, seen_at],
                 )
-                pid = pids.last_pk
-            sightings.insert(
-                {
-                    "persistent_id": pid,
-                    "request_id": rid,
-                    "location": cand.location,
-                    "leak_id": None,
-                }
-            )
-            touched.add(int(pid))
+                pid = int(cur.lastrowid or 0)
+            sightings.append((pid, rid, cand.location))
+            touched.add(pid)
+    conn.executemany(
+        "insert into persistent_id_sightings (persistent_id, request_id, location, leak_id)"
+        " values (?, ?, ?, null)",
+        sightings,
+    )
     return sum(_judge(db, pid) for pid in sorted(touched))
 
 

@@ -30,6 +30,9 @@ class UrlRules:
         self._rules = {s: rules[s] for s in LIST_CATEGORY if s in rules}
         self._engines: dict[str, Any] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_rules": self._rules, "_engines": {}}  # engines are rebuilt when first used
+
     @property
     def available(self) -> bool:
         """Whether the adblock engine is installed."""
