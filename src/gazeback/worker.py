@@ -14,13 +14,11 @@ import os
 import queue
 import signal
 import threading
-import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from .models import FlowSnapshot
-from .writer import Stats, Writer
+from .writer import Intake, Stats, Writer
 
 logger = logging.getLogger("gazeback")
 
@@ -61,7 +59,7 @@ def child_main(conn: Connection, db_path: str, key: bytes, kwargs: dict[str, Any
         pass
 
 
-class ProcessWriter:
+class ProcessWriter(Intake):
     """The Writer's interface, with the work done in a child process."""
 
     def __init__(
@@ -87,28 +85,6 @@ class ProcessWriter:
         self._conn: Connection | None = None
         self._thread: threading.Thread | None = None
         self._last_drop_log = 0.0
-
-    # -- event-loop side (same as Writer) ------------------------------------------------
-    def submit(self, snap: FlowSnapshot) -> bool:
-        try:
-            self.queue.put_nowait(snap)
-        except queue.Full:
-            self.stats.dropped += 1
-            if time.monotonic() - self._last_drop_log > 5:
-                self._last_drop_log = time.monotonic()
-                logger.error(
-                    "gazeback: the database writer is behind; %d requests not recorded so far",
-                    self.stats.dropped,
-                )
-            return False
-        self.stats.queued += 1
-        return True
-
-    def note_pinned(self, host: str, error: str | None) -> None:
-        try:
-            self.queue.put_nowait(("pinned", host, error))
-        except queue.Full:
-            pass
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:

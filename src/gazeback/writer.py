@@ -47,7 +47,42 @@ class Stats:
         return dict(vars(self))
 
 
-class Writer:
+class Intake:
+    """The event-loop side every writer shares: non-blocking hand-over onto a bounded queue.
+
+    Subclasses set ``self.queue``, ``self.stats`` and ``self._last_drop_log``.
+    """
+
+    queue: queue.Queue[Any]
+    stats: Stats
+    _last_drop_log: float
+
+    def submit(self, snap: FlowSnapshot) -> bool:
+        """Hand a snapshot to the writer without blocking; False if the queue was full."""
+        try:
+            self.queue.put_nowait(snap)
+        except queue.Full:
+            self.stats.dropped += 1
+            now = time.monotonic()
+            if now - self._last_drop_log > 5:
+                self._last_drop_log = now
+                logger.error(
+                    "gazeback: the database writer is behind; %d requests not recorded so far",
+                    self.stats.dropped,
+                )
+            return False
+        self.stats.queued += 1
+        return True
+
+    def note_pinned(self, host: str, error: str | None) -> None:
+        """Remember (in the db, from the writer) that a client refused our certificate."""
+        try:
+            self.queue.put_nowait(("pinned", host, error))
+        except queue.Full:
+            pass  # only an optimisation for later connections; the flow itself is recorded
+
+
+class Writer(Intake):
     """Batches records into the database from its own thread.
 
     :param process_fn: (snapshot, context) → Record; injectable for tests
@@ -94,31 +129,6 @@ class Writer:
         self._known_trackers: set[str] = set()
         self._last_drop_log = 0.0
         self.pinned: dict[str, float] = {}  # host -> when a client last refused our certificate
-
-    # -- event-loop side -------------------------------------------------------------
-    def submit(self, snap: FlowSnapshot) -> bool:
-        """Hand a snapshot to the writer without blocking; False if the queue was full."""
-        try:
-            self.queue.put_nowait(snap)
-        except queue.Full:
-            self.stats.dropped += 1
-            now = time.monotonic()
-            if now - self._last_drop_log > 5:
-                self._last_drop_log = now
-                logger.error(
-                    "gazeback: the database writer is behind; %d requests not recorded so far",
-                    self.stats.dropped,
-                )
-            return False
-        self.stats.queued += 1
-        return True
-
-    def note_pinned(self, host: str, error: str | None) -> None:
-        """Remember (in the db, from the writer thread) that a client refused our certificate."""
-        try:
-            self.queue.put_nowait(("pinned", host, error))
-        except queue.Full:
-            pass  # only an optimisation for later connections; the flow itself is recorded
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
