@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 from mitmproxy import connection, http, tcp
 from mitmproxy.proxy import mode_specs
 
+from .hostnames import normalize_host
 from .models import MAX_TEXT, TRUNCATION_MARKER, DeviceKey, FlowSnapshot, Observation
 from .redact import redact_header, redact_query
 
@@ -175,22 +176,6 @@ def _text(b: bytes) -> str:
     return b.decode("utf-8", "backslashreplace")
 
 
-def _ascii_host(host: str) -> str:
-    """Lower case, no trailing dot, IDNs as punycode (as tracker lists write them)."""
-    h = host.lower()
-    if h.startswith("["):  # [::1]:8080 -> ::1
-        h = h[1:].split("]", 1)[0]
-    elif h.count(":") == 1:  # the Host header may carry a port: it is in its own column
-        h = h.split(":", 1)[0]
-    h = h.rstrip(".")
-    if not h.isascii():
-        try:
-            h = h.encode("idna").decode("ascii")
-        except UnicodeError:
-            pass  # not a valid IDN: keep it as it came, it is still stored safely
-    return h
-
-
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -234,7 +219,7 @@ def observe(snap: FlowSnapshot, key: bytes) -> Observation:
         device=snap.device,
         method=snap.method or None,
         scheme=snap.scheme or None,
-        host=clip(_ascii_host(snap.host), 1024),
+        host=clip(normalize_host(snap.host), 1024),
         port=snap.port or None,
         path=clip(path) if path else None,
         query=tuple(query),

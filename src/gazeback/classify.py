@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import publicsuffix2
 
+from .hostnames import normalize_host as normalize_host  # re-exported: its old home
 from .models import Classification, Observation
 from .urlrules import LIST_CATEGORY, UrlRules
 
@@ -23,23 +24,6 @@ log = logging.getLogger(__name__)
 
 # Hosts that normalize_host would return unchanged (the usual case): skip it.
 _already_normal = re.compile(r"[a-z0-9_-][a-z0-9._-]*(?<!\.)").fullmatch
-
-
-@lru_cache(maxsize=65536)
-def normalize_host(host: str) -> str:
-    """Lower-case, strip a trailing dot, port and IPv6 brackets, and turn IDNs into punycode."""
-    h = host.strip().lower()
-    if h.startswith("["):
-        h = h[1:].split("]", 1)[0]
-    elif h.count(":") == 1:
-        h = h.split(":", 1)[0]
-    h = h.rstrip(".")
-    if h and not h.isascii():
-        try:
-            h = h.encode("idna").decode("ascii")
-        except UnicodeError:
-            pass
-    return h
 
 
 def is_ip_literal(host: str) -> bool:
