@@ -188,3 +188,16 @@ def test_unusable_database_stops_mitmdump_at_start(tmp_path):
     assert out.returncode != 0
     assert "cannot record to" in out.stdout + out.stderr
     assert "is a file, not a folder" in out.stdout + out.stderr
+
+
+def test_the_proxys_own_pages_are_not_part_of_the_trail(proxy, upstream):
+    # mitm.it (certificate onboarding) is answered by the proxy itself, also on a connection
+    # that has just talked to a real server.
+    with httpx.Client(proxy=proxy.url, timeout=10) as client:
+        assert client.get("http://tracker.example/before").status_code == 200
+        assert client.get("http://mitm.it/").status_code == 200
+        assert client.get("http://tracker.example/after").status_code == 200
+    assert proxy.stop() == 0
+    assert [r["host"] for r in proxy.rows("select host from requests order by id")] == [
+        "tracker.example", "tracker.example",
+    ]  # fmt: skip

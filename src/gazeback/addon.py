@@ -224,13 +224,14 @@ class TrailLogger:
 
 def _answered_by_proxy(flow: http.HTTPFlow) -> bool:
     """The proxy's own pages and auth challenges never left the machine: not part of a trail."""
+    if flow.server_conn.timestamp_start is not None:
+        return False  # it reached a server (the usual case: one attribute read on the hot path)
     if flow.request.pretty_host == "mitm.it":  # certificate onboarding app
         return True
     return (
         flow.response is not None
         and flow.response.status_code == 407
         and "proxyauth" not in flow.metadata
-        and flow.server_conn.timestamp_start is None
     )
 
 
