@@ -15,6 +15,22 @@ HELPERS = Path(__file__).resolve().parent / "helpers"
 sys.path.insert(0, str(HELPERS))
 
 
+def make_obs(**kw):
+    """An Observation as capture hands it on: a plain HTTPS GET, fields overridable."""
+    from gazeback.models import DeviceKey, Observation
+
+    base = dict(
+        flow_id="f1", kind="http", started_at="2026-11-27T06:50:24.123Z",
+        device=DeviceKey("ip:192.168.1.23", "phone"), method="GET", scheme="https",
+        host="example.org", port=443, path="/", query=(), request_headers=(),
+        request_body=None, content_type=None, user_agent=None, referer=None, origin=None,
+        sec_fetch_site=None, status_code=200, request_bytes=0, response_bytes=0,
+        duration_ms=None, is_decrypted=True, tls_sni=None, server_ip=None, error=None,
+    )  # fmt: skip
+    base.update(kw)
+    return Observation(**base)
+
+
 @pytest.fixture
 def db():
     database = sqlite_utils.Database(memory=True)

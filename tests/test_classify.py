@@ -4,14 +4,13 @@ import csv
 import gzip
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlite_utils
+from conftest import make_obs
 
 from gazeback import migrations
 from gazeback.classify import TrackerIndex, classify, load_index, normalize_host, registrable_domain
-from gazeback.models import DeviceKey, Observation
 
 ACCURACY = Path(__file__).parent / "data" / "tracker_accuracy.csv"
 
@@ -19,38 +18,6 @@ ACCURACY = Path(__file__).parent / "data" / "tracker_accuracy.csv"
 @pytest.fixture(scope="session")
 def tracker_index() -> TrackerIndex:
     return load_index()
-
-
-def make_obs(**kw: Any) -> Observation:
-    base: dict[str, Any] = dict(
-        flow_id="f1",
-        kind="http",
-        started_at="2026-11-27T06:50:24.123Z",
-        device=DeviceKey("ip:192.168.1.23", "phone"),
-        method="GET",
-        scheme="https",
-        host="example.org",
-        port=443,
-        path="/",
-        query=(),
-        request_headers=(),
-        request_body=None,
-        content_type=None,
-        user_agent=None,
-        referer=None,
-        origin=None,
-        sec_fetch_site=None,
-        status_code=200,
-        request_bytes=0,
-        response_bytes=0,
-        duration_ms=None,
-        is_decrypted=True,
-        tls_sni=None,
-        server_ip=None,
-        error=None,
-    )
-    base.update(kw)
-    return Observation(**base)
 
 
 @pytest.mark.parametrize(

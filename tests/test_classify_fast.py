@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import fields
-from typing import Any
 
 import pytest
+from conftest import make_obs
 
 from gazeback.classify import (
     Match,
@@ -18,7 +18,7 @@ from gazeback.classify import (
     normalize_host,
     request_url,
 )
-from gazeback.models import Classification, DeviceKey, Observation
+from gazeback.models import Classification
 
 
 @pytest.fixture(scope="module")
@@ -26,36 +26,7 @@ def index() -> TrackerIndex:
     return load_index()
 
 
-def obs(**kw: Any) -> Observation:
-    base: dict[str, Any] = dict(
-        flow_id="f1",
-        kind="http",
-        started_at="2026-11-27T06:50:24.123Z",
-        device=DeviceKey("ip:192.168.1.23", "phone"),
-        method="GET",
-        scheme="https",
-        host="example.org",
-        port=443,
-        path="/",
-        query=(),
-        request_headers=(),
-        request_body=None,
-        content_type=None,
-        user_agent=None,
-        referer=None,
-        origin=None,
-        sec_fetch_site=None,
-        status_code=200,
-        request_bytes=0,
-        response_bytes=0,
-        duration_ms=None,
-        is_decrypted=True,
-        tls_sni=None,
-        server_ip=None,
-        error=None,
-    )
-    base.update(kw)
-    return Observation(**base)
+obs = make_obs
 
 
 def reference_lookup(index: TrackerIndex, host: str) -> tuple[str, str, str] | None:
