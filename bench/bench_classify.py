@@ -47,7 +47,7 @@ def main() -> None:
         text=True,
         check=True,
     )
-    from gazeback.classify import TrackerIndex, classify, load_index
+    from gazeback.classify import classify, load_index
 
     index = load_index()
     domains = list(index._domains) + list(index._filters)[:20000]
@@ -56,16 +56,7 @@ def main() -> None:
     ]
     cold, cached, urls = [], [], []
     for _ in range(REPEAT):
-        fresh = TrackerIndex(
-            {
-                "sources": index.sources,
-                "companies": index.companies,
-                "trackers": index.trackers,
-                "domains": index._domains,
-                "filter_domains": {"easyprivacy": list(index._filters)},
-            },
-            use_url_rules=False,
-        )
+        fresh = index.uncached_copy()
         # The previous repeat's index is a reference cycle (its lru_cache holds the bound
         # method): free it now, so every repeat times lookups against the same heap.
         gc.collect()
@@ -92,17 +83,7 @@ def main() -> None:
     obs = observations(index)
     cls_cold, cls_warm = [], []
     for _ in range(REPEAT):
-        fresh = TrackerIndex(
-            {
-                "sources": index.sources,
-                "companies": index.companies,
-                "trackers": index.trackers,
-                "domains": index._domains,
-                "filter_domains": {"easyprivacy": list(index._filters)},
-            },
-            use_url_rules=False,
-        )
-        fresh.url_rules = rules  # engines already built
+        fresh = index.uncached_copy()
         gc.collect()  # as above
         t = time.perf_counter()
         for o in obs:
