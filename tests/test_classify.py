@@ -70,17 +70,9 @@ def test_parent_domain_walk_and_owner_chain(tracker_index: TrackerIndex) -> None
 
 
 def test_versions_name_every_source(tracker_index: TrackerIndex) -> None:
-    assert set(tracker_index.versions()) == {
-        "gazeback-overlay",
-        "adguard",
-        "whotracksme",
-        "third-party-web",
-        "disconnect",
-        "blacklight",
-        "webxray",
-        "easyprivacy",
-        "easylist",
-    }
+    from gazeback.trackerbuild import PRECEDENCE
+
+    assert set(tracker_index.versions()) == set(PRECEDENCE)
 
 
 def test_url_rules_catch_tracking_paths_on_first_party_hosts(tracker_index: TrackerIndex) -> None:

@@ -9,13 +9,14 @@ exactly the same code.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
 
-from .capture import headers_json
+from .capture import headers_json, iso
 from .classify import TrackerIndex
 from .knowledge import save_knowledge
 from .leaks import Candidate, Detection
@@ -26,7 +27,7 @@ Item = dict[str, Any]
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(time.time())
 
 
 def record_item(record: Record) -> Item:
@@ -98,8 +99,6 @@ def _detection(item: Item) -> Detection | None:
 
 def minimal_item(snap: FlowSnapshot) -> Item:
     """The least we can store for a flow our code could not process: where and when only."""
-    from .capture import iso
-
     return {
         "device": {"key": snap.device.key, "label": snap.device.label, "kind": snap.device.kind},
         "user_agent": None,
@@ -316,7 +315,7 @@ def prune(db: Database, keep_days: int, now: datetime | None = None) -> int:
     if keep_days <= 0:
         return 0
     cutoff = (now or datetime.now(UTC)) - timedelta(days=keep_days)
-    cutoff_iso = cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    cutoff_iso = iso(cutoff.timestamp())
     tables = set(db.table_names())
     with db.atomic():
         deleted = db.execute("delete from requests where started_at < ?", [cutoff_iso]).rowcount
