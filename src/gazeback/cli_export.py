@@ -28,7 +28,8 @@ def _allowlist() -> Allowlist:
 
 def owner_canaries(db: Database, db_path: Path) -> Canaries:
     """Everything G1 and G3 search for, from the owner's database and its key file."""
-    from .store_leaks import key_path, load_identities, load_key
+    from .localfiles import key_path
+    from .store_leaks import load_identities, load_key
     from .verify import canaries
 
     key = load_key(db_path) if key_path(db_path).exists() else None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -22,37 +21,23 @@ from typing import Any
 from sqlite_utils import Database
 
 from .leaks import Detection, Profile, fingerprint
+from .localfiles import key_path, load_or_create_key
 from .models import IdentityValue, Leak
 from .needles import NAME_KEYS, build_profile, validate
 from .redact import scrub_request
 
-KEY_BYTES = 32
 _AAD = b"gazeback identity v1:"
 
 
 # --- key and encryption -------------------------------------------------------------------
 
 
-def key_path(db_path: str | Path) -> Path:
-    p = Path(db_path)
-    return p.with_name(p.name + ".key")
-
-
 def load_key(db_path: str | Path, create: bool = False) -> bytes:
     """Read ``<db>.key`` (32 bytes, 0600); create it when ``create`` and missing."""
-    path = key_path(db_path)
-    if not path.exists():
-        if not create:
-            raise FileNotFoundError(f"{path} is missing: identities cannot be read without it")
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(KEY_BYTES))
-    if path.stat().st_mode & 0o077:
-        os.chmod(path, 0o600)
-    key = path.read_bytes()
-    if len(key) != KEY_BYTES:
-        raise ValueError(f"{path} is not a gazeback key file ({len(key)} bytes, expected 32)")
-    return key
+    path = key_path(Path(db_path))
+    if not create and not path.exists():
+        raise FileNotFoundError(f"{path} is missing: identities cannot be read without it")
+    return load_or_create_key(Path(db_path))
 
 
 def _aead(key: bytes) -> Any:
