@@ -10,9 +10,8 @@ from pathlib import Path
 import click
 
 from . import migrations, serve
+from .cli_db import db_option, open_existing_db
 from .cli_db import open_db as _open_db
-from .cli_db import open_existing_db
-from .localfiles import default_db_path
 
 
 @click.group()
@@ -22,14 +21,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=default_db_path,
-    show_default="~/.local/share/gazeback/trail.db",
-    help="Database to record into.",
-)
+@db_option
 @click.option("--listen-host", default="127.0.0.1", show_default=True, help="Proxy address.")
 @click.option("--listen-port", default=8080, show_default=True, help="Proxy port.")
 @click.option("--dashboard-port", default=8001, show_default=True, help="Dashboard port.")

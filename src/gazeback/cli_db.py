@@ -7,6 +7,7 @@ command group (which imports them all).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 import sqlite_utils
@@ -35,3 +36,15 @@ def open_existing_db(path: Path) -> sqlite_utils.Database:
             f"{default_db_path()}), or create one with `gazeback migrate {path}`."
         )
     return open_db(Path(path))
+
+
+def db_option(f: Any) -> Any:
+    """``--db PATH``, defaulting to the database ``gazeback run`` records into."""
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=default_db_path,
+        show_default="~/.local/share/gazeback/trail.db",
+        help="The database gazeback records into.",
+    )(f)

@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from . import decryption, devices, serve, wireguard
 from . import wipe as wiping
+from .cli_db import db_option, open_existing_db
 from .cli_db import open_db as _open_db
-from .cli_db import open_existing_db
-from .localfiles import default_db_path
-
-
-def db_option(f: Any) -> Any:
-    return click.option(
-        "--db",
-        "db_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=default_db_path,
-        show_default="~/.local/share/gazeback/trail.db",
-        help="The database gazeback records into.",
-    )(f)
 
 
 @click.group()
