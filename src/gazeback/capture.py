@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from datetime import UTC, datetime
 from functools import lru_cache
 from urllib.parse import parse_qsl
 
@@ -17,6 +16,7 @@ from mitmproxy.proxy import mode_specs
 from .hostnames import normalize_host
 from .models import MAX_TEXT, TRUNCATION_MARKER, DeviceKey, FlowSnapshot, Observation
 from .redact import redact_header, redact_query
+from .timestamps import iso
 
 MAX_HEADERS = 200  # headers kept per request; the rest are counted in a marker entry
 MAX_HEADER_VALUE = 2048
@@ -90,7 +90,6 @@ def snapshot_http(
         request_headers=req.headers.fields,
         request_body=req.raw_content,
         status_code=resp.status_code if resp else None,
-        response_headers=resp.headers.fields if resp else (),
         request_bytes=_body_len(req),
         response_bytes=_body_len(resp),
         duration_ms=(
@@ -174,10 +173,6 @@ def clip(text: str, limit: int = MAX_TEXT) -> str:
 def _text(b: bytes) -> str:
     # backslashreplace keeps non-UTF-8 bytes visible and storable
     return b.decode("utf-8", "backslashreplace")
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def observe(snap: FlowSnapshot, key: bytes) -> Observation:

@@ -29,11 +29,11 @@ from urllib.parse import quote
 import sqlite_utils
 
 from . import migrations, store
-from .capture import iso
 from .classify import TrackerIndex, load_index
 from .models import DeviceKey, FlowSnapshot
 from .pipeline import Context, process
 from .store_leaks import add_identity, load_key, load_profile
+from .timestamps import iso
 
 # Alex's identifiers: made up (example.org is reserved; 07700 900xxx is Ofcom's drama range).
 PERSONA: dict[str, tuple[str, str]] = {

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
 from . import serve, wireguard
+from .timestamps import now_iso
 from .useragents import families
 
 KINDS = ("phone", "laptop", "tablet", "tv", "speaker", "camera", "other")
@@ -30,10 +30,6 @@ class Setup:
     keys_path: Path
     view_token: str | None = None
     is_shared: bool = False
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _check_label(label: str) -> None:
@@ -114,7 +110,7 @@ def add(
                 "device_id": device_id,
                 "proxy_user": label,
                 "wireguard_port": wg_port,
-                "added_at": _now(),
+                "added_at": now_iso(),
                 "view_token": secrets.token_urlsafe(16) if with_view_token else None,
                 "is_shared": 0,
             }

@@ -59,7 +59,6 @@ class FlowSnapshot:
     request_headers: tuple[tuple[bytes, bytes], ...] = ()
     request_body: bytes | None = None  # read for leak detection, never stored
     status_code: int | None = None
-    response_headers: tuple[tuple[bytes, bytes], ...] = ()
     request_bytes: int = 0
     response_bytes: int = 0
     duration_ms: float | None = None

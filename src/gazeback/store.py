@@ -9,25 +9,21 @@ exactly the same code.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
 
-from .capture import headers_json, iso
+from .capture import headers_json
 from .classify import TrackerIndex
 from .knowledge import save_knowledge
 from .leaks import Candidate, Detection
 from .models import CaptureId, FlowSnapshot, Record
 from .store_leaks import save_batch
+from .timestamps import iso, now_iso
 
 Item = dict[str, Any]
-
-
-def now_iso() -> str:
-    return iso(time.time())
 
 
 def record_item(record: Record) -> Item:

@@ -14,7 +14,6 @@ import json
 import secrets
 import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from .localfiles import key_path, load_or_create_key
 from .models import IdentityValue, Leak
 from .needles import NAME_KEYS, build_profile, validate
 from .redact import scrub_request
+from .timestamps import now_iso
 
 _AAD = b"gazeback identity v1:"
 
@@ -75,10 +75,6 @@ def mask(kind: str, value: str) -> str:
 # --- identities ---------------------------------------------------------------------------
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def add_identity(db: Database, key: bytes, kind: str, value: str, label: str | None = None) -> int:
     """Store one identity (encrypted) and return its id; raises ValueError for a bad value."""
     validate(kind, value)
@@ -86,7 +82,7 @@ def add_identity(db: Database, key: bytes, kind: str, value: str, label: str | N
         "kind": kind,
         "label": label or kind,
         "masked": mask(kind, value),
-        "created_at": _now(),
+        "created_at": now_iso(),
         "value_encrypted": encrypt_value(key, kind, value),
     }
     with db.atomic():
@@ -225,7 +221,7 @@ def update_persistent_ids(db: Database, batch: Sequence[tuple[int, Detection]]) 
     touched: set[int] = set()
     sightings: list[tuple[int, int, str]] = []
     for rid, det in batch:
-        seen_at = req.get(rid, {}).get("started_at") or _now()
+        seen_at = req.get(rid, {}).get("started_at") or now_iso()
         for cand in det.candidates:
             row = conn.execute(
                 "select id from persistent_ids where fingerprint = ?", [cand.fingerprint]
