@@ -69,3 +69,15 @@ def test_host_header_port_is_not_part_of_the_host():
     f.request.headers["Host"] = "127.0.0.1:18999"
     obs = observe(snapshot_http(f), KEY)
     assert (obs.host, obs.port) == ("127.0.0.1", 18999)
+
+
+def test_a_failed_connect_keeps_the_proxys_reason():
+    from mitmproxy import http
+
+    f = make(url="https://gone.example/")
+    f.request.method = "CONNECT"
+    f.response = http.Response.make(
+        502, "Cannot connect to gone.example:443: refused If you plan to redirect requests ..."
+    )
+    obs = observe(snapshot_http(f, "error"), KEY)
+    assert obs.error == "Cannot connect to gone.example:443: refused"

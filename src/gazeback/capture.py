@@ -100,10 +100,18 @@ def snapshot_http(
         is_decrypted=True,
         tls_sni=flow.client_conn.sni,
         server_ip=_server_ip(flow.server_conn),
-        error=flow.error.msg if flow.error else None,
+        error=flow.error.msg if flow.error else (_proxy_reason(resp) if kind == "error" else None),
         websocket_messages=len(ws.messages) if ws else None,
         websocket_bytes=sum(len(m.content) for m in ws.messages) if ws else None,
     )
+
+
+def _proxy_reason(resp: http.Response | None) -> str | None:
+    # A CONNECT that failed carries its reason in the 502 the proxy answered with.
+    if resp is None or not resp.raw_content:
+        return None
+    text = resp.raw_content[:500].decode("utf-8", "replace").split(" If you plan", 1)[0]
+    return text.strip() or None
 
 
 def _server_ip(server: connection.Server | None) -> str | None:
