@@ -3,6 +3,6 @@
 mitmdump -s addons/gazeback_addon.py --set gazeback_db=trail.db
 """
 
-from gazeback.addon import TrailLogger
+from gazeback.capture.addon import TrailLogger
 
 addons = [TrailLogger()]

@@ -22,7 +22,7 @@ REPEAT = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv
 LOAD = """
 import resource, time, tracemalloc
 t = time.perf_counter()
-from gazeback.classify import load_index
+from gazeback.knowledge.classify import load_index
 index = load_index()
 print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
@@ -47,7 +47,7 @@ def main() -> None:
         text=True,
         check=True,
     )
-    from gazeback.classify import classify, load_index
+    from gazeback.knowledge.classify import classify, load_index
 
     index = load_index()
     domains = list(index._domains) + list(index._filters)[:20000]

@@ -25,7 +25,8 @@ from pathlib import Path
 import sqlite_utils
 from datasette_dashboards import replace_opts_in_query
 
-from gazeback import demo, migrations, serve
+from gazeback.dashboard import demo, serve
+from gazeback.db import migrations
 
 BUDGET_MS = 500
 END = datetime(2026, 11, 27, tzinfo=UTC)

@@ -112,9 +112,9 @@ def import_once(
     import sqlite_utils
     from importgolden import context, fresh_db
 
-    from gazeback import migrations
-    from gazeback.classify import load_index
-    from gazeback.importers import Source, content_hash, import_file
+    from gazeback.db import migrations
+    from gazeback.imports.importers import Source, content_hash, import_file
+    from gazeback.knowledge.classify import load_index
 
     with tempfile.TemporaryDirectory() as tmp:
         db = sqlite_utils.Database(Path(tmp) / "b.db")

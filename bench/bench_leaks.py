@@ -17,11 +17,14 @@ import statistics
 import sys
 import time
 import tracemalloc
+from pathlib import Path
 
-from gazeback.leakcorpus import generate, make_observation, make_persona
-from gazeback.leaks import detect
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "helpers"))
+from leakcorpus import generate, make_observation, make_persona
+
+from gazeback.leaks.detect import detect
+from gazeback.leaks.needles import build_profile
 from gazeback.models import Observation
-from gazeback.needles import build_profile
 
 KEY = os.urandom(32)
 

@@ -120,7 +120,7 @@ def hook_microbench(n: int = 20000) -> dict[str, float]:
     """Event-loop time of each hook call, with the real writer thread draining the queue."""
     from mitmproxy.test import taddons, tflow
 
-    from gazeback.addon import TrailLogger
+    from gazeback.capture.addon import TrailLogger
 
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as d:

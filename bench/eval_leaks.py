@@ -1,15 +1,17 @@
 """Full run of the labeled leak corpus: the table in docs/leak-detection.md.
 
-PYTHONPATH=src python bench/eval_leaks.py [FLOWS] [SEED] > /tmp/table.md
+python bench/eval_leaks.py [FLOWS] [SEED] > /tmp/table.md
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
-from gazeback.leakcorpus import generate
-from gazeback.leakeval import score, table
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "helpers"))
+from leakcorpus import generate
+from leakeval import score, table
 
 
 def main(flows: int = 50_000, seed: int = 1) -> None:

@@ -21,12 +21,12 @@ import time
 
 from mitmproxy.test import tflow
 
-from gazeback.capture import snapshot_http
-from gazeback.classify import load_index
+from gazeback.capture.snapshot import snapshot_http
+from gazeback.db.store import record_item
+from gazeback.knowledge.classify import load_index
+from gazeback.leaks.needles import build_profile
 from gazeback.models import IdentityValue
-from gazeback.needles import build_profile
 from gazeback.pipeline import Context, process
-from gazeback.store import record_item
 
 BOMB = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9) * 16  # 1 GiB when inflated
 

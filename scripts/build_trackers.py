@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from gazeback import trackerbuild
+from gazeback.knowledge import build as trackerbuild
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "data" / "trackers-src"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from gazeback import migrations
+from gazeback.db import migrations
 
 ROOT = Path(__file__).resolve().parent.parent
 HELPERS = Path(__file__).resolve().parent / "helpers"
@@ -145,7 +145,7 @@ def household(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def owner_secret(household):
-    from gazeback.cli_export import owner_canaries
+    from gazeback.cli.export import owner_canaries
 
     db = sqlite_utils.Database(household[0])
     return owner_canaries(db, household[0])
@@ -156,7 +156,7 @@ def exported(household, tmp_path_factory):
     """The household exported once through the CLI (runs G1-G7 before writing)."""
     from click.testing import CliRunner
 
-    from gazeback.cli_export import export
+    from gazeback.cli.export import export
 
     out = tmp_path_factory.mktemp("export") / "share.db"
     result = CliRunner().invoke(export, [str(household[0]), str(out)], catch_exceptions=False)

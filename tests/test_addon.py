@@ -5,7 +5,7 @@ import sqlite_utils
 from mitmproxy import exceptions, hooks
 from mitmproxy.test import taddons, tflow
 
-from gazeback.addon import TrailLogger
+from gazeback.capture.addon import TrailLogger
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,7 +63,7 @@ def test_unusable_database_path_is_an_option_error(tmp_path):
 
 
 async def test_exception_in_our_code_is_counted_and_logged(tmp_path, monkeypatch, caplog):
-    from gazeback import capture
+    from gazeback.capture import snapshot as capture
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")

@@ -1,6 +1,6 @@
 from mitmproxy.test import tflow
 
-from gazeback.capture import observe, snapshot_http
+from gazeback.capture.snapshot import observe, snapshot_http
 from gazeback.models import MAX_TEXT, TRUNCATION_MARKER
 
 KEY = b"k" * 32

@@ -9,8 +9,14 @@ import pytest
 import sqlite_utils
 from conftest import make_obs
 
-from gazeback import migrations
-from gazeback.classify import TrackerIndex, classify, load_index, normalize_host, registrable_domain
+from gazeback.db import migrations
+from gazeback.knowledge.classify import (
+    TrackerIndex,
+    classify,
+    load_index,
+    normalize_host,
+    registrable_domain,
+)
 
 ACCURACY = Path(__file__).parent / "data" / "tracker_accuracy.csv"
 
@@ -70,7 +76,7 @@ def test_parent_domain_walk_and_owner_chain(tracker_index: TrackerIndex) -> None
 
 
 def test_versions_name_every_source(tracker_index: TrackerIndex) -> None:
-    from gazeback.trackerbuild import PRECEDENCE
+    from gazeback.knowledge.build import PRECEDENCE
 
     assert set(tracker_index.versions()) == set(PRECEDENCE)
 
@@ -232,8 +238,8 @@ def test_accuracy_targets(tracker_index: TrackerIndex) -> None:
 def test_local_traffic_is_not_a_tracker(host):
     from mitmproxy.test import tflow
 
-    from gazeback.capture import observe, snapshot_http
-    from gazeback.classify import classify, load_index
+    from gazeback.capture.snapshot import observe, snapshot_http
+    from gazeback.knowledge.classify import classify, load_index
 
     f = tflow.tflow(resp=True)
     f.request.url = f"http://{host}:18999/collect?ga=1"

@@ -8,7 +8,7 @@ from dataclasses import fields
 import pytest
 from conftest import make_obs
 
-from gazeback.classify import (
+from gazeback.knowledge.classify import (
     Match,
     TrackerIndex,
     _suffixes,

@@ -97,7 +97,7 @@ def test_loose_file_modes_are_fixed_at_start(tmp_path):
     key = path.with_name("t.db.key")
     key.write_bytes(b"k" * 32)
     os.chmod(key, 0o644)
-    from gazeback.localfiles import load_or_create_key, prepare_db_path
+    from gazeback.db.localfiles import load_or_create_key, prepare_db_path
 
     prepare_db_path(path)
     load_or_create_key(path)

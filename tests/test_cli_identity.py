@@ -3,7 +3,8 @@ import pytest
 from click.testing import CliRunner
 from sqlite_utils import Database
 
-from gazeback import cli_identity, store_leaks
+from gazeback.cli import identity as cli_identity
+from gazeback.db import identities as store_leaks
 
 
 def make_db(tmp_path):
@@ -65,7 +66,7 @@ def test_rescan(cli, tmp_path):
         {"id": 1, "flow_id": "f", "kind": "http", "host": "h", "started_at": "2026-01-01T00:00:00Z"}
     )
     key = store_leaks.load_key(db)
-    from gazeback.leaks import fingerprint
+    from gazeback.leaks.detect import fingerprint
 
     store_leaks.save_leaf_fingerprints(
         database, 1, [(fingerprint(key, "jane@example.org"), "url.query:e")]

@@ -8,9 +8,9 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
-from gazeback import migrations
-from gazeback.classify import load_index
-from gazeback.cli_trackers import reclassify, trackers
+from gazeback.cli.trackers import reclassify, trackers
+from gazeback.db import migrations
+from gazeback.knowledge.classify import load_index
 
 SRC = Path(__file__).resolve().parent.parent / "data" / "trackers-src"
 

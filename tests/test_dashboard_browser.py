@@ -19,7 +19,8 @@ import pytest
 import sqlite_utils
 from conftest import free_port
 
-from gazeback import demo, migrations, serve
+from gazeback.dashboard import demo, serve
+from gazeback.db import migrations
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")

@@ -11,8 +11,9 @@ import yaml
 from click.testing import CliRunner
 from datasette_dashboards import replace_opts_in_query
 
-from gazeback import demo, migrations, serve, summaries
-from gazeback.cli_demo import demo as demo_command
+from gazeback.cli.demo import demo as demo_command
+from gazeback.dashboard import demo, serve
+from gazeback.db import migrations, summaries
 
 END = datetime(2026, 11, 27, tzinfo=UTC)
 FILTERS = {
@@ -274,7 +275,7 @@ def test_demo_is_deterministic_and_idempotent(tmp_path):
 
 
 def test_every_demo_host_is_known_or_first_party():
-    from gazeback.classify import load_index
+    from gazeback.knowledge.classify import load_index
 
     index = load_index()
     http_hosts = {c.host for app in demo.APPS for c in app.calls}

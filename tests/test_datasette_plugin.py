@@ -6,9 +6,9 @@ import base64
 import pytest
 import sqlite_utils
 
-from gazeback import migrations
-from gazeback.datasette_plugin import check_password, hash_password, host_allowed
-from gazeback.serve import make_datasette
+from gazeback.dashboard.plugin import check_password, hash_password, host_allowed
+from gazeback.dashboard.serve import make_datasette
+from gazeback.db import migrations
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ async def test_database_is_read_only_and_not_downloadable(trail):
 async def test_beyond_loopback_every_request_needs_the_password(trail):
     from datasette.app import Datasette
 
-    from gazeback.serve import dashboard_metadata
+    from gazeback.dashboard.serve import dashboard_metadata
 
     meta = dashboard_metadata("trail")  # what `gazeback dashboard --host 0.0.0.0` writes
     meta["plugins"]["gazeback"] = {"allowed_hosts": ["*"], "password_hash": hash_password("s3cret")}
@@ -79,7 +79,7 @@ async def test_beyond_loopback_every_request_needs_the_password(trail):
 
 
 def test_canned_queries_are_parameterized():
-    from gazeback.serve import dashboard_metadata
+    from gazeback.dashboard.serve import dashboard_metadata
 
     meta = dashboard_metadata("trail")
     queries = meta["databases"]["trail"].get("queries", {})

@@ -13,9 +13,12 @@ from click.testing import CliRunner
 from conftest import start_proxy
 
 from gazeback import cli as cli_module
-from gazeback import decryption, devices, migrations, serve, wireguard
 from gazeback.cli import cli as main_cli
-from gazeback.cli_devices import device, devices_, status, wipe
+from gazeback.cli.devices import device, devices_, status, wipe
+from gazeback.dashboard import serve
+from gazeback.db import migrations
+from gazeback.devices import decryption, wireguard
+from gazeback.devices import registry as devices
 
 # the new commands beside the registered ones, without changing gazeback's own group
 cli = click.Group("gazeback", commands={**main_cli.commands, "device": device,

@@ -6,10 +6,10 @@ import sqlite_utils
 from click.testing import CliRunner
 from household import plants
 
-from gazeback import migrations
-from gazeback.classify import load_index
-from gazeback.cli_export import export, preview_command, verify_export
-from gazeback.export import (
+from gazeback.cli.export import export, preview_command, verify_export
+from gazeback.db import migrations
+from gazeback.knowledge.classify import load_index
+from gazeback.share.export import (
     ExportRefused,
     Options,
     build_tables,
@@ -20,8 +20,8 @@ from gazeback.export import (
     pseudonym,
     write_export,
 )
-from gazeback.export_schema import OTHER, Allowlist, check_bucket, classify_device
-from gazeback.verify import Check, load
+from gazeback.share.schema import OTHER, Allowlist, check_bucket, classify_device
+from gazeback.share.verify import Check, load
 
 POPULAR = (
     "google.com youtube.com facebook.com wikipedia.org instagram.com reddit.com bing.com "
@@ -123,7 +123,7 @@ def test_export_migrates_an_older_database_first(tmp_path):
 def test_a_failing_export_leaves_nothing_behind(household, tmp_path):
     src, _ = household
     tables = build_tables(sqlite_utils.Database(src), Allowlist(load_index()), b"k" * 32, Options())
-    from gazeback.export import finish_tables
+    from gazeback.share.export import finish_tables
 
     finish_tables(tables, load_index(), Options(), 0)
     out = tmp_path / "share.db"
@@ -134,8 +134,8 @@ def test_a_failing_export_leaves_nothing_behind(household, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_flat_formats_verify(household, owner_secret, tmp_path, fmt):
-    from gazeback.export import finish_tables
-    from gazeback.verify import verify
+    from gazeback.share.export import finish_tables
+    from gazeback.share.verify import verify
 
     allow = Allowlist(load_index())
     opts = Options(bucket_s=86400)

@@ -97,7 +97,7 @@ def test_disk_full_keeps_traffic_flowing_spills_and_recovers(tmp_path, upstream)
 def test_dashboard_reads_while_the_proxy_writes(tmp_path, upstream):
     from datasette.app import Datasette
 
-    from gazeback.serve import dashboard_metadata
+    from gazeback.dashboard.serve import dashboard_metadata
 
     proxy = start_proxy(tmp_path, upstream)
     errors: list[str] = []

@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mitmproxy.test import tflow
 
-from gazeback.capture import snapshot_http
-from gazeback.classify import load_index
+from gazeback.capture.snapshot import snapshot_http
+from gazeback.db.store import record_item
+from gazeback.knowledge.classify import load_index
+from gazeback.leaks.needles import build_profile
 from gazeback.models import IdentityValue
-from gazeback.needles import build_profile
 from gazeback.pipeline import Context, process
-from gazeback.store import record_item
 
 KEY = b"k" * 32
 CONTEXT = Context(

@@ -9,8 +9,8 @@ import importgolden
 import pytest
 from importgolden import DATA, describe, fixtures, fresh_db, golden_for, import_path
 
-from gazeback import importers
-from gazeback.importers import Rejected, WorkerDied, import_file
+from gazeback.imports import importers
+from gazeback.imports.importers import Rejected, WorkerDied, import_file
 
 PARALLEL = [p for p in fixtures() if p.suffix in (".har", ".mitm")]
 

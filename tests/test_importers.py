@@ -6,9 +6,9 @@ import pytest
 from click.testing import CliRunner
 from importgolden import DATA, describe, fixtures, fresh_db, golden_for, import_path
 
-from gazeback import importers
-from gazeback.cli_import import import_
-from gazeback.importers import Entry, Problem, Rejected, detect_format, guess_format
+from gazeback.cli.imports import import_
+from gazeback.imports import importers
+from gazeback.imports.importers import Entry, Problem, Rejected, detect_format, guess_format
 
 REJECTED = [
     ("not-a-har.har", "not a HAR file: it has no log.entries list"),
@@ -114,7 +114,7 @@ def test_imports_reach_the_trail_view_with_classification_and_leaks():
 def test_a_file_rejected_midway_is_rolled_back(monkeypatch):
     db = fresh_db()
     import_path(db, DATA / "browse.har")
-    from gazeback.import_flows import read_har
+    from gazeback.imports.flows import read_har
 
     good = list(read_har(open(DATA / "browse.har", "rb"), _src("x")))
 

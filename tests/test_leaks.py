@@ -10,12 +10,12 @@ import zlib
 from urllib.parse import quote
 
 import pytest
+from leakcorpus import generate, make_observation
+from leakeval import score
 
-from gazeback.leakcorpus import generate, make_observation
-from gazeback.leakeval import score
-from gazeback.leaks import Detection, detect, detect_safe, fingerprint, id_shape
+from gazeback.leaks.detect import Detection, detect, detect_safe, fingerprint, id_shape
+from gazeback.leaks.needles import build_profile, parse_location, phase_needles
 from gazeback.models import IdentityValue
-from gazeback.needles import build_profile, parse_location, phase_needles
 
 EMAIL = "John.Doe+news@gmail.com"
 IDS = [

@@ -6,9 +6,9 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gazeback import migrations
-from gazeback.cli_export import export, merge, verify_export
-from gazeback.merge import Household, MergeRefused, bounded, combine, pool
+from gazeback.cli.export import export, merge, verify_export
+from gazeback.db import migrations
+from gazeback.share.merge import Household, MergeRefused, bounded, combine, pool
 
 DOMAINS = ["doubleclick.net", "criteo.com", "mixpanel.com", "adjust.com", "branch.io", "hotjar.com"]
 

@@ -1,7 +1,7 @@
 import sqlite_utils
 
-from gazeback import migrations
-from gazeback.views import VIEWS
+from gazeback.db import migrations
+from gazeback.db.views import VIEWS
 
 TRAIL = [
     "request_id", "started_at", "device", "host", "registrable_domain", "company", "category",

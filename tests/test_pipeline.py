@@ -4,11 +4,11 @@ import hashlib
 import pytest
 from mitmproxy.test import tflow
 
-from gazeback.capture import snapshot_http
+from gazeback.capture.snapshot import snapshot_http
+from gazeback.db.store import record_item
+from gazeback.leaks.needles import build_profile
 from gazeback.models import IdentityValue
-from gazeback.needles import build_profile
 from gazeback.pipeline import Context, process
-from gazeback.store import record_item
 
 KEY = b"k" * 32
 EMAIL = "jane.doe@example.org"

@@ -1,6 +1,12 @@
 import pytest
 
-from gazeback.redact import fingerprint, is_secret_name, redact_cookie, redact_header, redact_query
+from gazeback.leaks.redact import (
+    fingerprint,
+    is_secret_name,
+    redact_cookie,
+    redact_header,
+    redact_query,
+)
 
 KEY = b"k" * 32
 

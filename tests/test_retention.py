@@ -1,7 +1,7 @@
 from datetime import UTC, datetime
 
-from gazeback import store
-from gazeback.writer import Writer
+from gazeback.capture.writer import Writer
+from gazeback.db import store
 
 KEY = b"k" * 32
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -35,7 +35,7 @@ def test_prune_deletes_old_requests_and_what_came_from_them(db):
 def test_writer_prunes_at_start(tmp_path):
     import sqlite_utils
 
-    from gazeback import migrations
+    from gazeback.db import migrations
 
     path = tmp_path / "t.db"
     db = sqlite_utils.Database(path)

@@ -3,12 +3,13 @@ import os
 
 import pytest
 from cryptography.exceptions import InvalidTag
+from leakcorpus import make_observation
 from sqlite_utils import Database
 
-from gazeback import migrations, store_leaks
-from gazeback.leakcorpus import make_observation
-from gazeback.leaks import detect
-from gazeback.needles import build_profile
+from gazeback.db import identities as store_leaks
+from gazeback.db import migrations
+from gazeback.leaks.detect import detect
+from gazeback.leaks.needles import build_profile
 
 KEY = bytes(range(32))
 EMAIL = "jane.roe@example.org"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gazeback import trackerbuild, trackerlists
+from gazeback.knowledge import build as trackerbuild
+from gazeback.knowledge import trackerlists
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "data" / "trackers-src"

@@ -7,10 +7,10 @@ from urllib.parse import quote
 import pytest
 from click.testing import CliRunner
 
-from gazeback.classify import load_index
-from gazeback.cli_export import verify_export
-from gazeback.export_schema import Allowlist
-from gazeback.verify import verify
+from gazeback.cli.export import verify_export
+from gazeback.knowledge.classify import load_index
+from gazeback.share.schema import Allowlist
+from gazeback.share.verify import verify
 
 
 @pytest.fixture(scope="module")
@@ -178,8 +178,8 @@ def test_cli_prints_one_line_per_guarantee_and_exit_code(exported, tmp_path):
 
 
 def test_promoted_persistent_identifier_fails_g1(exported, allow, tmp_path):
-    from gazeback.leaks import fingerprint
-    from gazeback.verify import canaries
+    from gazeback.leaks.detect import fingerprint
+    from gazeback.share.verify import canaries
 
     key, token = b"s" * 32, "a1B2c3D4e5F6g7H8i9J0kLmN"
     secret = canaries([], [], {fingerprint(key, token)}, key)

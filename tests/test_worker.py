@@ -3,7 +3,7 @@ import time
 import sqlite_utils
 from test_writer import KEY, count, snap
 
-from gazeback.worker import ProcessWriter
+from gazeback.capture.worker import ProcessWriter
 
 
 def wait_count(path, n, timeout=10):

@@ -10,8 +10,10 @@ import pytest
 import sqlite_utils
 from conftest import ROOT, free_port
 
-from gazeback import migrations, serve, wireguard, workshop
-from gazeback.wipe import trail_files, wipe
+from gazeback.dashboard import serve
+from gazeback.db import migrations
+from gazeback.db.wipe import trail_files, wipe
+from gazeback.devices import wireguard, workshop
 
 # participant -> companies their phone contacted (Grindr and SecretCo are each one person's)
 TRAFFIC = {

@@ -4,9 +4,9 @@ import time
 import sqlite_utils
 from mitmproxy.test import tflow
 
-from gazeback.capture import snapshot_http
-from gazeback.localfiles import spill_path
-from gazeback.writer import Writer
+from gazeback.capture.snapshot import snapshot_http
+from gazeback.capture.writer import Writer
+from gazeback.db.localfiles import spill_path
 
 KEY = b"k" * 32
 

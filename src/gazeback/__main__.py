@@ -1,3 +1,3 @@
-from .cli import cli
+from gazeback.cli import cli
 
 cli()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .capture import observe
-from .classify import TrackerIndex, classify
-from .leaks import Profile, detect_safe
-from .models import FlowSnapshot, Leak, Observation, Record
-from .redact import scrub_request
+from gazeback.capture.snapshot import observe
+from gazeback.knowledge.classify import TrackerIndex, classify
+from gazeback.leaks.detect import Profile, detect_safe
+from gazeback.leaks.redact import scrub_request
+from gazeback.models import FlowSnapshot, Leak, Observation, Record
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 import logging
 
-from gazeback import addon, capture
+from gazeback.capture import addon
+from gazeback.capture import snapshot as capture
 
 
 def broken(*args, **kwargs):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import sqlite_utils
 
-from gazeback.demo import generate
-from gazeback.store_leaks import add_identity, load_key
+from gazeback.dashboard.demo import generate
+from gazeback.db.identities import add_identity, load_key
 
 FIRST = "Ada Grace Alan Edsger Barbara Donald Frances Ken Radia Tim Margaret Linus Guido Hedy Katherine Dennis Leslie Niklaus John Shafi".split()
 LAST = "Lovelace Hopper Turing Dijkstra Liskov Knuth Allen Thompson Perlman Berners Hamilton Torvalds Rossum Lamarr Johnson Ritchie Lamport Wirth Backus Goldwasser".split()

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import sqlite_utils
 
-from gazeback import migrations
-from gazeback.classify import load_index
-from gazeback.importers import Source, content_hash, guess_format, import_file
-from gazeback.needles import build_profile
+from gazeback.db import migrations
+from gazeback.db.identities import add_identity, load_identities
+from gazeback.imports.importers import Source, content_hash, guess_format, import_file
+from gazeback.knowledge.classify import load_index
+from gazeback.leaks.needles import build_profile
 from gazeback.pipeline import Context
-from gazeback.store_leaks import add_identity, load_identities
 
 KEY = b"k" * 32
 EMAIL = "alice@example.org"

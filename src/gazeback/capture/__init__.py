@@ -1,0 +1,1 @@
+"""Capture: mitmproxy hooks, the flow snapshot, the writer thread and its worker."""

@@ -1,0 +1,330 @@
+"""The one writer thread: takes snapshots off a bounded queue, processes and commits them.
+
+The proxy's hooks only ``submit()`` (a ``put_nowait``); everything slow happens here, off
+the event loop. If the database fails, the batch goes to a spill file (JSONL, 0600) that
+the next start replays; nothing is dropped quietly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from gazeback.db import migrations, store
+from gazeback.db.identities import load_profile, profile_stamp
+from gazeback.db.localfiles import private_file, spill_path
+from gazeback.knowledge.classify import TrackerIndex, load_index
+from gazeback.models import FlowSnapshot, Record
+from gazeback.pipeline import Context, process
+
+logger = logging.getLogger("gazeback")
+
+_STOP = object()
+
+
+class Stats:
+    """Counters the dashboard banner, ``done()`` and tests read."""
+
+    def __init__(self) -> None:
+        self.queued = 0
+        self.recorded = 0
+        self.spilled = 0  # items written to the spill file because the db failed
+        self.dropped = 0  # queue full: the writer could not keep up (logged loudly)
+        self.process_errors = 0  # our code failed on a flow; stored with what we had
+        self.store_errors = 0
+        self.replayed = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+class Intake:
+    """The event-loop side every writer shares: non-blocking hand-over onto a bounded queue.
+
+    Subclasses set ``self.queue``, ``self.stats`` and ``self._last_drop_log``.
+    """
+
+    queue: queue.Queue[Any]
+    stats: Stats
+    _last_drop_log: float
+
+    def submit(self, snap: FlowSnapshot) -> bool:
+        """Hand a snapshot to the writer without blocking; False if the queue was full."""
+        try:
+            self.queue.put_nowait(snap)
+        except queue.Full:
+            self.stats.dropped += 1
+            now = time.monotonic()
+            if now - self._last_drop_log > 5:
+                self._last_drop_log = now
+                logger.error(
+                    "gazeback: the database writer is behind; %d requests not recorded so far",
+                    self.stats.dropped,
+                )
+            return False
+        self.stats.queued += 1
+        return True
+
+    def note_pinned(self, host: str, error: str | None) -> None:
+        """Remember (in the db, from the writer) that a client refused our certificate."""
+        try:
+            self.queue.put_nowait(("pinned", host, error))
+        except queue.Full:
+            pass  # only an optimisation for later connections; the flow itself is recorded
+
+
+class Writer(Intake):
+    """Batches records into the database from its own thread.
+
+    :param process_fn: (snapshot, context) → Record; injectable for tests
+    :param index: tracker knowledge; by default the bundled (or updated) index, loaded
+        in the writer thread so the proxy starts at once
+    """
+
+    def __init__(
+        self,
+        db_path: Path,
+        key: bytes,
+        *,
+        source: str = "proxy",
+        batch_size: int = 500,
+        interval: float = 0.5,
+        maxsize: int = 100_000,
+        process_fn: Callable[[FlowSnapshot, Context], Record] = process,
+        index: TrackerIndex | None = None,
+        detect_leaks: bool = True,
+        busy_timeout_ms: int = 5000,
+        keep_days: int = 0,
+    ) -> None:
+        self.db_path = Path(db_path)
+        self.key = key
+        self.source = source
+        self.batch_size = batch_size
+        self.interval = interval
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
+        self.process_fn = process_fn
+        self.index = index
+        self.detect_leaks = detect_leaks
+        self.context = Context(key)
+        self._stamp = ""
+        self._stamp_checked = 0.0
+        self.busy_timeout_ms = busy_timeout_ms
+        self.keep_days = keep_days
+        self._next_prune = 0.0
+        self.stats = Stats()
+        self.capture_id: int | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._device_cache: dict[str, int] = {}
+        self._known_trackers: set[str] = set()
+        self._last_drop_log = 0.0
+        self.pinned: dict[str, float] = {}  # host -> when a client last refused our certificate
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        """Open the database in the writer thread; raise here if that fails."""
+        self._thread = threading.Thread(target=self._run, name="gazeback-writer", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Flush everything queued, close the capture row and end the thread."""
+        if self._thread is None:
+            return
+        self.queue.put(_STOP)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until everything submitted so far is stored (for tests and commands)."""
+        deadline = time.monotonic() + timeout
+        while self.queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    # -- writer thread ---------------------------------------------------------------
+    def _open(self) -> sqlite_utils.Database:
+        db = sqlite_utils.Database(self.db_path)
+        db.enable_wal()
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        migrations.apply(db)
+        return db
+
+    def _run(self) -> None:
+        try:
+            db = self._open()
+            if self.index is None:
+                self.index = load_index()
+            self._load_profile()
+            self.capture_id = store.start_capture(db, self.source, self.index.versions())
+            self.pinned = store.pinned_hosts(db)
+            self._prune(db)
+            self._replay_spill(db)
+        except BaseException as e:  # reported to start()'s caller
+            self._error = e
+            self._ready.set()
+            return
+        self._ready.set()
+        pending: list[store.Item] = []
+        deadline = time.monotonic() + self.interval
+        stopping = False
+        while not stopping:
+            timeout = max(0.0, deadline - time.monotonic())
+            try:
+                got = self.queue.get(timeout=timeout)
+            except queue.Empty:
+                got = None
+            if got is _STOP:
+                stopping = True
+                self.queue.task_done()
+            elif isinstance(got, tuple):
+                self._note_pinned(db, *got[1:])
+                self.queue.task_done()
+            elif got is not None:
+                self._refresh_profile()  # before processing: new identities apply at once
+                pending.append(self._item(got))
+            if pending and (
+                stopping or len(pending) >= self.batch_size or time.monotonic() >= deadline
+            ):
+                self._commit(db, pending)
+                for _ in pending:
+                    self.queue.task_done()
+                pending = []
+            if time.monotonic() >= deadline:
+                deadline = time.monotonic() + self.interval
+                self._prune(db)
+        try:
+            store.end_capture(
+                db, self.capture_id, self.stats.recorded, self.stats.spilled + self.stats.dropped
+            )
+        except Exception:
+            logger.exception("gazeback: could not close the capture row")
+        db.close()
+
+    def _prune(self, db: sqlite_utils.Database) -> None:
+        # retention: at start, then hourly
+        if self.keep_days <= 0 or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + 3600
+        try:
+            n = store.prune(db, self.keep_days)
+        except Exception as e:
+            logger.error(
+                "gazeback: could not delete requests older than %d days: %s", self.keep_days, e
+            )
+            return
+        if n:
+            logger.info("gazeback: deleted %d requests older than %d days", n, self.keep_days)
+
+    def _note_pinned(self, db: sqlite_utils.Database, host: str, error: str | None) -> None:
+        try:
+            store.save_pinned(db, host, error)
+        except Exception as e:
+            logger.error("gazeback: could not remember pinned host %s: %s", host, e)
+
+    def _load_profile(self) -> None:
+        profile = load_profile(self.db_path) if self.detect_leaks else None
+        self.context = Context(self.key, self.index, profile)
+        self._stamp = profile_stamp(self.db_path) if self.detect_leaks else ""
+        self._stamp_checked = time.monotonic()
+
+    def _refresh_profile(self) -> None:
+        # identities added with `gazeback identity add` while the proxy runs apply within 5 s
+        if not self.detect_leaks or time.monotonic() - self._stamp_checked < 5:
+            return
+        self._stamp_checked = time.monotonic()
+        if profile_stamp(self.db_path) != self._stamp:
+            try:
+                self._load_profile()
+            except Exception as e:
+                logger.error("gazeback: could not reload identities: %s", e)
+
+    def _item(self, snap: FlowSnapshot) -> store.Item:
+        try:
+            return store.record_item(self.process_fn(snap, self.context))
+        except Exception:
+            # Our code failed on this flow: keep what we safely can, and say so.
+            self.stats.process_errors += 1
+            logger.exception(
+                "gazeback: could not process flow %s; stored unclassified", snap.flow_id
+            )
+        try:
+            return store.record_item(process(snap, Context(self.key)))
+        except Exception:
+            return store.minimal_item(snap)
+
+    def _commit(self, db: sqlite_utils.Database, items: list[store.Item]) -> None:
+        try:
+            self.stats.recorded += store.save_items(
+                db,
+                self.capture_id or 0,
+                items,
+                index=self.index,
+                device_cache=self._device_cache,
+                known_trackers=self._known_trackers,
+            )
+        except Exception as e:
+            self.stats.store_errors += 1
+            self._device_cache.clear()
+            self._known_trackers.clear()
+            logger.error(
+                "gazeback: could not write %d requests to %s (%s); kept in %s for the next start",
+                len(items),
+                self.db_path,
+                e,
+                spill_path(self.db_path),
+            )
+            self._spill(items)
+
+    def _spill(self, items: list[store.Item]) -> None:
+        path = spill_path(self.db_path)
+        try:
+            private_file(path)
+            with open(path, "a", encoding="utf-8") as f:
+                for item in items:
+                    f.write(json.dumps(item, ensure_ascii=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            self.stats.spilled += len(items)
+        except OSError:
+            self.stats.dropped += len(items)
+            logger.critical(
+                "gazeback: could not write the spill file %s either: %d requests lost",
+                path,
+                len(items),
+            )
+
+    def _replay_spill(self, db: sqlite_utils.Database) -> None:
+        path = spill_path(self.db_path)
+        if not path.exists():
+            return
+        items = []
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        items.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        # a line cut short by a crash mid-write; the rest still replays
+                        logger.error("gazeback: %s line %d is not valid JSON; skipped", path, n)
+        for start in range(0, len(items), self.batch_size):
+            self.stats.replayed += store.save_items(
+                db,
+                self.capture_id or 0,
+                items[start : start + self.batch_size],
+                index=self.index,
+            )
+        path.unlink()
+        logger.warning("gazeback: replayed %d spilled requests from %s", len(items), path)

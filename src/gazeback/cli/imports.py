@@ -1,0 +1,135 @@
+"""``gazeback import``: bring captures and other tools' logs into a trail (thin click command)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gazeback.imports.importers import (
+    FORMATS,
+    ImportResult,
+    Rejected,
+    Source,
+    WorkerDied,
+    content_hash,
+    guess_format,
+)
+from gazeback.models import DeviceKey
+
+MAX_SHOWN_PROBLEMS = 10
+
+
+@click.command(name="import")
+@click.argument("db_path", type=click.Path(dir_okay=False, path_type=Path), metavar="DB")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", *FORMATS]),
+    default="auto",
+    show_default=True,
+    help="What the files are; auto looks at their first bytes.",
+)
+@click.option(
+    "--device",
+    metavar="LABEL",
+    help="Put every record on this device (the same as `gazeback run --device LABEL`) "
+    "instead of one device per client address or MAC.",
+)
+@click.option("-s", "--silent", is_flag=True, help="Don't show a progress bar.")
+def import_(
+    db_path: Path, files: tuple[Path, ...], fmt: str, device: str | None, silent: bool
+) -> None:
+    """Import HAR files, mitmproxy dumps, pcap/pcapng captures, Apple App Privacy
+    Reports, Pi-hole FTL databases and AdGuard Home query logs. Every request is classified and checked for your identifiers like live
+    traffic. Importing the same file again adds nothing. Defects that can be stepped
+    over are listed and kept in the import_problems table; a file that is not what it
+    claims is rejected whole (exit code 1).
+
+    Example:
+
+        gazeback import trail.db session.har phone.pcapng --device phone
+    """
+    from gazeback.cli.options import open_db as _open_db
+    from gazeback.db.identities import load_profile
+    from gazeback.db.localfiles import load_or_create_key
+    from gazeback.imports.importers import import_file
+    from gazeback.knowledge.classify import load_index
+    from gazeback.pipeline import Context
+
+    db = _open_db(db_path)
+    index = load_index()
+    context = Context(load_or_create_key(db_path), index, load_profile(db_path))
+    key = DeviceKey(f"user:{device}", device) if device else None
+    rejected = 0
+    for path in files:
+        with open(path, "rb") as fp:
+            head = fp.read(4096)
+            fp.seek(0)
+            kind = guess_format(head, path.name) if fmt == "auto" else fmt
+            if kind is None:
+                rejected += _reject(path, "its format is not recognised; name it with --format")
+                continue
+            src = Source(path.name, content_hash(fp), path.stat().st_size, key, path)
+            try:
+                with _progress(silent, path.name) as bar:
+                    result = import_file(db, fp, src, kind, context, index=index, progress=bar)
+            except Rejected as e:
+                rejected += _reject(path, str(e))
+                continue
+            except WorkerDied as e:
+                click.secho(str(e), fg="red", err=True)
+                rejected += 1
+                continue
+        _summary(result)
+    db.close()
+    if rejected:
+        raise SystemExit(1)
+
+
+def _reject(path: Path, why: str) -> int:
+    click.secho(f"{path}: rejected, nothing imported: {why}", fg="red", err=True)
+    return 1
+
+
+class _progress:
+    """A tqdm bar counting records, with their rate; nothing when silent."""
+
+    def __init__(self, silent: bool, name: str) -> None:
+        self.bar = None
+        if not silent:
+            from tqdm import tqdm
+
+            self.bar = tqdm(desc=name, unit=" records", leave=False, mininterval=0.5)
+
+    def __enter__(self) -> _progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __call__(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+
+def _summary(r: ImportResult) -> None:
+    if r.already:
+        a = r.already
+        click.echo(
+            f"{r.name}: already imported (capture {a['id']} on {a['started_at']}); nothing added"
+        )
+        return
+    problems = r.problems or []
+    line = f"{r.name}: {r.recorded} requests imported as {r.fmt} (capture {r.capture_id})"
+    if r.entries != r.recorded:
+        line += f", {r.entries - r.recorded} already in the database"
+    click.echo(line + (f", {len(problems)} problems:" if problems else ""))
+    for p in problems[:MAX_SHOWN_PROBLEMS]:
+        click.echo(f"  {p.position}: {p.reason}")
+    if len(problems) > MAX_SHOWN_PROBLEMS:
+        click.echo(f"  … and {len(problems) - MAX_SHOWN_PROBLEMS} more (table import_problems)")

@@ -1,0 +1,96 @@
+"""`gazeback workshop`: a room of participants, a big screen, and nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from gazeback.cli.options import open_db as _open_db
+from gazeback.dashboard import serve
+from gazeback.db.localfiles import default_db_path
+from gazeback.db.wipe import remove_folder, wipe
+from gazeback.devices import workshop as ws
+
+
+@click.command()
+@click.option("--hours", default=3.0, show_default=True, help="Wipe everything after this long.")
+@click.option("--seats", default=12, show_default=True, help="How many participants can join.")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the workshop's files (default: a new one under gazeback's data folder). "
+    "It is wiped at the end.",
+)
+@click.option(
+    "--endpoint",
+    metavar="HOST",
+    help="Address phones reach this computer at (default: this computer's LAN address).",
+)
+@click.option("--page-host", default="0.0.0.0", show_default=True, help="Participants' pages.")
+@click.option("--page-port", default=8002, show_default=True)
+@click.option("--dashboard-port", default=8001, show_default=True, help="Big screen.")
+@click.option("--proxy-port", default=8080, show_default=True, help="Loopback proxy port.")
+@click.option("--wireguard-host", default="0.0.0.0", show_default=True, help="Seats' WireGuard.")
+def workshop(
+    hours: float,
+    seats: int,
+    folder: Path | None,
+    endpoint: str | None,
+    page_host: str,
+    page_port: int,
+    dashboard_port: int,
+    proxy_port: int,
+    wireguard_host: str,
+) -> None:
+    """Run a workshop: participants join with their phones by scanning a seat card's QR code,
+    the big screen shows the room's totals (companies, personal data, countries) without
+    anyone's details unless they opt in, each participant opens their own page and
+    printable handout, and after --hours (or Ctrl-C) everything is wiped.
+
+    Print the seat cards (the file named at start) and give one to each participant: a card
+    holds that seat's keys. Project the big screen from this computer's browser.
+
+    Example:
+
+        gazeback workshop --hours 2 --seats 15
+    """
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    folder = (folder or default_db_path().parent / f"workshop-{stamp}").expanduser()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    db_path = folder / "trail.db"
+    host = endpoint or serve.lan_address()
+    try:
+        db = _open_db(db_path)
+        ws.add_seats(db, db_path, seats, host)
+        cards = db_path.with_name(db_path.name + ".seats.html")
+        cards.write_text(ws.seat_cards(db, db_path, host, f"http://{host}:{page_port}"))
+        cards.chmod(0o600)
+        db.close()
+        pages = ws.PageServer(db_path, page_host, page_port).start()
+        timer = threading.Timer(hours * 3600, os.kill, (os.getpid(), signal.SIGINT))
+        timer.daemon = True
+        timer.start()
+        click.echo(f"Workshop for {seats} participants until wiped in {hours:g} h (or Ctrl-C).")
+        click.echo(f"  Seat cards to print: {cards}")
+        click.echo(f"  Big screen:  http://127.0.0.1:{dashboard_port}/-/dashboards/workshop")
+        click.echo(f"  Participants' own pages: http://{host}:{page_port}/me/<on their card>")
+        from gazeback.cli import record  # the command group imports this module: import it late
+
+        try:
+            record(
+                db_path, "127.0.0.1", proxy_port, dashboard_port or None, [], wireguard_host, host,
+                ["--set", f"confdir={folder / 'mitmproxy'}"],
+            )  # fmt: skip
+        finally:
+            timer.cancel()
+            pages.stop()
+    finally:
+        wipe(db_path)
+        remove_folder(folder)
+        click.echo(f"Wiped the workshop: {folder} and everything in it are gone.")

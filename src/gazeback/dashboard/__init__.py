@@ -1,0 +1,1 @@
+"""The dashboard: the Datasette plugin, serving it, and the demo trail."""

@@ -1,0 +1,1 @@
+"""The database: migrations (the only schema), views, and every write."""

@@ -1,0 +1,481 @@
+"""The only place where gazeback's schema is defined.
+
+Never edit a migration that has been applied somewhere: add a new one.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("gazeback")
+
+
+@migrations()
+def m001_create_captures(db: Database) -> None:
+    # One row per proxy run or import: where the rows came from, with which knowledge.
+    db.table("captures").create(
+        {
+            "id": int,
+            "source": str,  # proxy, har, mitm, pcap, demo, ...
+            "tool_version": str,
+            "mitmproxy_version": str,
+            "tracker_list_versions": str,  # JSON: {source: version}
+            "started_at": str,
+            "ended_at": str,
+            "file_name": str,  # imports: base name of the file
+            "content_hash": str,  # imports: sha256 of the file, for idempotency
+            "requests_recorded": int,
+            "requests_failed": int,  # rows that could not be stored (spilled or lost)
+        },
+        pk="id",
+    )
+
+
+@migrations()
+def m002_create_devices(db: Database) -> None:
+    db.table("devices").create(
+        {
+            "id": int,
+            "key": str,  # local only: ip:192.168.1.23, user:phone, port:51821 — never exported
+            "label": str,
+            "kind": str,  # phone, laptop, tablet, tv, speaker, camera, other
+            "user_agent_family": str,
+            "os_family": str,
+            "first_seen_at": str,
+            "last_seen_at": str,
+        },
+        pk="id",
+        not_null={"key", "label"},
+    )
+    db.table("devices").create_index(["key"], unique=True)
+
+
+@migrations()
+def m003_create_tracker_knowledge(db: Database) -> None:
+    # The tracker knowledge used for this database, so a shared file explains itself.
+    db.table("companies").create(
+        {
+            "id": str,  # slug, e.g. "google"
+            "name": str,
+            "parent_id": str,  # owner chain: doubleclick -> google -> alphabet
+            "owner_id": str,  # top of the chain
+            "country": str,  # ISO 3166-1 alpha-2
+            "website_url": str,
+            "privacy_policy_url": str,
+            "sources": str,  # JSON list of the lists that said so
+        },
+        pk="id",
+    )
+    db.table("trackers").create(
+        {
+            "id": str,
+            "name": str,
+            "company_id": str,
+            "category": str,  # project taxonomy: advertising, analytics, cdn, ...
+            "is_tracker": int,  # 0 for cdn, hosting and first_party_service entries
+            "website_url": str,
+            "sources": str,
+        },
+        pk="id",
+        foreign_keys=[("company_id", "companies", "id")],
+    )
+    db.table("tracker_domains").create(
+        {
+            "domain": str,
+            "tracker_id": str,
+            "source": str,
+            "source_version": str,
+        },
+        pk="domain",
+        foreign_keys=[("tracker_id", "trackers", "id")],
+    )
+
+
+@migrations()
+def m004_create_requests(db: Database) -> None:
+    db.table("requests").create(
+        {
+            "id": int,
+            "flow_id": str,  # mitmproxy flow id or an importer's stable id; makes writes idempotent
+            "capture_id": int,
+            "device_id": int,
+            "kind": str,  # http, websocket, error, tls_failed, tunnel
+            "started_at": str,  # ISO-8601 UTC
+            "method": str,
+            "scheme": str,
+            "host": str,
+            "port": int,
+            "path": str,  # secrets in the query replaced by a keyed fingerprint
+            "registrable_domain": str,
+            "is_third_party": int,  # NULL when there was no page context to judge from
+            "tracker_id": str,
+            "status_code": int,
+            "content_type": str,
+            "request_bytes": int,
+            "response_bytes": int,
+            "duration_ms": float,
+            "is_decrypted": int,
+            "tls_sni": str,
+            "server_ip": str,
+            "error": str,
+            "websocket_messages": int,
+            "websocket_bytes": int,
+            "decode_truncated": int,
+            "redacted_fields": str,  # JSON list, e.g. ["header:authorization"]
+        },
+        pk="id",
+        not_null={"flow_id", "started_at", "host", "kind"},
+        foreign_keys=[
+            ("capture_id", "captures", "id"),
+            ("device_id", "devices", "id"),
+            ("tracker_id", "trackers", "id"),
+        ],
+    )
+    db.table("requests").create_index(["flow_id"], unique=True)
+    db.table("requests").create_index(["started_at"])
+    db.table("requests").create_index(["device_id", "started_at"])
+    db.table("requests").create_index(["host"])
+    db.table("requests").create_index(["tracker_id"])
+
+
+@migrations()
+def m005_create_identities_and_leaks(db: Database) -> None:
+    # The person's own identifiers. Only a masked hint is kept here; the values themselves
+    # live outside the database (see identity commands) so a copy of the file cannot reveal them.
+    db.table("identities").create(
+        {
+            "id": int,
+            "kind": str,  # email, phone, name, ad_id, android_id, imei, mac, location, ip, other
+            "label": str,
+            "masked": str,  # e.g. "j***@example.org"
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db.table("leaks").create(
+        {
+            "id": int,
+            "request_id": int,
+            "identity_id": int,  # NULL for unregistered persistent identifiers
+            "pii_type": str,
+            "transform_chain": str,
+            "location": str,
+            "tier": str,  # strong, medium, weak
+        },
+        pk="id",
+        foreign_keys=[
+            ("request_id", "requests", "id"),
+            ("identity_id", "identities", "id"),
+        ],
+    )
+    db.table("leaks").create_index(["request_id"])
+    db.table("leaks").create_index(["identity_id"])
+
+
+@migrations()
+def m006_add_request_headers(db: Database) -> None:
+    # Request headers as a JSON list of [name, value] pairs, secrets already replaced by
+    # keyed fingerprints. Bodies are never stored.
+    db.table("requests").add_column("request_headers", str)
+
+
+@migrations()
+def m007_create_pinned_hosts(db: Database) -> None:
+    # Hosts whose TLS a client refused to open with our certificate. Later connections to
+    # them are passed through undecrypted (and still counted), also after a restart.
+    db.table("_pinned_hosts").create(
+        {"host": str, "first_seen_at": str, "last_error": str}, pk="host", if_not_exists=True
+    )
+
+
+@migrations()
+def m008_add_identity_values(db: Database) -> None:
+    # The value itself, AES-GCM encrypted with a key derived from <db>.key (never stored here).
+    db.table("identities").add_column("value_encrypted", bytes)
+
+
+@migrations()
+def m009_create_leaf_fingerprints(db: Database) -> None:
+    # Keyed 64-bit fingerprints of each request's decoded leaves, so identities added later
+    # can be found in traffic captured earlier without keeping bodies (gazeback rescan).
+    db.table("leaf_fingerprints").create(
+        {"request_id": int, "fingerprint": int, "location": str},
+        foreign_keys=[("request_id", "requests", "id")],
+    )
+    db.table("leaf_fingerprints").create_index(["fingerprint"])
+    db.table("leaf_fingerprints").create_index(["request_id"])
+
+
+@migrations()
+def m010_create_persistent_ids(db: Database) -> None:
+    # ID-shaped values seen in requests, by keyed fingerprint only (never the value).
+    db.table("persistent_ids").create(
+        {
+            "id": int,
+            "fingerprint": int,
+            "shape": str,  # uuid, hex, b64, digits
+            "first_seen_at": str,
+            "last_seen_at": str,
+            "is_persistent": int,  # stable for a device and destination (>= 2 days or 3 captures)
+            "is_shared": int,  # reached two or more companies (ID sharing)
+        },
+        pk="id",
+    )
+    db.table("persistent_ids").create_index(["fingerprint"], unique=True)
+    db.table("persistent_id_sightings").create(
+        {
+            "persistent_id": int,
+            "request_id": int,
+            "location": str,
+            "leak_id": int,  # the leaks row written once the value qualified
+        },
+        foreign_keys=[
+            ("persistent_id", "persistent_ids", "id"),
+            ("request_id", "requests", "id"),
+            ("leak_id", "leaks", "id"),
+        ],
+    )
+    db.table("persistent_id_sightings").create_index(["persistent_id"])
+    db.table("persistent_id_sightings").create_index(["request_id"])
+
+
+@migrations()
+def m011_create_import_problems(db: Database) -> None:
+    # What an import could not use: one row per defect, the rest of the file is imported.
+    db.table("import_problems").create(
+        {
+            "id": int,
+            "capture_id": int,
+            "file_name": str,  # base name of the imported file
+            "position": str,  # where: "entry 12", "packet 4031", "line 7", "end of file"
+            "reason": str,
+        },
+        pk="id",
+        foreign_keys=[("capture_id", "captures", "id")],
+    )
+    db.table("import_problems").create_index(["capture_id"])
+
+
+@migrations()
+def m012_add_request_app(db: Database) -> None:
+    # The app that made the request, when the source knows it (App Privacy Report bundle
+    # IDs, TrackerControl package names).
+    db.table("requests").add_column("app", str)
+
+
+def apply(db: Database) -> None:
+    """Bring ``db`` to the current schema, then (re)create the views."""
+    from gazeback.db.views import ensure_db_shape
+
+    migrations.apply(db)
+    ensure_db_shape(db)
+
+
+# Summary tables the dashboards read: one row per hour, device, host, tracker, kind and
+# decryption state (and per type of personal data for leaks), kept current by triggers
+# on every write to `requests` and `leaks`, so the store needs no extra call and a
+# million-request trail still answers in milliseconds. `summaries.rebuild(db)` recomputes
+# them from scratch.
+SUMMARY_SQL = """
+create table if not exists summary_hourly (
+  hour text not null,            -- substr(started_at, 1, 13): 2026-11-27T06
+  device_id integer not null,    -- 0 when unknown
+  host text not null,
+  tracker_id text not null,      -- '' when no list knows the host
+  kind text not null,
+  is_decrypted integer not null,
+  requests integer not null default 0,
+  leaks integer not null default 0,
+  request_bytes integer not null default 0,
+  response_bytes integer not null default 0,
+  primary key (hour, device_id, host, tracker_id, kind, is_decrypted)
+) without rowid;
+create index if not exists summary_hourly_tracker on summary_hourly (tracker_id, hour);
+create index if not exists summary_hourly_host on summary_hourly (host, hour);
+create index if not exists summary_hourly_device on summary_hourly (device_id, hour);
+
+create table if not exists summary_leaks (
+  hour text not null,
+  device_id integer not null,
+  host text not null,
+  tracker_id text not null,
+  pii_type text not null,
+  transform_chain text not null,
+  location text not null,
+  leaks integer not null default 0,
+  primary key (hour, device_id, host, tracker_id, pii_type, transform_chain, location)
+) without rowid;
+create index if not exists summary_leaks_tracker on summary_leaks (tracker_id, hour);
+create index if not exists summary_leaks_host on summary_leaks (host, hour);
+
+create trigger if not exists summary_requests_insert after insert on requests begin
+  insert into summary_hourly (hour, device_id, host, tracker_id, kind, is_decrypted,
+    requests, request_bytes, response_bytes)
+  values (substr(new.started_at, 1, 13), coalesce(new.device_id, 0), new.host,
+    coalesce(new.tracker_id, ''), new.kind, coalesce(new.is_decrypted, 0), 1,
+    coalesce(new.request_bytes, 0), coalesce(new.response_bytes, 0))
+  on conflict do update set requests = requests + 1,
+    request_bytes = request_bytes + excluded.request_bytes,
+    response_bytes = response_bytes + excluded.response_bytes;
+end;
+
+create trigger if not exists summary_requests_delete after delete on requests begin
+  update summary_hourly set requests = requests - 1,
+    leaks = leaks - (select count(*) from leaks where request_id = old.id),
+    request_bytes = request_bytes - coalesce(old.request_bytes, 0),
+    response_bytes = response_bytes - coalesce(old.response_bytes, 0)
+  where hour = substr(old.started_at, 1, 13) and device_id = coalesce(old.device_id, 0)
+    and host = old.host and tracker_id = coalesce(old.tracker_id, '') and kind = old.kind
+    and is_decrypted = coalesce(old.is_decrypted, 0);
+  update summary_leaks set leaks = leaks - (
+      select count(*) from leaks l where l.request_id = old.id
+        and l.pii_type = summary_leaks.pii_type
+        and coalesce(l.transform_chain, '') = summary_leaks.transform_chain
+        and coalesce(l.location, '') = summary_leaks.location)
+  where hour = substr(old.started_at, 1, 13) and device_id = coalesce(old.device_id, 0)
+    and host = old.host and tracker_id = coalesce(old.tracker_id, '');
+end;
+
+create trigger if not exists summary_requests_update
+after update of started_at, device_id, host, tracker_id, kind, is_decrypted,
+  request_bytes, response_bytes on requests begin
+  update summary_hourly set requests = requests - 1,
+    leaks = leaks - (select count(*) from leaks where request_id = old.id),
+    request_bytes = request_bytes - coalesce(old.request_bytes, 0),
+    response_bytes = response_bytes - coalesce(old.response_bytes, 0)
+  where hour = substr(old.started_at, 1, 13) and device_id = coalesce(old.device_id, 0)
+    and host = old.host and tracker_id = coalesce(old.tracker_id, '') and kind = old.kind
+    and is_decrypted = coalesce(old.is_decrypted, 0);
+  insert into summary_hourly (hour, device_id, host, tracker_id, kind, is_decrypted,
+    requests, leaks, request_bytes, response_bytes)
+  values (substr(new.started_at, 1, 13), coalesce(new.device_id, 0), new.host,
+    coalesce(new.tracker_id, ''), new.kind, coalesce(new.is_decrypted, 0), 1,
+    (select count(*) from leaks where request_id = new.id),
+    coalesce(new.request_bytes, 0), coalesce(new.response_bytes, 0))
+  on conflict do update set requests = requests + 1, leaks = leaks + excluded.leaks,
+    request_bytes = request_bytes + excluded.request_bytes,
+    response_bytes = response_bytes + excluded.response_bytes;
+  update summary_leaks set leaks = leaks - (
+      select count(*) from leaks l where l.request_id = old.id
+        and l.pii_type = summary_leaks.pii_type
+        and coalesce(l.transform_chain, '') = summary_leaks.transform_chain
+        and coalesce(l.location, '') = summary_leaks.location)
+  where hour = substr(old.started_at, 1, 13) and device_id = coalesce(old.device_id, 0)
+    and host = old.host and tracker_id = coalesce(old.tracker_id, '');
+  insert into summary_leaks (hour, device_id, host, tracker_id, pii_type, transform_chain,
+    location, leaks)
+  select substr(new.started_at, 1, 13), coalesce(new.device_id, 0), new.host,
+    coalesce(new.tracker_id, ''), pii_type, coalesce(transform_chain, ''),
+    coalesce(location, ''), count(*)
+  from leaks where request_id = new.id group by 5, 6, 7
+  on conflict do update set leaks = leaks + excluded.leaks;
+end;
+
+create trigger if not exists summary_leaks_insert after insert on leaks begin
+  update summary_hourly set leaks = leaks + 1
+  where (hour, device_id, host, tracker_id, kind, is_decrypted) = (
+    select substr(started_at, 1, 13), coalesce(device_id, 0), host,
+      coalesce(tracker_id, ''), kind, coalesce(is_decrypted, 0)
+    from requests where id = new.request_id);
+  insert into summary_leaks (hour, device_id, host, tracker_id, pii_type, transform_chain,
+    location, leaks)
+  select substr(started_at, 1, 13), coalesce(device_id, 0), host, coalesce(tracker_id, ''),
+    new.pii_type, coalesce(new.transform_chain, ''), coalesce(new.location, ''), 1
+  from requests where id = new.request_id
+  on conflict do update set leaks = leaks + 1;
+end;
+
+create trigger if not exists summary_leaks_delete after delete on leaks begin
+  update summary_hourly set leaks = leaks - 1
+  where (hour, device_id, host, tracker_id, kind, is_decrypted) = (
+    select substr(started_at, 1, 13), coalesce(device_id, 0), host,
+      coalesce(tracker_id, ''), kind, coalesce(is_decrypted, 0)
+    from requests where id = old.request_id);
+  update summary_leaks set leaks = leaks - 1
+  where (hour, device_id, host, tracker_id, pii_type, transform_chain, location) = (
+    select substr(started_at, 1, 13), coalesce(device_id, 0), host, coalesce(tracker_id, ''),
+      old.pii_type, coalesce(old.transform_chain, ''), coalesce(old.location, '')
+    from requests where id = old.request_id);
+end;
+"""
+
+SUMMARY_FILL_SQL = """
+delete from summary_hourly;
+delete from summary_leaks;
+insert into summary_hourly (hour, device_id, host, tracker_id, kind, is_decrypted,
+  requests, leaks, request_bytes, response_bytes)
+select substr(r.started_at, 1, 13), coalesce(r.device_id, 0), r.host,
+  coalesce(r.tracker_id, ''), r.kind, coalesce(r.is_decrypted, 0), count(*),
+  coalesce(sum((select count(*) from leaks where request_id = r.id)), 0),
+  coalesce(sum(r.request_bytes), 0), coalesce(sum(r.response_bytes), 0)
+from requests r where 1 group by 1, 2, 3, 4, 5, 6;
+insert into summary_leaks (hour, device_id, host, tracker_id, pii_type, transform_chain,
+  location, leaks)
+select substr(r.started_at, 1, 13), coalesce(r.device_id, 0), r.host,
+  coalesce(r.tracker_id, ''), l.pii_type, coalesce(l.transform_chain, ''),
+  coalesce(l.location, ''), count(*)
+from leaks l join requests r on r.id = l.request_id where 1 group by 1, 2, 3, 4, 5, 6, 7;
+"""
+
+
+def sql_statements(script: str) -> list[str]:
+    """Split a script into complete statements (trigger bodies stay whole)."""
+    import sqlite3
+
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return out
+
+
+@migrations()
+def m016_create_dashboard_summaries(db: Database) -> None:
+    # Per-hour summaries for the dashboards, filled from the rows already stored.
+    for statement in sql_statements(SUMMARY_SQL + SUMMARY_FILL_SQL):
+        db.execute(statement)
+
+
+@migrations()
+def m017_index_requests_for_drilldowns(db: Database) -> None:
+    # Drill-down pages list a host's, a company's or a device's requests newest first.
+    db.table("requests").create_index(["host", "started_at"], if_not_exists=True)
+    db.table("requests").create_index(["tracker_id", "started_at"], if_not_exists=True)
+    db.table("requests").create_index(["kind", "started_at"], if_not_exists=True)
+
+
+@migrations()
+def m018_create_glossary_words(db: Database) -> None:
+    # Plain words the dashboards use for personal data, transforms, categories and
+    # countries (filled and refreshed from gazeback.glossary on every apply).
+    db.table("glossary_words").create({"kind": str, "key": str, "words": str}, pk=("kind", "key"))
+
+
+@migrations()
+def m025_create_device_setups(db: Database) -> None:
+    # Devices the person added with `gazeback device add` (or workshop seats): how each one
+    # connects. The WireGuard keys stay in files next to the db (<db>.wireguard/, 0600);
+    # the onboarding QR code (which holds the device's private key) is kept here so the
+    # loopback-only dashboard can show it. Local only: never exported.
+    if db.table("device_setups").exists():  # a db that ran an earlier copy of this branch
+        return
+    db.table("device_setups").create(
+        {
+            "device_id": int,
+            "proxy_user": str,  # the device's proxy credential user; devices.key is user:<it>
+            "wireguard_port": int,  # UDP port of this device's own WireGuard server
+            "added_at": str,
+            "onboarding_endpoint": str,  # host:port written into the WireGuard config
+            "onboarding_qr_svg": str,  # inline SVG of the WireGuard config
+            "view_token": str,  # workshop: secret part of the participant's own page
+            "is_shared": int,  # workshop: participant opted in to show details to the room
+        },
+        pk="device_id",
+        not_null={"proxy_user", "wireguard_port", "added_at"},
+        defaults={"is_shared": 0},
+        foreign_keys=[("device_id", "devices", "id")],
+    )
+    db.table("device_setups").create_index(["proxy_user"], unique=True)
+    db.table("device_setups").create_index(["wireguard_port"], unique=True)

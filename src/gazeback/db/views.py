@@ -1,0 +1,258 @@
+"""Views that dashboards and exports read, declared as data."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+
+
+def _html(expr: str) -> str:
+    """SQL that HTML-escapes ``expr`` (dashboard tables show cells as HTML)."""
+    return (
+        f"replace(replace(replace(replace({expr}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), "
+        "'\"', '&quot;')"
+    )
+
+
+def _url(expr: str) -> str:
+    """SQL that percent-encodes ``expr`` for a query-string value."""
+    out = expr
+    for a, b in (("%", "%25"), ("+", "%2B"), ("&", "%26"), ("#", "%23"), ('"', "%22"),
+                 ("<", "%3C"), (">", "%3E"), ("'", "%27"), (" ", "+")):  # fmt: skip
+        out = "replace({}, '{}', '{}')".format(out, a.replace("'", "''"), b)
+    return out
+
+
+# name -> (tables it needs, SQL)
+VIEWS: dict[str, tuple[set[str], str]] = {
+    "trail": (
+        {"requests", "devices", "trackers", "companies", "leaks"},
+        """
+select
+  requests.id as request_id,
+  requests.started_at,
+  devices.label as device,
+  requests.kind,
+  requests.method,
+  requests.host,
+  requests.path,
+  requests.registrable_domain,
+  companies.name as company,
+  coalesce(owners.name, companies.name) as owner,
+  companies.country as country,
+  trackers.name as tracker,
+  trackers.category,
+  coalesce(trackers.is_tracker, 0) as is_tracker,
+  requests.is_third_party,
+  requests.is_decrypted,
+  requests.status_code,
+  requests.request_bytes,
+  requests.response_bytes,
+  requests.error,
+  (select count(*) from leaks where leaks.request_id = requests.id) as leak_count,
+  requests.device_id,
+  requests.capture_id,
+  trackers.company_id,
+  companies.owner_id,
+  requests.app
+from requests
+left join devices on devices.id = requests.device_id
+left join trackers on trackers.id = requests.tracker_id
+left join companies on companies.id = trackers.company_id
+left join companies as owners on owners.id = companies.owner_id
+""",
+    ),
+    "leak_report": (
+        {"requests", "devices", "trackers", "companies", "leaks", "identities"},
+        """
+select
+  leaks.request_id,
+  requests.started_at,
+  devices.label as device,
+  requests.host,
+  companies.name as company,
+  coalesce(owners.name, companies.name) as owner,
+  leaks.pii_type,
+  leaks.transform_chain,
+  leaks.location,
+  leaks.tier,
+  identities.label as identity,
+  leaks.identity_id,
+  requests.device_id,
+  trackers.category
+from leaks
+join requests on requests.id = leaks.request_id
+left join devices on devices.id = requests.device_id
+left join trackers on trackers.id = requests.tracker_id
+left join companies on companies.id = trackers.company_id
+left join companies as owners on owners.id = companies.owner_id
+left join identities on identities.id = leaks.identity_id
+""",
+    ),
+    # Link-ready names for the dashboards: escaped for HTML, encoded for URLs.
+    "dash_devices": (
+        {"devices"},
+        f"""
+select id, label, kind, {_html("label")} as label_html, {_url("label")} as label_q,
+  '<a href="/-/dashboards/device?device=' || {_url("label")} || '">' || {_html("label")}
+    || '</a>' as link
+from devices
+""",
+    ),
+    "dash_companies": (
+        {"companies", "glossary_words"},
+        f"""
+select c.id, c.name, {_html("c.name")} as name_html, {_url("c.name")} as name_q,
+  coalesce(o.name, c.name) as owner, {_html("coalesce(o.name, c.name)")} as owner_html,
+  c.country, coalesce(g.words, c.country, 'unknown') as country_name,
+  '<a href="/-/dashboards/company?company=' || {_url("c.name")} || '">' || {_html("c.name")}
+    || '</a>' as link
+from companies c
+left join companies o on o.id = c.owner_id
+left join glossary_words g on g.kind = 'country' and g.key = c.country
+""",
+    ),
+    "dash_trackers": (
+        {"trackers", "glossary_words"},
+        """
+select t.id, t.name, t.company_id, t.category, t.is_tracker,
+  coalesce(g.words, replace(t.category, '_', ' ')) as category_words
+from trackers t
+left join glossary_words g on g.kind = 'category' and g.key = t.category
+""",
+    ),
+    # One row per distinct way personal data left: (pii_type, transform_chain, location)
+    # with a sentence a person understands, e.g. "your email address, lower-cased, then
+    # hashed with SHA-256, in the <code>ud[em]</code> parameter of the web address".
+    # Built from glossary_words; HTML-escaped (the dashboards show it as HTML).
+    "leak_explanations": (
+        {"summary_leaks", "glossary_words"},
+        """
+with recursive
+kinds as (select distinct pii_type, transform_chain, location from summary_leaks),
+steps(pii_type, transform_chain, location, rest, step, pos) as (
+  select pii_type, transform_chain, location, transform_chain || '>', '', 0 from kinds
+  union all
+  select pii_type, transform_chain, location, substr(rest, instr(rest, '>') + 1),
+    substr(rest, 1, instr(rest, '>') - 1), pos + 1
+  from steps where rest != ''
+),
+worded as (
+  select s.pii_type, s.transform_chain, s.location, s.pos,
+    case when s.step = '' then ''
+      else coalesce(w.words, replace(s.step, ':', ' '))
+      || case when instr(s.step, ':') and substr(s.step, instr(s.step, ':') + 1) not in ('hex', '')
+           then ', written ' || coalesce(x.words, substr(s.step, instr(s.step, ':') + 1))
+           else '' end
+    end as words
+  from steps s
+  left join glossary_words w on w.kind = 'step' and w.key = case when instr(s.step, ':')
+    then substr(s.step, 1, instr(s.step, ':') - 1) else s.step end
+  left join glossary_words x on x.kind = 'step'
+    and x.key = substr(s.step, instr(s.step, ':') + 1)
+  where s.pos > 0
+),
+chains as (
+  select pii_type, transform_chain, location,
+    group_concat(nullif(words, ''), ', then ') as how
+  from (select * from worded order by pos)
+  group by pii_type, transform_chain, location
+),
+places as (
+  select c.*,
+    case when instr(c.location, ':') then substr(c.location, 1, instr(c.location, ':') - 1)
+      else c.location end as place,
+    replace(replace(replace(replace(
+      case when instr(c.location, ':') then substr(c.location, instr(c.location, ':') + 1)
+        else '' end, '&', '&amp;'), '<', '&lt;'), '>', ' › '), '$.', '') as field
+  from chains c
+)
+select
+  p.pii_type,
+  p.transform_chain,
+  p.location,
+  coalesce(pii.words, replace(p.pii_type, '_', ' ')) as what,
+  coalesce(p.how, '') as how,
+  replace(coalesce(loc.words, 'in ' || p.place || ' {}'), '{}',
+    '<code>' || p.field || '</code>') as place,
+  coalesce(pii.words, replace(p.pii_type, '_', ' '))
+    || case when coalesce(p.how, '') = '' then ', as it is' else ', ' || p.how end
+    || ', ' || replace(coalesce(loc.words, 'in ' || p.place || ' {}'), '{}',
+      '<code>' || p.field || '</code>') as sentence
+from places p
+left join glossary_words pii on pii.kind = 'pii' and pii.key = p.pii_type
+left join glossary_words loc on loc.kind = 'location' and loc.key = p.place
+""",
+    ),
+    # "Is decryption working?" over the last 10 minutes, per device (gazeback status does
+    # the same with any window).
+    "decryption_check": (
+        {"requests", "devices"},
+        """
+select d.label as device, d.kind, count(*) as connections,
+  cast(round(100.0 * sum(r.is_decrypted) / count(*)) as int) as decrypted_pct,
+  group_concat(distinct case when r.is_decrypted = 0 and r.kind in ('tls_failed', 'tunnel')
+    then coalesce(r.app || ': ', '') || r.host end) as refusing_the_certificate,
+  max(r.started_at) as last_seen_at
+from requests r join devices d on d.id = r.device_id
+where r.started_at >= strftime('%Y-%m-%dT%H:%M:%S', 'now', '-10 minutes')
+group by d.id order by d.label
+""",
+    ),
+    # Workshop big screen: the room's aggregate. A row shows only when at least two
+    # participants share it, or when every participant behind it opted in to share
+    # (device_setups.is_shared), so no one's details reach the room by accident.
+    **{
+        f"room_{name}": (
+            {"requests", "device_setups", "trackers", "companies", "glossary_words", "leaks"},
+            f"""
+with seen as (
+  select r.device_id, r.id as request_id, c.name as company, c.country_name as country,
+    coalesce(s.is_shared, 0) as shared
+  from requests r join device_setups s on s.device_id = r.device_id
+  join dash_trackers t on t.id = r.tracker_id and t.is_tracker
+  join dash_companies c on c.id = t.company_id
+)
+select {key} as {label}, count(distinct device_id) as participants, {measure}
+from seen {join} group by {key}
+having count(distinct device_id) >= 2 or min(shared) = 1
+order by participants desc, 3 desc
+""",
+        )
+        for name, key, label, measure, join in (
+            ("companies", "company", "company", "count(*) as requests", ""),
+            ("countries", "country", "country", "count(*) as requests", ""),
+            (
+                "leaks",
+                "coalesce(g.words, l.pii_type)",
+                "personal_data",
+                "count(*) as times",
+                "join leaks l using (request_id) "
+                "left join glossary_words g on g.kind = 'pii' and g.key = l.pii_type",
+            ),
+        )
+    },
+    "room_shared": (
+        {"requests", "device_setups", "devices", "trackers", "leaks"},
+        """
+select d.label as participant, count(r.id) as requests,
+  count(distinct t.company_id) as companies,
+  (select count(*) from leaks l join requests q on q.id = l.request_id
+   where q.device_id = d.id) as personal_data_found
+from device_setups s join devices d on d.id = s.device_id
+left join requests r on r.device_id = d.id
+left join trackers t on t.id = r.tracker_id and t.is_tracker
+where s.is_shared = 1 group by d.id order by requests desc
+""",
+    ),
+}
+
+
+def ensure_db_shape(db: Database) -> None:
+    """Create or replace every view whose tables exist."""
+    tables = set(db.table_names())
+    for name, (needs, sql) in VIEWS.items():
+        if needs <= tables:
+            db.create_view(name, sql.strip(), replace=True)
+    from gazeback.db.glossary import refresh
+
+    refresh(db)

@@ -1,0 +1,1 @@
+"""Devices: adding them (WireGuard, proxy credentials), workshops, decryption status."""

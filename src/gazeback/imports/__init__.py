@@ -1,0 +1,1 @@
+"""Importers: one module per capture format (HAR and mitmproxy flows, logs, pcap)."""

@@ -1,0 +1,213 @@
+"""HAR files and mitmproxy dumps, read by mitmproxy itself (``mitmproxy.io``): no second parser."""
+
+from __future__ import annotations
+
+import binascii
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import IO, Any
+
+from gazeback.capture.snapshot import snapshot_http, snapshot_tcp
+from gazeback.imports.importers import RCODES, Entry, Item, Problem, Rejected, Source, dns_snapshot
+from gazeback.models import FlowSnapshot
+
+# --- HAR ----------------------------------------------------------------------------------
+
+
+def _har_size(value: Any) -> int | None:
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def read_har(fp: IO[bytes], src: Source) -> Iterator[Item]:
+    """HAR 1.2 (browser devtools, crawlers) through mitmproxy's own HAR reader.
+
+    Response bodies are never used, so they are checked (a broken base64 body is a
+    problem, the request is still imported) and then left out of the flow.
+    """
+    for chunk in split_har(fp, src, 1 << 62):
+        yield from parse_har(chunk, src)
+
+
+def split_har(fp: IO[bytes], src: Source, size: int) -> Iterator[tuple[int, list[Any]]]:
+    """The file's entries in runs of ``size``: (index of the first, entries), for ``parse_har``."""
+    try:
+        data = json.loads(fp.read())
+    except ValueError as e:
+        raise Rejected(f"not a HAR file: not valid JSON ({e})") from e
+    entries = data.get("log", {}).get("entries") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise Rejected("not a HAR file: it has no log.entries list")
+    for start in range(0, len(entries), size):
+        yield start, entries[start : start + size]
+
+
+def parse_har(chunk: tuple[int, list[Any]], src: Source) -> Iterator[Item]:
+    """Entries and problems of one run of HAR entries (see ``split_har``)."""
+    from mitmproxy.io.har import request_to_flow
+
+    device = src.file_device("HAR")
+    first, entries = chunk
+    for i, entry in enumerate(entries, first):
+        pos = f"entry {i}"
+        try:
+            response = entry["response"]
+            content = response.get("content") or {}
+            if content.get("encoding") == "base64" and content.get("text"):
+                try:
+                    binascii.a2b_base64(content["text"], strict_mode=True)
+                except (binascii.Error, ValueError) as e:
+                    yield Problem(pos, f"response body is not valid base64 ({e}); request kept")
+            slim = {**entry, "response": {**response, "content": {}}}
+            flow = request_to_flow(slim)
+        except Exception as e:
+            yield Problem(pos, f"not a valid HAR entry ({type(e).__name__}: {e}); skipped")
+            continue
+        snap = snapshot_http(flow)
+        request = entry["request"]
+        snap = replace(
+            snap,
+            flow_id=src.flow_id("har", i),
+            device=device,
+            request_bytes=_har_size(request.get("bodySize")) or snap.request_bytes,
+            response_bytes=_har_size(response.get("bodySize"))
+            or _har_size(content.get("size"))
+            or 0,
+            status_code=snap.status_code or None,  # 0: blocked or failed in the browser
+            kind="http" if snap.status_code else "error",
+            error=entry.get("_error") or response.get("_error") or None,
+        )
+        yield Entry(snap, pos)
+
+
+# --- mitmproxy dumps ----------------------------------------------------------------------
+
+
+def read_mitm(fp: IO[bytes], src: Source) -> Iterator[Item]:
+    """mitmproxy dumps (``mitmdump -w``, ``.mitm``, ``.flow``) through ``mitmproxy.io``.
+
+    Flows keep mitmproxy's own ids, so a dump written next to a live gazeback run
+    adds nothing twice.
+    """
+    _check_mitm(fp)
+    yield from _mitm_items(fp, src, 0)
+
+
+def _check_mitm(fp: IO[bytes]) -> None:
+    head = fp.read(16)
+    fp.seek(0)
+    if not head[:1].isdigit():
+        raise Rejected("not a mitmproxy dump: it does not start with a tnetstring length")
+
+
+def split_mitm(fp: IO[bytes], src: Source, size: int) -> Iterator[tuple[int, bytes]]:
+    """The dump cut between flows, ``size`` flows a piece: (number of the first, bytes).
+
+    Only the tnetstring length prefixes are read here. Whatever cannot be framed (a bad
+    prefix, a short last flow) goes, exactly as read, at the end of the last piece, so
+    ``parse_mitm`` meets the same error at the same flow as ``read_mitm`` would.
+    """
+    _check_mitm(fp)
+    n, count, buf = 0, 0, bytearray()
+    while True:
+        prefix = fp.read(1)
+        while prefix[-1:].isdigit() and len(prefix) <= 13:
+            prefix += fp.read(1)
+        if not prefix:
+            break  # end of file between flows
+        buf += prefix
+        if not (prefix.endswith(b":") and prefix[:-1].isdigit() and len(prefix) <= 13):
+            break  # not a length prefix: the reader says so
+        want = int(prefix[:-1]) + 1  # the data and its type byte
+        data = fp.read(want)
+        buf += data
+        if len(data) < want:
+            break  # cut short
+        count += 1
+        if count == size:
+            yield n, bytes(buf)
+            n, count, buf = n + count, 0, bytearray()
+    if buf:
+        yield n, bytes(buf)
+
+
+def parse_mitm(chunk: tuple[int, bytes], src: Source) -> Iterator[Item]:
+    """Entries and problems of one piece of a dump (see ``split_mitm``)."""
+    import io
+
+    first, data = chunk
+    yield from _mitm_items(io.BytesIO(data), src, first)
+
+
+def _flows(fp: IO[bytes]) -> Iterator[Any]:
+    """``mitmproxy.io.FlowReader.stream`` for tnetstring dumps, the same calls and errors."""
+    from mitmproxy import exceptions, flow
+    from mitmproxy.io import compat, tnetstring
+
+    try:
+        while True:
+            loaded = tnetstring.load(fp)  # type: ignore[arg-type]
+            try:
+                yield flow.Flow.from_state(compat.migrate_flow(loaded))  # type: ignore[arg-type]
+            except ValueError as e:
+                raise exceptions.FlowReadException(e) from e  # type: ignore[no-untyped-call]
+    except (ValueError, TypeError, IndexError) as e:
+        if str(e) == "not a tnetstring: empty file":
+            return
+        raise exceptions.FlowReadException("Invalid data format.") from e  # type: ignore[no-untyped-call]
+
+
+def _mitm_items(fp: IO[bytes], src: Source, n: int) -> Iterator[Item]:
+    from mitmproxy import dns, http, tcp, udp
+
+    flows = _flows(fp)
+    while True:
+        pos = f"flow {n}"
+        try:
+            flow = next(flows)
+        except StopIteration:
+            return
+        except Exception as e:
+            if n == 0:
+                raise Rejected(f"not a mitmproxy dump: {e}") from e
+            yield Problem(
+                pos, f"the rest of the file cannot be read ({e}): truncated or corrupt", last=True
+            )
+            return
+        n += 1
+        try:
+            if isinstance(flow, http.HTTPFlow):
+                kind = "websocket" if flow.websocket else "http" if flow.response else "error"
+                snap = snapshot_http(flow, kind)
+            elif isinstance(flow, dns.DNSFlow):
+                snap = _dns_flow(flow)
+            elif isinstance(flow, tcp.TCPFlow | udp.UDPFlow):
+                up = sum(len(m.content) for m in flow.messages if m.from_client)
+                down = sum(len(m.content) for m in flow.messages if not m.from_client)
+                snap = snapshot_tcp(flow, up, down, flow.client_conn.sni, f"{flow.type} flow")  # type: ignore[arg-type]
+            else:
+                yield Problem(pos, f"{type(flow).__name__} is not imported; skipped")
+                continue
+        except Exception as e:
+            yield Problem(pos, f"cannot read this flow ({type(e).__name__}: {e}); skipped")
+            continue
+        yield Entry(replace(snap, device=src.device) if src.device else snap, pos)
+
+
+def _dns_flow(flow: Any) -> FlowSnapshot:
+    from gazeback.capture.snapshot import device_key
+
+    q = flow.request.questions[0] if flow.request.questions else None
+    resp = flow.response
+    return dns_snapshot(
+        flow.id,
+        flow.request.timestamp,
+        device_key(flow.client_conn),
+        q.name if q else "(no question)",
+        q.type if q else 0,
+        server_ip=str(flow.server_conn.peername[0]) if flow.server_conn.peername else None,
+        request_bytes=len(flow.request.packed),
+        response_bytes=len(resp.packed) if resp else 0,
+        duration_ms=(resp.timestamp - flow.request.timestamp) * 1000 if resp else None,
+        error=RCODES.get(resp.response_code) if resp else "no answer",
+    )

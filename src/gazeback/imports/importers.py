@@ -1,0 +1,431 @@
+"""Bring your own captures: read files other tools wrote and feed them through the pipeline.
+
+Each reader turns an open binary file into ``Entry`` (a FlowSnapshot, as live capture
+makes) and ``Problem`` (a defect it stepped over) items, or raises ``Rejected`` when the
+file is not what it claims to be. ``import_file`` runs every entry through
+``pipeline.process`` and ``store.save_items``, all in one transaction per file, so a
+rejected file leaves the database as it was.
+
+Readers: HAR and mitmproxy dumps in ``import_flows`` (read by mitmproxy itself, so there is
+no second HTTP parser), pcap/pcapng in ``import_pcap``, other tools' logs in ``import_logs``.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from sqlite_utils import Database
+
+from gazeback.db import imports as store_imports
+from gazeback.db import store
+from gazeback.knowledge.classify import TrackerIndex
+from gazeback.models import DeviceKey, FlowSnapshot
+from gazeback.pipeline import Context, process
+
+FORMATS = (
+    "har",
+    "mitm",
+    "pcap",
+    "pcapng",
+    "app-privacy-report",
+    "pihole",
+    "adguardhome",
+)
+
+# DNS query types by number (RFC 1035, 3596, 9460 ...); others are stored as TYPE<n>.
+QTYPES = {
+    1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 13: "HINFO", 15: "MX", 16: "TXT",
+    28: "AAAA", 33: "SRV", 35: "NAPTR", 41: "OPT", 43: "DS", 46: "RRSIG", 47: "NSEC",
+    48: "DNSKEY", 50: "NSEC3", 52: "TLSA", 64: "SVCB", 65: "HTTPS", 99: "SPF", 255: "ANY",
+    257: "CAA",
+}  # fmt: skip
+RCODES = {1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+
+
+class Rejected(ValueError):
+    """The file is not what it claims to be; nothing of it is stored."""
+
+
+class WorkerDied(RuntimeError):
+    """A process importing part of a file died; nothing of the file is stored."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A defect a reader stepped over: where (``entry 3``, ``packet 41``) and why."""
+
+    position: str
+    reason: str
+    last: bool = field(default=False, compare=False, repr=False)  # nothing after it is read
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One record a reader found, with where it came from."""
+
+    snap: FlowSnapshot
+    position: str
+    app: str | None = None  # bundle ID or package name, when the source knows it
+
+
+@dataclass(frozen=True)
+class Source:
+    """What readers know about the file being imported.
+
+    :param device: ``--device``: every record goes to this device instead of the ones
+        the file names (client addresses, MACs)
+    """
+
+    name: str
+    content_hash: str
+    size: int = 0
+    device: DeviceKey | None = None
+    path: Path | None = None  # for formats that are databases (Pi-hole's FTL)
+
+    def flow_id(self, fmt: str, n: int | str) -> str:
+        """A stable id for the n-th record of this file: the same bytes give the same ids."""
+        return f"{fmt}:{self.content_hash[:16]}:{n}"
+
+    def file_device(self, what: str) -> DeviceKey:
+        """The device for files that do not say which device sent what."""
+        return self.device or DeviceKey(f"file:{self.content_hash[:12]}", f"{self.name} ({what})")
+
+
+Item = Entry | Problem
+Reader = Callable[[IO[bytes], Source], Iterator[Item]]
+
+
+@dataclass
+class ImportResult:
+    """What one file added: the summary the CLI prints."""
+
+    name: str
+    fmt: str
+    capture_id: int | None = None
+    entries: int = 0
+    recorded: int = 0
+    problems: list[Problem] | None = None
+    already: dict[str, Any] | None = None  # the earlier capture, when the file was in already
+
+
+def device_for(ip: str, mac: str | None = None) -> DeviceKey:
+    """One device per client MAC (when the capture has real ones) or IP, like live capture."""
+    local = ip.startswith("127.") or ip == "::1"
+    label = "this computer" if local else f"device at {ip}"
+    if mac and mac not in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"):
+        return DeviceKey(f"mac:{mac}", label)
+    return DeviceKey(f"ip:{ip}", label)
+
+
+def dns_snapshot(
+    flow_id: str,
+    started_at: float,
+    device: DeviceKey,
+    qname: str,
+    qtype: int | str,
+    *,
+    server_ip: str | None = None,
+    request_bytes: int = 0,
+    response_bytes: int = 0,
+    duration_ms: float | None = None,
+    error: str | None = None,
+) -> FlowSnapshot:
+    """A DNS query as a row of ``requests``: host is the name asked, method the query type."""
+    return FlowSnapshot(
+        flow_id=flow_id,
+        kind="dns",
+        started_at=started_at,
+        device=device,
+        method=qtype if isinstance(qtype, str) else QTYPES.get(qtype, f"TYPE{qtype}"),
+        scheme="dns",
+        host=qname,
+        port=53,
+        request_bytes=request_bytes,
+        response_bytes=response_bytes,
+        duration_ms=duration_ms,
+        is_decrypted=False,
+        server_ip=server_ip,
+        error=error,
+    )
+
+
+# --- format detection ---------------------------------------------------------------------
+
+PCAP_MAGICS = (b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1")
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def detect_format(head: bytes) -> str | None:
+    """Guess the format from the first few KB of a file; None when nothing fits."""
+    if head[:4] in PCAP_MAGICS:
+        return "pcap"
+    if head[:4] == PCAPNG_MAGIC:
+        return "pcapng"
+    if head.startswith(SQLITE_MAGIC):
+        return "pihole"
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if text[:1].isdigit() and b":" in text[:12]:
+        return "mitm"  # tnetstring: "<length>:<data>"
+    if text.startswith(b"{"):
+        first = text.split(b"\n", 1)[0]
+        try:
+            obj = json.loads(first)
+        except ValueError:
+            return "har"  # a pretty-printed JSON document
+        if isinstance(obj, dict):
+            if "log" in obj:
+                return "har"
+            if "QH" in obj and "T" in obj:
+                return "adguardhome"
+            if obj.get("type") in ("access", "networkActivity"):
+                return "app-privacy-report"
+        return None
+    return None
+
+
+EXTENSIONS = {
+    ".har": "har", ".mitm": "mitm", ".flow": "mitm", ".flows": "mitm", ".pcap": "pcap",
+    ".cap": "pcap", ".pcapng": "pcapng", ".ndjson": "app-privacy-report", ".db": "pihole",
+    ".json": "adguardhome",
+}  # fmt: skip
+
+
+def guess_format(head: bytes, name: str) -> str | None:
+    """The format the content shows, else the one the file name claims (its reader then
+    says why the content does not fit)."""
+    return detect_format(head) or EXTENSIONS.get(Path(name).suffix.lower())
+
+
+def reader_for(fmt: str) -> Reader:
+    if fmt in ("har", "mitm"):
+        from gazeback.imports.flows import read_har, read_mitm
+
+        return read_har if fmt == "har" else read_mitm
+    if fmt in ("pcap", "pcapng"):
+        from gazeback.imports.pcap import read_pcap
+
+        return read_pcap
+    from gazeback.imports.logs import READERS
+
+    return READERS[fmt]
+
+
+# --- one file into the database -----------------------------------------------------------
+
+
+def content_hash(fp: IO[bytes]) -> str:
+    """sha256 of the whole file, read in 1 MiB blocks (then rewound)."""
+    h = hashlib.sha256()
+    while block := fp.read(1 << 20):
+        h.update(block)
+    fp.seek(0)
+    return h.hexdigest()
+
+
+# Formats whose records can be parsed in other processes: (split, parse) in import_flows.
+PARALLEL_FORMATS = ("har", "mitm")
+PARALLEL_MIN_BYTES = 1 << 20  # smaller files are done before worker processes would start
+CHUNK = 200  # records per piece sent to a worker
+START_METHOD: str | None = None  # None: fork where there is fork, else spawn
+
+
+def import_file(
+    db: Database,
+    fp: IO[bytes],
+    src: Source,
+    fmt: str,
+    context: Context,
+    *,
+    index: TrackerIndex | None = None,
+    progress: Callable[[int], None] | None = None,
+    batch_size: int = 500,
+    workers: int | None = None,
+) -> ImportResult:
+    """Import one file in one transaction; raise ``Rejected`` (nothing stored) if it is not ``fmt``.
+
+    A file whose bytes were imported before adds nothing (``result.already`` says when).
+
+    :param workers: processes that parse and check records (HAR and mitmproxy dumps) while
+        this one writes; None: one per core for files of 1 MB or more. Rows, ids and
+        problems are the same as with 0 (everything in this process).
+    """
+    result = ImportResult(src.name, fmt, problems=[])
+    earlier = store_imports.find_import(db, src.content_hash)
+    if earlier:
+        result.already = earlier
+        return result
+    if workers is None:
+        big = fmt in PARALLEL_FORMATS and src.size >= PARALLEL_MIN_BYTES
+        workers = _cores() if big else 0
+    # What is loaded before the import (the tracker index, the profile: millions of
+    # objects) is left out of garbage collection meanwhile: ≈ 10 % of the CPU otherwise.
+    gc.freeze()
+    try:
+        return _import(db, fp, src, fmt, context, result, index, progress, batch_size, workers)
+    finally:
+        gc.unfreeze()
+
+
+def _import(
+    db: Database,
+    fp: IO[bytes],
+    src: Source,
+    fmt: str,
+    context: Context,
+    result: ImportResult,
+    index: TrackerIndex | None,
+    progress: Callable[[int], None] | None,
+    batch_size: int,
+    workers: int,
+) -> ImportResult:
+    problems: list[Problem] = []
+    device_cache: dict[str, int] = {}
+    known: set[str] = set()
+    with db.atomic():
+        versions = index.versions() if index is not None else {}
+        capture_id = store.start_capture(
+            db, fmt, versions, file_name=src.name, content_hash=src.content_hash
+        )
+        result.capture_id = capture_id
+        items: list[store.Item] = []
+
+        def flush() -> None:
+            result.recorded += store.save_items(
+                db, capture_id, items, index=index, device_cache=device_cache,
+                known_trackers=known,
+            )  # fmt: skip
+            if progress:
+                progress(len(items))
+            items.clear()
+
+        if workers > 1 and fmt in PARALLEL_FORMATS:
+            done: Iterable[Problem | store.Item] = _parallel(fp, src, fmt, context, workers)
+        else:
+            done = _processed(reader_for(fmt)(fp, src), context)
+        for got in done:
+            if isinstance(got, Problem):
+                problems.append(got)
+                continue
+            if "request" in got:
+                result.entries += 1
+                items.append(got)
+            if len(items) >= batch_size:
+                flush()
+        flush()
+        store_imports.save_problems(
+            db, capture_id, src.name, ((p.position, p.reason) for p in problems)
+        )
+        store.end_capture(db, capture_id, result.recorded, 0)
+    result.problems = problems
+    return result
+
+
+def _cores() -> int:
+    """Cores this process may run on (a container's limit, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _processed(got: Iterable[Item], context: Context) -> Iterator[Problem | store.Item]:
+    """What a reader found, in order: its problems, and each entry as an item to store
+    (after the problem that processing it hit, if any)."""
+    for g in got:
+        if isinstance(g, Problem):
+            yield g
+        else:
+            yield from _item(g, context)
+
+
+def _item(entry: Entry, context: Context) -> Iterator[Problem | store.Item]:
+    try:
+        item = store.record_item(process(entry.snap, context))
+    except Exception as e:
+        # our code failed on this entry: keep it unclassified and say so, as the writer does
+        yield Problem(entry.position, f"stored without leak detection ({e})")
+        try:
+            item = store.record_item(process(entry.snap, Context(context.key)))
+        except Exception:
+            item = store.minimal_item(entry.snap)
+    if entry.app:
+        item["request"]["app"] = entry.app
+    yield item
+
+
+# --- worker processes ---------------------------------------------------------------------
+#
+# The parent cuts the file into pieces (cheap: HAR entries already parsed as JSON, or the
+# byte ranges of whole flows in a dump) and writes; workers run mitmproxy's parser, the
+# snapshot and the whole pipeline, and send back the items and problems of a piece, in
+# order. At most two pieces per worker are in flight, so memory stays bounded.
+
+_worker_context: Context | None = None
+
+
+def _init_worker(context: Context) -> None:
+    global _worker_context
+    _worker_context = context
+
+
+def _work(fmt: str, src: Source, chunk: Any) -> list[Problem | store.Item]:
+    from gazeback.imports import flows as import_flows
+
+    assert _worker_context is not None
+    parse = import_flows.parse_har if fmt == "har" else import_flows.parse_mitm
+    return list(_processed(parse(chunk, src), _worker_context))
+
+
+def _parallel(
+    fp: IO[bytes], src: Source, fmt: str, context: Context, workers: int
+) -> Iterator[Problem | store.Item]:
+    import multiprocessing
+    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from gazeback.imports import flows as import_flows
+
+    split = import_flows.split_har if fmt == "har" else import_flows.split_mitm
+    # fork hands the loaded tracker index and profile over for free (spawn would pickle
+    # them and re-import mitmproxy in each worker: ≈ 0.4 s before the first record)
+    methods = multiprocessing.get_all_start_methods()
+    mp = multiprocessing.get_context(START_METHOD or ("fork" if "fork" in methods else "spawn"))
+    # Keep the collector in the workers off the objects they inherit (the tracker index,
+    # the profile): walking them would copy every page of them into each worker.
+    gc.freeze()
+    pool = ProcessPoolExecutor(
+        workers, mp_context=mp, initializer=_init_worker, initargs=(context,)
+    )
+    pending: deque[Future[list[Problem | store.Item]]] = deque()
+    try:
+        chunks = split(fp, src, CHUNK)
+        more = True
+        while more or pending:
+            while more and len(pending) < 2 * workers:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    more = False
+                else:
+                    pending.append(pool.submit(_work, fmt, src, chunk))
+            if not pending:
+                break
+            out = pending.popleft().result()
+            yield from out
+            if out and isinstance(out[-1], Problem) and out[-1].last:
+                return  # the rest of the file cannot be read
+    except BrokenProcessPool as e:
+        raise WorkerDied(
+            f"{src.name}: a worker process importing it died ({e}); nothing of it was stored"
+        ) from e
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        gc.unfreeze()

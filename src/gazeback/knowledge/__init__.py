@@ -1,0 +1,1 @@
+"""Tracker knowledge: the bundled lists, building and updating them, classification, URL rules, user agents."""

@@ -1,0 +1,1 @@
+"""Sharing: the anonymized export, its schema, verifier, merge and datasheet."""
