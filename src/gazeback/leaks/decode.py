@@ -1,6 +1,6 @@
 """A request → its decoded leaves, each with the path it came from (pure, bounded).
 
-Design (a) D of ``pii-and-anonymization.md``: query, path, cookies, headers, JWT, JSON,
+Design (a) D of the leak detector (``docs/leak-detection.md``): query, path, cookies, headers, JWT, JSON,
 form, multipart, XML text, gzip/deflate/brotli/zstd bodies, base64 and hex strings and
 schema-less protobuf. Every string leaf is re-decoded when it looks like an encoding, up
 to ``max_depth`` layers. A flow that would expand past ``max_bytes`` of text or

@@ -1,6 +1,6 @@
 """Observation + Profile → the person's identifiers found in it (pure).
 
-Design (a) of ``pii-and-anonymization.md``: decode the request into leaves
+Design (a) of the leak detector (``docs/leak-detection.md``): decode the request into leaves
 (``decode.py``), run one Aho–Corasick pass over all of them with the profile's
 needles (``needles.py``), keep matches that respect token boundaries, match
 locations by distance, and name every hit by identity, transform chain and place —

@@ -1,6 +1,6 @@
 """The person's identifiers → every string they may travel as (pure).
 
-Design (a) B and C of ``pii-and-anonymization.md``: each identity gives normalized
+Design (a) B and C of the leak detector (``docs/leak-detection.md``): each identity gives normalized
 *variants* (Gmail canonical form, E.164, MAC formats, UUID forms, ...); each variant
 gives *needles* through a transform closure (md5 ... sha512 → hex, HEX, base64,
 base64url, chained to depth 2 through the hex form; percent-encoding single and

@@ -1,4 +1,4 @@
-"""What an anonymized export may contain, as data (design (b) of ``pii-and-anonymization.md``).
+"""What an anonymized export may contain, as data (``docs/guide/share.md``).
 
 The exporter writes only these tables and columns, and the verifier rejects anything
 else: every column has a value rule (integer, closed enum, pseudonym, allowlisted
