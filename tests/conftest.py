@@ -153,7 +153,7 @@ def owner_secret(household):
 
 @pytest.fixture(scope="session")
 def exported(household, tmp_path_factory):
-    """The household exported once through the CLI (runs G1-G7 before writing)."""
+    """The household exported once through the CLI (runs G1-G8 before writing)."""
     from click.testing import CliRunner
 
     from gazeback.cli.export import export

@@ -141,7 +141,7 @@ def test_foreign_file_fails_with_reason(allow, tmp_path, content):
     path = tmp_path / "foreign.db"
     path.write_bytes(content)
     failed = _failed(path, allow)
-    assert set(failed) == {"G2", "G3", "G4", "G5", "G6", "G7"}
+    assert set(failed) == {"G2", "G3", "G4", "G5", "G6", "G7", "G8"}
     assert "not a SQLite database" in failed["G2"]
 
 
@@ -170,7 +170,7 @@ def test_unknown_csv_file_fails_g2(exported, allow, tmp_path):
 def test_cli_prints_one_line_per_guarantee_and_exit_code(exported, tmp_path):
     result = CliRunner().invoke(verify_export, [str(exported)])
     assert result.exit_code == 0
-    assert len(result.output.splitlines()) == 7
+    assert len(result.output.splitlines()) == 8
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"hello")
     result = CliRunner().invoke(verify_export, [str(bad)])

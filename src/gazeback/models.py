@@ -107,6 +107,8 @@ class Observation:
     # The values that redaction replaced (cookie, authorization, ...), as sent: leak detection
     # only, never stored. Detection prefers these over the redacted header values.
     raw_secret_headers: tuple[tuple[str, str], ...] = ()
+    # The path as sent when redaction changed it: leak detection only, never stored.
+    raw_path: str | None = None
 
 
 @dataclass(frozen=True)

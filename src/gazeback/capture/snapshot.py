@@ -14,7 +14,7 @@ from mitmproxy import connection, http, tcp
 from mitmproxy.proxy import mode_specs
 
 from gazeback.knowledge.hostnames import normalize_host
-from gazeback.leaks.redact import redact_header, redact_query
+from gazeback.leaks.redact import redact_header, redact_url
 from gazeback.models import MAX_TEXT, TRUNCATION_MARKER, DeviceKey, FlowSnapshot, Observation
 from gazeback.timestamps import iso
 
@@ -203,18 +203,17 @@ def observe(snap: FlowSnapshot, key: bytes) -> Observation:
         headers.append((name, clip(value, MAX_HEADER_VALUE)))
     if len(snap.request_headers) > MAX_HEADERS:
         headers.append(("x-gazeback-truncated", f"{len(snap.request_headers) - MAX_HEADERS} more"))
-    path = snap.path or None
+    raw_path = path = snap.path or None
     query: list[tuple[str, str]] = []
-    if path and "?" in path:
-        base, _, qs = path.partition("?")
-        query = parse_qsl(qs, keep_blank_values=True, max_num_fields=None)[:MAX_QUERY_PAIRS]
-        qs, names = redact_query(qs, key)
-        redacted += [f"url.query:{n}" for n in names]
-        path = f"{base}?{qs}"
+    if path:
+        if "?" in path:
+            qs = path.partition("?")[2]
+            query = parse_qsl(qs, keep_blank_values=True, max_num_fields=None)[:MAX_QUERY_PAIRS]
+        path, places = redact_url(path, key)
+        redacted += places
     referer = first.get("referer")
-    if referer and "?" in referer:
-        rbase, _, rqs = referer.partition("?")
-        referer = f"{rbase}?{redact_query(rqs, key)[0]}"
+    if referer:
+        referer = redact_url(referer, key)[0]
     return Observation(
         flow_id=snap.flow_id,
         kind=snap.kind,
@@ -245,6 +244,7 @@ def observe(snap: FlowSnapshot, key: bytes) -> Observation:
         websocket_bytes=snap.websocket_bytes,
         redacted_fields=tuple(dict.fromkeys(redacted)),
         raw_secret_headers=tuple(raw_secrets),
+        raw_path=raw_path if raw_path != path else None,
     )
 
 

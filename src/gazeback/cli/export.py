@@ -84,8 +84,9 @@ def export(
 
     Only allowlisted tables and columns; device pseudonyms from a key made for this
     export and then forgotten; destinations only when they are trackers, CDNs or
-    vendor clouds (everything else is "(other)"); hourly buckets; small cells merged.
-    The verifier runs first (G1-G7, including a search of every byte for your own
+    vendor clouds (sites you opened are "(site)", everything else "(other)"; health,
+    sexuality, religion, politics and finance sites never appear); hourly buckets; small
+    cells merged. The verifier runs first (G1-G8, including a search of every byte for your own
     identifiers): a file that fails is not written.
 
     Example:

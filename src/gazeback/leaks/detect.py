@@ -103,7 +103,7 @@ def decode_observation(obs: Observation, decoder: Decoder | None = None) -> Deco
     d = decoder or Decoder()
     if obs.host:
         d.leaf("url.host", obs.host)
-    path = (obs.path or "").split("?", 1)[0]
+    path = (obs.raw_path or obs.path or "").split("?", 1)[0]
     for i, seg in enumerate(p for p in path.split("/") if p):
         d.leaf(f"url.path:{i}", seg, key=f"path{i}")
     for k, v in obs.query:

@@ -19,7 +19,7 @@ COLUMNS = {
     "provenance": "how many recordings of each kind (proxy, har, ...) went in, and tool versions",
     "devices": "device_pid (keyed pseudonym), device_class, os_family, vendor (closed lists)",
     "traffic": "requests and bytes per device, time bucket and destination; destinations "
-    f"outside the allowlists are {OTHER}",
+    f"outside the allowlists are {OTHER}, sites the household opened itself (site)",
     "leaks": "what kind of personal data left, how it was encoded (transform_chain), where "
     "in the request (location_kind), under which documented parameter name (key_name) — "
     "never the value",
@@ -79,8 +79,10 @@ def sections(
         "No email, phone, name, advertising or device ID, address, IP, MAC, host name, URL, "
         "path, header value, user agent, user label or exact time is in this file. "
         f"Destinations are named only when they are on the tracker, CDN or vendor-cloud "
-        f"allowlists (eTLD+1 only); every website a person visits is {OTHER}. The verifier "
-        "(gazeback verify-export) checks guarantees G1-G7 before the file was written."
+        f"allowlists (eTLD+1 only); a website the household opened itself is (site), any "
+        f"other destination {OTHER}, and no health, sexuality, religion, politics or finance "
+        "site is ever named. The verifier (gazeback verify-export) checks guarantees G1-G8 "
+        "before the file was written."
     )
     return [
         ("What this is", "An anonymized gazeback export (design (b), profile E1): what one "

@@ -24,11 +24,12 @@ from datetime import UTC, datetime
 from itertools import combinations
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlite_utils import Database
 
 from gazeback import __version__
-from gazeback.knowledge.classify import TrackerIndex
+from gazeback.knowledge.classify import TrackerIndex, registrable_domain
 from gazeback.share.datasheet import markdown, sections
 from gazeback.share.schema import (
     CHAIN_STEPS,
@@ -37,6 +38,7 @@ from gazeback.share.schema import (
     LOCATION_KINDS,
     OTHER,
     PII_TYPES,
+    PLACEHOLDERS,
     SCHEMA_VERSION,
     SOURCES,
     TIERS,
@@ -44,6 +46,7 @@ from gazeback.share.schema import (
     bucket_for,
     check_bucket,
     classify_device,
+    create_table_sql,
     list_rows,
 )
 
@@ -152,6 +155,20 @@ select device_id, cast(strftime('%s', substr(started_at, 1, 19)) as integer) / :
 from requests where strftime('%s', substr(started_at, 1, 19)) is not null
 group by 1, 2, 3, 4, 5
 """
+# Sites the person opened themselves: rows marked first party, the registrable domain of
+# every page context (Referer, Origin), and top-level navigations.
+_SITES_SQL = """
+select registrable_domain, null from requests where is_third_party = 0
+union select null, json_extract(h.value, '$[1]')
+from requests r, json_each(r.request_headers) h
+where r.request_headers is not null
+  and lower(json_extract(h.value, '$[0]')) in ('referer', 'origin')
+union select r.registrable_domain, null
+from requests r, json_each(r.request_headers) h
+where r.request_headers is not null
+  and lower(json_extract(h.value, '$[0]')) = 'sec-fetch-mode'
+  and json_extract(h.value, '$[1]') = 'navigate'
+"""
 _LEAKS_SQL = """
 select r.device_id, cast(strftime('%s', substr(r.started_at, 1, 19)) as integer) as t,
   r.registrable_domain, l.pii_type, l.transform_chain, l.location, l.tier, l.identity_id
@@ -160,9 +177,22 @@ where strftime('%s', substr(r.started_at, 1, 19)) is not null
 """
 
 
+def visited_sites(db: Database) -> frozenset[str]:
+    """Registrable domains the person opened themselves: exported as ``(site)``, never by name."""
+    out = set()
+    for domain, url in db.execute(_SITES_SQL):
+        if url:
+            host = urlsplit(url if "//" in url else f"//{url}").hostname or ""
+            domain = registrable_domain(host) if host else None
+        if domain:
+            out.add(domain)
+    return frozenset(out)
+
+
 def build_tables(db: Database, allow: Allowlist, key: bytes, opts: Options) -> Tables:
     """Every export row, from the source's allowlisted columns."""
     check_bucket(opts.bucket_s)
+    sites = visited_sites(db)
     devices: dict[int | None, tuple[str, str]] = {}  # device_id -> (pid, class)
     out = Tables()
     out.rows["devices"] = []
@@ -189,14 +219,14 @@ def build_tables(db: Database, allow: Allowlist, key: bytes, opts: Options) -> T
     g = opts.bucket_s
     for did, b, domain, enc, insp, n, up, down, third in db.execute(_TRAFFIC_SQL, {"g": g}):
         pid, cls = device(did)
-        dest, role = allow.destination(domain)
+        dest, role = allow.destination(domain, sites)
         start = bucket_start(b * g, bucket_for(cls, g))
         acc = traffic[(pid, start, dest, role, enc, insp)]
         acc[0] += n
         acc[1] += up
         acc[2] += down
         counts["requests"] += n
-        counts["requests_to_other"] += n if dest == OTHER else 0
+        counts["requests_to_other"] += n if dest in PLACEHOLDERS else 0
         counts["third_party_context_requests"] += third or 0
     merged, dropped = merge_cells(
         dict(traffic), opts.min_cell, [lambda k: (k[0], k[1], OTHER, "other", k[4], k[5])]
@@ -213,13 +243,13 @@ def build_tables(db: Database, allow: Allowlist, key: bytes, opts: Options) -> T
     shared: dict[tuple[int, str], set[str]] = defaultdict(set)
     for did, t, domain, pii, chn, loc, tier, ident in db.execute(_LEAKS_SQL):
         pid, cls = device(did)
-        dest, _ = allow.destination(domain)
+        dest, _ = allow.destination(domain, sites)
         pii = pii if pii in PII_TYPES else "other"
         cell = (pid, bucket_start(t, bucket_for(cls, g)), dest, pii, chain(chn),
                 location_kind(loc), key_name(loc), tier if tier in TIERS else "weak")  # fmt: skip
         leaks[cell][0] += 1
         counts["leaks"] += 1
-        if ident is not None and dest != OTHER:
+        if ident is not None and dest not in PLACEHOLDERS:
             shared[(ident, pii)].add(dest)
     merged, dropped = merge_cells(
         dict(leaks),
@@ -294,8 +324,7 @@ def write_sqlite(tables: Tables, path: Path) -> None:
     """Create a fresh database at ``path`` with exactly the whitelist schema and the rows."""
     db = Database(path)
     for name, cols in E1_TABLES.items():
-        types = {c: (int if c == "schema_version" else _column_type(r)) for c, r in cols.items()}
-        db.table(name).create(types)
+        db.execute(create_table_sql(name, cols))
         db.table(name).insert_all(tables.rows.get(name, []), batch_size=5000)
     db.close()
 

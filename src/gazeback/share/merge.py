@@ -26,10 +26,12 @@ from gazeback.share.schema import (
     DOMAIN,
     OTHER,
     PII_TYPES,
+    PLACEHOLDERS,
     ROLES,
     SCHEMA_VERSION,
     VENDORS,
     count,
+    create_table_sql,
     enum,
     key_name_ok,
 )
@@ -92,12 +94,12 @@ class Household:
 def household_from_rows(rows: dict[str, list[dict[str, Any]]]) -> Household:
     h = Household({t: Counter() for t in VALUE_COLUMNS})
     for r in rows.get("traffic", []):
-        if r["dest_domain"] != OTHER:
+        if r["dest_domain"] not in PLACEHOLDERS:
             h.values["pool_destinations"][(r["dest_domain"], r["dest_role"])] += r["requests"]
     for r in rows.get("leaks", []):
         if r["key_name"] != OTHER:
             h.values["pool_key_names"][(r["key_name"], r["pii_type"])] += r["count"]
-        if r["dest_domain"] != OTHER:
+        if r["dest_domain"] not in PLACEHOLDERS:
             h.values["pool_leaks"][(r["dest_domain"], r["pii_type"])] += r["count"]
     for r in rows.get("devices", []):
         h.values["pool_device_classes"][(r["device_class"], r["vendor"])] += 1
@@ -205,10 +207,7 @@ def write_pool(
     try:
         db = Database(staging / "build.db")
         for name, cols in E2_TABLES.items():
-            types = {
-                c: int if r is count or c == "schema_version" else str for c, r in cols.items()
-            }
-            db.table(name).create(types)
+            db.execute(create_table_sql(name, cols))
             db.table(name).insert_all(tables.get(name, []))
         db.close()
         conn = sqlite3.connect(staging / "build.db")

@@ -18,9 +18,12 @@ from typing import Any
 
 from gazeback.knowledge.classify import TrackerIndex, normalize_host
 from gazeback.leaks.needles import HASHES, VARIANTS
+from gazeback.share.domains import export_domains, is_sensitive, sensitive_domains
 
 SCHEMA_VERSION = 1
 OTHER = "(other)"
+SITE = "(site)"  # a site the person opened themselves: never named
+PLACEHOLDERS = frozenset({OTHER, SITE})
 
 DEVICE_CLASSES = (
     "phone tablet tv speaker camera doorbell lock thermostat plug hub computer console "
@@ -79,7 +82,8 @@ WEBSITES = frozenset(
     "google.com facebook.com yahoo.com bing.com baidu.com yandex.ru yandex.com ebay.com "
     "adobe.com reddit.com twitter.com x.com linkedin.com pinterest.com tiktok.com vk.com "
     "amazon.com instagram.com tumblr.com quora.com aol.com msn.com naver.com qq.com "
-    "weibo.com taboola.com outbrain.com".split()
+    "weibo.com taboola.com outbrain.com weather.com wordpress.com forbes.com huffpost.com "
+    "rambler.ru sina.com.cn rakuten.co.jp ebay.de orange.fr".split()
 )
 CDN_DOMAINS = frozenset(
     "akamaihd.net akamaized.net akamaiedge.net akamai.net edgekey.net edgesuite.net "
@@ -128,6 +132,8 @@ CHAIN_STEPS = frozenset(
 )
 LIST_NAMES = (
     "tracker-lists",
+    "gazeback-export-domains",
+    "gazeback-sensitive",
     "gazeback-websites",
     "gazeback-cdn",
     "gazeback-vendor-cloud",
@@ -243,6 +249,21 @@ E1_TABLES: dict[str, dict[str, Any]] = {
 PER_DEVICE_TABLES = ("traffic", "leaks")
 
 
+def column_type(name: str, rule: Any) -> str:
+    """SQLite type of an export column: INTEGER for counts and flags, else TEXT."""
+    return "INTEGER" if rule in (count, flag) or name == "schema_version" else "TEXT"
+
+
+def create_table_sql(table: str, cols: dict[str, Any]) -> str:
+    """The exact ``CREATE TABLE`` text of an export table (as sqlite-utils 3.x/4.x writes it).
+
+    Fixed here, not left to a library, because the recipient's verifier compares the
+    file's schema with it byte for byte: a comment or a changed type could carry data.
+    """
+    body = ",\n".join(f'   "{c}" {column_type(c, r)}' for c, r in cols.items())
+    return f'CREATE TABLE "{table}" (\n{body}\n)'
+
+
 # --- allowlists ---------------------------------------------------------------------------
 
 
@@ -262,6 +283,8 @@ def list_rows(index: TrackerIndex) -> list[dict[str, Any]]:
     """One row per allowlist: name, version, SHA-256, size."""
     version, digest = index_digest(index)
     ours = {
+        "gazeback-export-domains": [f"{r} {d}" for d, r in export_domains().items()],
+        "gazeback-sensitive": [f"{c} {d}" for d, c in sensitive_domains().items()],
         "gazeback-websites": WEBSITES,
         "gazeback-cdn": CDN_DOMAINS,
         "gazeback-vendor-cloud": VENDOR_CLOUD_DOMAINS,
@@ -278,8 +301,27 @@ def list_rows(index: TrackerIndex) -> list[dict[str, Any]]:
     return rows
 
 
+def exportable_role(index: TrackerIndex, domain: str) -> str | None:
+    """The role under which the tracker knowledge would let ``domain`` be named, if any.
+
+    Used by ``scripts/build_export_domains.py`` to propose the reviewed list; exports
+    themselves read only that list.
+    """
+    d = normalize_host(domain or "")
+    if not d or d in WEBSITES or d != domain or is_sensitive(d):
+        return None
+    m = index.lookup(d)
+    if m is None or not m.is_tracker or m.matched_domain != d:
+        return None  # a tracker on a site's own subdomain would name the site
+    return CATEGORY_ROLE.get(m.category)
+
+
 class Allowlist:
-    """eTLD+1 → role for the destinations an export may name (set A of design (b))."""
+    """eTLD+1 → role for the destinations an export may name (set A of design (b)).
+
+    Reviewed tracker domains (``export-domains.txt``), CDNs and vendor clouds; never a
+    website people open themselves, never a sensitive domain.
+    """
 
     def __init__(self, index: TrackerIndex) -> None:
         self.index = index
@@ -287,24 +329,26 @@ class Allowlist:
 
     def _role(self, domain: str) -> str | None:
         d = normalize_host(domain or "")
-        if not d or d in WEBSITES or d != domain:
+        if not d or d in WEBSITES or d != domain or is_sensitive(d):
             return None
         if d in CDN_DOMAINS:
             return "cdn"
         if d in VENDOR_CLOUD_DOMAINS:
             return "vendor_cloud"
-        m = self.index.lookup(d)
-        if m is None or not m.is_tracker or m.matched_domain != d:
-            return None  # a tracker on a site's own subdomain would name the site
-        return CATEGORY_ROLE.get(m.category)
+        return export_domains().get(d)
 
-    def destination(self, domain: str | None) -> tuple[str, str]:
-        """``(dest_domain, dest_role)``: the eTLD+1 if it is in A, else ``("(other)", "other")``."""
+    def destination(
+        self, domain: str | None, sites: frozenset[str] = frozenset()
+    ) -> tuple[str, str]:
+        """``(dest_domain, dest_role)``: ``(site)`` for a site the person opened (``sites``),
+        the eTLD+1 if it is in A, else ``("(other)", "other")``."""
+        if domain and domain in sites:
+            return SITE, "other"
         role = self.role(domain) if domain else None
         return (domain, role) if domain and role else (OTHER, "other")
 
     def allows(self, domain: Any) -> bool:
-        return domain == OTHER or (isinstance(domain, str) and self.role(domain) is not None)
+        return domain in PLACEHOLDERS or (isinstance(domain, str) and self.role(domain) is not None)
 
 
 def classify_device(kind: str | None, os_family: str | None) -> tuple[str, str, str]:

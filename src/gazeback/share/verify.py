@@ -1,4 +1,4 @@
-"""The export verifier: guarantees G1–G7 of design (b), one function each.
+"""The export verifier: guarantees G1–G8 of design (b), one function each.
 
 ``verify(path)`` is the recipient's view (schema, pseudonym form, allowlists, time
 buckets, cell sizes, file hygiene). ``verify(path, canaries)`` is the owner's view: it
@@ -9,6 +9,7 @@ name identities by id and chain, never by value.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -18,20 +19,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import publicsuffix2
+
 from gazeback.leaks.detect import fingerprint, haversine_m
 from gazeback.leaks.needles import Profile, build_profile
 from gazeback.models import IdentityValue
 from gazeback.share.datasheet import sections
 from gazeback.share.schema import (
+    CHAIN_STEPS,
     DOMAIN,
     E1_TABLES,
-    OTHER,
+    KEY_NAMES,
+    LOCATION_KINDS,
     PER_DEVICE_TABLES,
+    PLACEHOLDERS,
     README,
     SCHEMA_VERSION,
     SENSITIVE_CLASSES,
     Allowlist,
     count,
+    create_table_sql,
     flag,
     list_rows,
 )
@@ -47,6 +54,7 @@ TITLES = {
     "G5": "time buckets and cell sizes",
     "G6": "no first-party browsing per device",
     "G7": "file hygiene",
+    "G8": "no domain off the allowlist",
 }
 
 
@@ -106,6 +114,7 @@ class Loaded:
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     blobs: list[tuple[str, bytes]] = field(default_factory=list)
     objects: list[str] = field(default_factory=list)  # views, triggers, indexes
+    schema: list[tuple[str, str, str, str | None]] = field(default_factory=list)  # sqlite_master
     hygiene: list[str] = field(default_factory=list)
     problem: str | None = None
 
@@ -128,6 +137,10 @@ def _load_sqlite(path: Path, out: Loaded) -> None:
     conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
     conn.row_factory = sqlite3.Row
     try:
+        out.schema = [
+            (r[0], r[1], r[2], r[3])
+            for r in conn.execute("select type, name, tbl_name, sql from sqlite_master")
+        ]
         for typ, name in conn.execute("select type, name from sqlite_master"):
             if typ != "table":
                 out.objects.append(f"{typ} {name}")
@@ -152,12 +165,62 @@ def _load_sqlite(path: Path, out: Loaded) -> None:
         out.hygiene.append(f"integrity check: {integrity}")
     if data[18:20] != b"\x01\x01":
         out.hygiene.append("file is in WAL mode (not finished with VACUUM INTO)")
+    out.hygiene += header_problems(data)
     for suffix in ("-wal", "-journal", "-shm"):
         if path.with_name(path.name + suffix).exists():
             out.hygiene.append(f"sidecar {path.name}{suffix} exists")
     sheet = path.with_name(path.name + ".md")
     if sheet.exists():
         out.blobs.append((sheet.name, sheet.read_bytes()))
+
+
+# The 100-byte SQLite header as gazeback writes it (VACUUM INTO a fresh file): offset ->
+# (size, required value). Any other value could carry hidden bytes (user_version and
+# application_id hold 8 bytes a reader never sees).
+HEADER_FIXED = {
+    16: (2, 4096),  # page size
+    20: (1, 0),  # reserved bytes per page
+    21: (1, 64),  # payload fractions
+    22: (1, 32),
+    23: (1, 32),
+    32: (4, 0),  # first freelist trunk page
+    36: (4, 0),  # freelist pages
+    44: (4, 4),  # schema format
+    48: (4, 0),  # default page cache size
+    52: (4, 0),  # largest root page (auto-vacuum)
+    56: (4, 1),  # text encoding UTF-8
+    60: (4, 0),  # user_version
+    64: (4, 0),  # incremental vacuum
+    68: (4, 0),  # application_id
+}
+HEADER_NAMES = {16: "page size", 20: "reserved bytes", 21: "payload fraction",
+                22: "payload fraction", 23: "payload fraction", 32: "freelist trunk",
+                36: "freelist count", 44: "schema format", 48: "page cache size",
+                52: "auto-vacuum", 56: "text encoding", 60: "user_version",
+                64: "incremental vacuum", 68: "application_id"}  # fmt: skip
+
+
+def header_problems(data: bytes) -> list[str]:
+    """What in the file header differs from what gazeback writes (empty when nothing)."""
+    if len(data) < 100:
+        return ["the file is shorter than a SQLite header"]
+    out = []
+    for offset, (size, want) in HEADER_FIXED.items():
+        got = int.from_bytes(data[offset : offset + size], "big")
+        if got != want:
+            out.append(f"header {HEADER_NAMES[offset]} is {got}, gazeback writes {want}")
+    if data[72:92] != bytes(20):
+        out.append("header bytes 72-91 (reserved for expansion) are not zero")
+    counter, valid_for = data[24:28], data[92:96]
+    if counter != valid_for or int.from_bytes(counter, "big") > 16:
+        out.append("header change counter is not that of a fresh file")
+    if int.from_bytes(data[28:32], "big") * 4096 != len(data):
+        out.append("header page count does not match the file size")
+    if int.from_bytes(data[40:44], "big") > 64:
+        out.append("header schema cookie is not that of a fresh file")
+    if not 3_000_000 <= int.from_bytes(data[96:100], "big") < 4_000_000:
+        out.append("header SQLite version number is not a SQLite 3 version")
+    return out
 
 
 def _typed(table: str, col: str, value: str) -> Any:
@@ -220,13 +283,16 @@ def load(path: Path) -> Loaded:
 
 
 def _texts(data: bytes) -> list[str]:
-    # As bytes (latin-1 keeps offsets), as UTF-8, and as UTF-16LE at both alignments.
-    return [
+    # As bytes (latin-1 keeps offsets), as UTF-8, and as UTF-16LE at both alignments; then
+    # the bytes and UTF-8 texts ROT13-ed and reversed, so that a value hidden in ROT13 or
+    # backwards meets its needle (both transforms are their own inverse).
+    texts = [
         data.decode("latin-1"),
         data.decode("utf-8", "replace"),
         data.decode("utf-16-le", "replace"),
         data[1:].decode("utf-16-le", "replace"),
     ]
+    return texts + [codecs.encode(t, "rot13") for t in texts[:2]] + [t[::-1] for t in texts[:2]]
 
 
 def g1_no_canary(exp: Loaded, c: Canaries | None) -> Check:
@@ -300,6 +366,15 @@ def g2_schema(exp: Loaded, allow: Allowlist) -> Check:
         )
     if exp.objects:
         return Check("G2", False, f"unexpected schema objects: {', '.join(exp.objects)}")
+    if exp.kind == "sqlite":
+        ddl = {name: create_table_sql(name, cols) for name, cols in spec.items()}
+        for typ, name, tbl, sql in exp.schema:
+            if typ != "table" or name != tbl or ddl.get(name) != sql:
+                return Check(
+                    "G2",
+                    False,
+                    f"schema of {typ} {name} differs from the expected DDL byte for byte",
+                )
     if set(exp.columns) != set(spec):
         extra, missing = set(exp.columns) - set(spec), set(spec) - set(exp.columns)
         return Check(
@@ -383,8 +458,8 @@ def g4_allowlists(exp: Loaded, allow: Allowlist) -> Check:
             if not allow.allows(r.get("dest_domain")):
                 return Check("G4", False, f"{t}: a destination outside the allowlists")
     for r in exp.rows.get("id_sharing", []):
-        if OTHER in (r["dest_domain_a"], r["dest_domain_b"]):
-            return Check("G4", False, "id_sharing names (other)")
+        if PLACEHOLDERS & {r["dest_domain_a"], r["dest_domain_b"]}:
+            return Check("G4", False, "id_sharing names (other) or (site)")
     return Check("G4", True, "every destination, key name and vendor is on its pinned list")
 
 
@@ -425,12 +500,12 @@ def g6_no_browsing(exp: Loaded, allow: Allowlist) -> Check:
     for t in PER_DEVICE_TABLES:
         for r in exp.rows.get(t, []):
             d = r.get("dest_domain")
-            if d != OTHER and not allow.allows(d):
+            if not allow.allows(d):
                 return Check(
                     "G6", False, f"{t}: a per-device row names a site outside the allowlists"
                 )
             if t == "traffic":
-                want = "other" if d == OTHER else allow.role(d)
+                want = "other" if d in PLACEHOLDERS else allow.role(d)
                 if r.get("dest_role") != want:
                     return Check("G6", False, "traffic: dest_role disagrees with the lists")
     return Check(
@@ -447,8 +522,54 @@ def g7_hygiene(exp: Loaded) -> Check:
     return Check("G7", True, f"{exp.kind}: no free pages, no sidecars, nothing stray")
 
 
+# Words of the closed vocabularies that look like domain names (url.host: .host is a TLD).
+VOCABULARY = frozenset([*LOCATION_KINDS, *KEY_NAMES, *CHAIN_STEPS])
+_DOMAIN_LIKE = re.compile(
+    r"(?<![a-z0-9-])((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{1,23})(?![a-z0-9-])"
+)
+
+
+def g8_domains(exp: Loaded, allow: Allowlist) -> Check:
+    """No domain that is not on the allowlist, in any column of any table.
+
+    Domain columns hold an allowlisted tracker, CDN or vendor cloud, ``(site)`` or
+    ``(other)``; no other text names a registrable domain at all. Sensitive sites and
+    websites people open are never on the allowlist.
+    """
+    if exp.problem:
+        return Check("G8", False, exp.problem)
+    for table, rows in exp.rows.items():
+        domain_cols = {c for c, r in {**E1_TABLES, **_e2_tables()}.get(table, {}).items()
+                       if r == DOMAIN}  # fmt: skip
+        for i, row in enumerate(rows):
+            for col, v in row.items():
+                if not isinstance(v, str):
+                    continue
+                if col in domain_cols:
+                    if not allow.allows(v):
+                        return Check("G8", False, f"{table}.{col} row {i + 1} names a domain "
+                                     "that is not on the allowlist")  # fmt: skip
+                    continue
+                for token in _DOMAIN_LIKE.findall(v.lower()):
+                    if token in VOCABULARY or allow.role(token) is not None:
+                        continue
+                    if publicsuffix2.get_tld(token, strict=True):
+                        return Check("G8", False, f"{table}.{col} row {i + 1} names a domain "
+                                     "that is not on the allowlist")  # fmt: skip
+    return Check(
+        "G8", True, "only allowlisted trackers, CDNs and vendor clouds are named; "
+        "sites are (site), the rest (other)",
+    )  # fmt: skip
+
+
+def _e2_tables() -> dict[str, dict[str, Any]]:
+    from gazeback.share.merge import E2_TABLES
+
+    return E2_TABLES
+
+
 def verify(path: Path, allow: Allowlist, c: Canaries | None = None) -> list[Check]:
-    """Run G1–G7 on the export at ``path``; pass ``c`` for the owner's view."""
+    """Run G1–G8 on the export at ``path``; pass ``c`` for the owner's view."""
     exp = load(path)
     return [
         g1_no_canary(exp, c),
@@ -458,4 +579,5 @@ def verify(path: Path, allow: Allowlist, c: Canaries | None = None) -> list[Chec
         g5_time_and_cells(exp),
         g6_no_browsing(exp, allow),
         g7_hygiene(exp),
+        g8_domains(exp, allow),
     ]
