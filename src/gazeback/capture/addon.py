@@ -12,6 +12,7 @@ from mitmproxy.proxy import layer, layers
 from mitmproxy.proxy.layers.tls import parse_client_hello
 
 from gazeback.capture import snapshot as capture
+from gazeback.capture.localguard import REASON_KEY as REFUSED
 from gazeback.capture.worker import ProcessWriter
 from gazeback.capture.writer import Writer
 from gazeback.db.localfiles import default_db_path, load_or_create_key, prepare_db_path
@@ -129,14 +130,18 @@ class TrailLogger:
             self._proxy_users[flow.client_conn.id] = str(auth[0])
 
     def http_connect_error(self, flow: http.HTTPFlow) -> None:
-        self._submit(capture.snapshot_http, flow, "error", self._user(flow.client_conn))
+        if _answered_by_proxy(flow):
+            return
+        kind = "refused" if REFUSED in flow.metadata else "error"
+        self._submit(capture.snapshot_http, flow, kind, self._user(flow.client_conn))
 
     def response(self, flow: http.HTTPFlow) -> None:
         if _answered_by_proxy(flow):
             return
         if flow.websocket is None:  # WebSocket handshakes are recorded at websocket_end
             flow.metadata["gazeback_recorded"] = True
-            self._submit(capture.snapshot_http, flow, "http", self._user(flow.client_conn))
+            kind = "refused" if REFUSED in flow.metadata else "http"
+            self._submit(capture.snapshot_http, flow, kind, self._user(flow.client_conn))
 
     def error(self, flow: http.HTTPFlow) -> None:
         if not flow.metadata.get("gazeback_recorded") and flow.websocket is None:

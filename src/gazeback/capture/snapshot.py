@@ -100,10 +100,16 @@ def snapshot_http(
         is_decrypted=True,
         tls_sni=flow.client_conn.sni,
         server_ip=_server_ip(flow.server_conn),
-        error=flow.error.msg if flow.error else (_proxy_reason(resp) if kind == "error" else None),
+        error=flow.error.msg if flow.error else _reason(flow, kind),
         websocket_messages=len(ws.messages) if ws else None,
         websocket_bytes=sum(len(m.content) for m in ws.messages) if ws else None,
     )
+
+
+def _reason(flow: http.HTTPFlow, kind: str) -> str | None:
+    if kind == "refused":  # a device asked for this computer (capture/localguard.py)
+        return str(flow.metadata.get("gazeback_refused"))
+    return _proxy_reason(flow.response) if kind == "error" else None
 
 
 def _proxy_reason(resp: http.Response | None) -> str | None:

@@ -124,8 +124,9 @@ def record(
     if added:  # one WireGuard server per added device, plus the regular proxy
         args += ["--mode", f"regular@{listen_host}:{listen_port}"]
         args += [arg for _, spec in added for arg in ("--mode", spec)]
-    if creds:
-        args += ["--set", f"proxyauth=@{serve.write_htpasswd(db_path, creds)}"]
+    if creds:  # asked only of devices on the network (capture/deviceauth.py), not of
+        # WireGuard peers (their key is their credential) nor of this computer's programs
+        args += ["--set", f"gazeback_proxy_users={serve.write_htpasswd(db_path, creds)}"]
     dashboard = None
     if dashboard_port:
         dashboard = subprocess.Popen(
