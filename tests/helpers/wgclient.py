@@ -108,7 +108,9 @@ class Tunnel(Namespace):
     """``with Tunnel(client_key, server_pub, port, tmp) as t: t.run("curl", ...)``: the
     namespace's default route goes through wireguard-go to ``host_ip:port``."""
 
-    def __init__(self, client_key: str, server_public_key: str, port: int, tmp: Path) -> None:
+    def __init__(
+        self, client_key: str | None, server_public_key: str | None, port: int | None, tmp: Path
+    ) -> None:
         super().__init__()
         self.wg = f"gzw{self.ns[4:]}"  # ≤ 15 characters; its UAPI socket is unique too
         self.client_key, self.server_pub, self.port = client_key, server_public_key, port
@@ -141,20 +143,37 @@ class Tunnel(Namespace):
                 time.sleep(0.05)
             else:
                 raise RuntimeError(f"wireguard-go made no interface {self.wg} in 10 s")
-            self.key_path.write_text(self.client_key)
-            self.key_path.chmod(0o600)
-            _sh(*self.exec("wg", "set", self.wg, "private-key", str(self.key_path), "peer",
-                self.server_pub, "endpoint", f"{self.host_ip}:{self.port}", "allowed-ips",
-                "0.0.0.0/0"))  # fmt: skip
-            _sh(*self.exec("ip", "addr", "add", "10.0.0.1/32", "dev", self.wg))
-            _sh(*self.exec("ip", "link", "set", self.wg, "up"))
-            _sh(*self.exec("ip", "route", "add", "default", "dev", self.wg))
+            if self.client_key and self.server_pub and self.port:
+                self.join(
+                    f"[Interface]\nPrivateKey = {self.client_key}\nAddress = 10.0.0.1/32\n"
+                    f"[Peer]\nPublicKey = {self.server_pub}\nAllowedIPs = 0.0.0.0/0\n"
+                    f"Endpoint = {self.host_ip}:{self.port}\n"
+                )
         except BaseException as e:
             self.__exit__()
             if isinstance(e, RuntimeError):
                 raise RuntimeError(f"{e}\n{self.log()}") from e
             raise
         return self
+
+    def join(self, config: str) -> None:
+        """Import a WireGuard configuration as the WireGuard app does (the text `gazeback
+        device add` prints, or a seat card's)."""
+        conf = dict(
+            (k.strip(), v.strip())
+            for k, _, v in (line.partition("=") for line in config.splitlines() if "=" in line)
+        )
+        try:
+            self.key_path.write_text(conf["PrivateKey"])
+            self.key_path.chmod(0o600)
+            _sh(*self.exec("wg", "set", self.wg, "private-key", str(self.key_path), "peer",
+                conf["PublicKey"], "endpoint", conf["Endpoint"], "allowed-ips",
+                conf["AllowedIPs"]))  # fmt: skip
+            _sh(*self.exec("ip", "addr", "add", conf["Address"], "dev", self.wg))
+            _sh(*self.exec("ip", "link", "set", self.wg, "up"))
+            _sh(*self.exec("ip", "route", "add", "default", "dev", self.wg))
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}\n{self.log()}") from e
 
     def handshake_done(self) -> bool:
         out = self.run("wg", "show", self.wg, "latest-handshakes").stdout.split()

@@ -117,11 +117,12 @@ class LocalGuard:
         error = flow.server_conn.error or ""
         if error.startswith(PREFIX):  # its connection was refused already (server_connect)
             why = error.removeprefix(PREFIX)
-        elif isinstance(
+        elif flow.request.authority and isinstance(
             flow.client_conn.proxy_mode, mode_specs.RegularMode | mode_specs.UpstreamMode
         ):
-            # where the proxy will connect next; in WireGuard and transparent modes that is
-            # the connection's own destination, checked when it is opened (server_connect)
+            # a proxy request (CONNECT host:port, GET http://host/...): where the proxy will
+            # connect next. Requests inside a tunnel, and in WireGuard and transparent modes,
+            # go to their connection's destination, checked when it is opened (server_connect)
             why = refusal(flow.request.host, flow.request.port)
         if why:
             flow.metadata[REASON_KEY] = PREFIX + why
