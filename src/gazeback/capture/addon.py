@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from mitmproxy import connection, ctx, exceptions, http, tcp, tls
-from mitmproxy.proxy import layer, layers
+from mitmproxy.proxy import layer, layers, mode_specs
 from mitmproxy.proxy.layers.tls import parse_client_hello
 
 from gazeback.capture import snapshot as capture
+from gazeback.capture.localguard import PREFIX as REFUSED_PREFIX
 from gazeback.capture.localguard import REASON_KEY as REFUSED
 from gazeback.capture.worker import ProcessWriter
 from gazeback.capture.writer import Writer
@@ -151,6 +152,16 @@ class TrailLogger:
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         self._submit(capture.snapshot_http, flow, "websocket", self._user(flow.client_conn))
+
+    # -- connections refused by the SSRF guard -----------------------------------------------
+    def server_connect(self, data: Any) -> None:
+        # A refused proxy request becomes an HTTP flow (recorded above); in WireGuard and
+        # transparent modes the connection is closed before any request: record it here.
+        error = data.server.error or ""
+        if error.startswith(REFUSED_PREFIX) and not isinstance(
+            data.client.proxy_mode, mode_specs.RegularMode | mode_specs.UpstreamMode
+        ):
+            self._submit(capture.snapshot_refused, data.client, data.server)
 
     # -- TLS we could not open ----------------------------------------------------------
     def tls_failed_client(self, data: tls.TlsData) -> None:

@@ -18,6 +18,7 @@ import binascii
 import hashlib
 import ipaddress
 import logging
+import socket
 import time
 import weakref
 from collections import deque
@@ -56,20 +57,33 @@ def read_htpasswd(path: Path) -> dict[str, bytes]:
     return users
 
 
-def is_loopback_peer(client: connection.Client) -> bool:
+def from_this_computer(client: connection.Client) -> bool:
+    """The client is a program on this computer: its address is loopback or one of this
+    computer's own (a TCP peer cannot fake either). Never a WireGuard peer, whose inner
+    address (10.0.0.1) says nothing about where it is."""
+    if isinstance(client.proxy_mode, mode_specs.WireGuardMode):
+        return False
     try:
-        addr = ipaddress.ip_address(client.peername[0])
+        addr = ipaddress.ip_address(str(client.peername[0]).split("%")[0])
     except (ValueError, TypeError, IndexError):
         return False
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
         addr = addr.ipv4_mapped
-    return addr.is_loopback
+    if addr.is_loopback:
+        return True
+    family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((str(addr), 0))  # only this computer's own addresses can be bound
+        except OSError:
+            return False
+    return True
 
 
 def needs_credential(client: connection.Client) -> bool:
-    """Clients of the explicit HTTP proxy that are not on this computer."""
+    """Clients of the explicit HTTP proxy that are not programs on this computer."""
     is_proxy = isinstance(client.proxy_mode, mode_specs.RegularMode | mode_specs.UpstreamMode)
-    return is_proxy and not is_loopback_peer(client)
+    return is_proxy and not from_this_computer(client)
 
 
 def parse_basic(value: str) -> tuple[str, str] | None:

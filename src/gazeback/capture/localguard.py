@@ -12,7 +12,7 @@ as if it were the person at the keyboard. Refused: loopback, link-local, unspeci
   address that was checked, so a name that resolves to this computer (or rebinds to it
   between two lookups) fails too, with the reason in the error.
 
-This computer's own programs (loopback clients of the regular proxy) are not restricted:
+This computer's own programs (clients whose address is this computer's) are not restricted:
 they can reach local services directly anyway. mitmproxy's ``block_private`` and
 ``block_global`` options look at the *client's* address (who may use the proxy), not at
 where a request goes, so they do not cover this.
@@ -29,7 +29,7 @@ from typing import Any
 from mitmproxy import connection, ctx, http
 from mitmproxy.proxy import mode_specs, server_hooks
 
-from gazeback.capture.deviceauth import is_loopback_peer
+from gazeback.capture.deviceauth import from_this_computer
 
 REASON_KEY = "gazeback_refused"
 PREFIX = "refused by gazeback: "
@@ -45,8 +45,8 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def is_device(client: connection.Client) -> bool:
-    """A device: anything but this computer's own programs on the loopback interface."""
-    return not is_loopback_peer(client)
+    """A device: anything but this computer's own programs."""
+    return not from_this_computer(client)
 
 
 def this_computer(addr: Address) -> str | None:
@@ -95,6 +95,15 @@ def refusal(host: str, port: int | None) -> str | None:
     return f"{where} is {why}."
 
 
+def _on_open_connection(flow: http.HTTPFlow) -> bool:
+    conn = flow.server_conn
+    return (
+        conn.timestamp_start is not None
+        and conn.address is not None
+        and (flow.request.host, flow.request.port) == tuple(conn.address[:2])
+    )
+
+
 class LocalGuard:
     """Refuses devices' requests to this computer, with a page saying why."""
 
@@ -117,12 +126,12 @@ class LocalGuard:
         error = flow.server_conn.error or ""
         if error.startswith(PREFIX):  # its connection was refused already (server_connect)
             why = error.removeprefix(PREFIX)
-        elif flow.request.authority and isinstance(
+        elif isinstance(
             flow.client_conn.proxy_mode, mode_specs.RegularMode | mode_specs.UpstreamMode
-        ):
+        ) and not _on_open_connection(flow):
             # a proxy request (CONNECT host:port, GET http://host/...): where the proxy will
             # connect next. Requests inside a tunnel, and in WireGuard and transparent modes,
-            # go to their connection's destination, checked when it is opened (server_connect)
+            # go to their connection's destination, checked when it was opened (server_connect)
             why = refusal(flow.request.host, flow.request.port)
         if why:
             flow.metadata[REASON_KEY] = PREFIX + why

@@ -150,6 +150,22 @@ def snapshot_tls_failed(
     )
 
 
+def snapshot_refused(client: connection.Client, server: connection.Server) -> FlowSnapshot:
+    """A device's connection to this computer, refused before it was opened (localguard)."""
+    host, port = server.address[:2] if server.address else ("", 0)
+    return FlowSnapshot(
+        flow_id=f"refused-{client.id}-{server.id}",
+        kind="refused",
+        started_at=client.timestamp_start or 0.0,
+        device=device_key(client, None),
+        scheme="",
+        host=str(host),
+        port=int(port),
+        is_decrypted=False,
+        error=server.error,
+    )
+
+
 def snapshot_tcp(
     flow: tcp.TCPFlow,
     bytes_up: int,
