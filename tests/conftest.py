@@ -107,7 +107,12 @@ def hostmap_args(upstream) -> list[str]:
 
 
 def start_proxy(
-    tmp_path: Path, upstream, *extra: str, scripts=("gazeback_addon",), preexec_fn=None
+    tmp_path: Path,
+    upstream,
+    *extra: str,
+    scripts=("gazeback_addon",),
+    preexec_fn=None,
+    hostmap_last=False,
 ) -> Proxy:
     """A real mitmdump with gazeback, sending every server connection to the local upstream."""
     port = free_port()
@@ -120,12 +125,15 @@ def start_proxy(
         "--set", f"confdir={confdir}",
         "--set", f"ssl_verify_upstream_trusted_ca={upstream.ca_path}",
     ]  # fmt: skip
+    if not hostmap_last:
+        args += hostmap_args(upstream)
     for script in scripts:
         path = ROOT / "addons" / f"{script}.py" if script == "gazeback_addon" else HELPERS / script
         args += ["-s", str(path)]
-    # after gazeback, as `gazeback run -- -s ...` would load it: gazeback sees the names and
-    # addresses clients asked for, the test's stand-in for the internet then answers them
-    args += hostmap_args(upstream)
+    if hostmap_last:
+        # after gazeback, as `gazeback run -- -s ...` loads it: gazeback's SSRF guard sees
+        # the addresses devices asked for, then the stand-in internet answers them
+        args += hostmap_args(upstream)
     args += ["--set", f"gazeback_db={db_path}", *extra]
     proc = subprocess.Popen(
         args, stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=tmp_path,

@@ -279,7 +279,9 @@ def test_wireguard_tunnel_through_mitmdump(tmp_path, upstream):
                     phone.wireguard_port, tmp_path)  # fmt: skip
     with tunnel:
         spec = wireguard.mode_spec(phone.keys_path, phone.wireguard_port, tunnel.host_ip)
-        proxy = start_proxy(tmp_path, upstream, "--mode", "regular", "--mode", spec)
+        proxy = start_proxy(
+            tmp_path, upstream, "--mode", "regular", "--mode", spec, hostmap_last=True
+        )
         try:
             ca = str(proxy.ca)
             curl = ("curl", "-sS", "--max-time", "10", "--noproxy", "*")
