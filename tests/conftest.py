@@ -98,8 +98,21 @@ class Proxy:
             database.close()
 
 
+def hostmap_args(upstream) -> list[str]:
+    return [
+        "-s", str(HELPERS / "hostmap.py"),
+        "--set", f"hostmap_port={upstream.https_port}",
+        "--set", f"hostmap_http_port={upstream.http_port}",
+    ]  # fmt: skip
+
+
 def start_proxy(
-    tmp_path: Path, upstream, *extra: str, scripts=("gazeback_addon",), preexec_fn=None
+    tmp_path: Path,
+    upstream,
+    *extra: str,
+    scripts=("gazeback_addon",),
+    preexec_fn=None,
+    hostmap_last=False,
 ) -> Proxy:
     """A real mitmdump with gazeback, sending every server connection to the local upstream."""
     port = free_port()
@@ -111,13 +124,16 @@ def start_proxy(
         "--listen-host", "127.0.0.1", "--listen-port", str(port),
         "--set", f"confdir={confdir}",
         "--set", f"ssl_verify_upstream_trusted_ca={upstream.ca_path}",
-        "-s", str(HELPERS / "hostmap.py"),
-        "--set", f"hostmap_port={upstream.https_port}",
-        "--set", f"hostmap_http_port={upstream.http_port}",
     ]  # fmt: skip
+    if not hostmap_last:
+        args += hostmap_args(upstream)
     for script in scripts:
         path = ROOT / "addons" / f"{script}.py" if script == "gazeback_addon" else HELPERS / script
         args += ["-s", str(path)]
+    if hostmap_last:
+        # after gazeback, as `gazeback run -- -s ...` loads it: gazeback's SSRF guard sees
+        # the addresses devices asked for, then the stand-in internet answers them
+        args += hostmap_args(upstream)
     args += ["--set", f"gazeback_db={db_path}", *extra]
     proc = subprocess.Popen(
         args, stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=tmp_path,

@@ -24,7 +24,8 @@ def test_hook_names_are_real_mitmproxy_hooks():
 def test_script_file_loads_in_stock_mitmproxy(tmp_path):
     with taddons.context() as tctx:
         script = tctx.script(str(ROOT / "addons" / "gazeback_addon.py"))
-        assert isinstance(script.addons[0], TrailLogger)
+        kinds = [type(a).__name__ for a in script.addons]
+        assert kinds == ["DeviceAuth", "LocalGuard", "TrailLogger"]
 
 
 async def test_records_response_error_and_websocket(tmp_path):

@@ -155,8 +155,8 @@ def test_run_starts_a_wireguard_mode_per_device_and_the_regular_proxy(tmp_path, 
         f"wireguard:{phone.keys_path}@0.0.0.0:51820",
         f"wireguard:{tv.keys_path}@0.0.0.0:51821",
     ]
-    auth = next(a for a in args if a.startswith("proxyauth=@"))
-    assert "phone:" in open(auth.split("@", 1)[1]).read()
+    auth = next(a for a in args if a.startswith("gazeback_proxy_users="))
+    assert "phone:$2b$" in open(auth.split("=", 1)[1]).read()
     assert "WireGuard:  device 'phone' on UDP port 51820" in r.output
     # the dashboard's QR codes now point where devices reach this computer
     db = sqlite_utils.Database(db_path)
@@ -178,15 +178,17 @@ def test_attribution_by_proxy_credential_through_mitmdump(tmp_path, upstream):
     db.close()
     creds = serve.proxy_credentials(db_path, [])
     htpasswd = serve.write_htpasswd(db_path, creds)
-    proxy = start_proxy(tmp_path, upstream, "--set", f"proxyauth=@{htpasswd}")
+    proxy = start_proxy(tmp_path, upstream, "--set", f"gazeback_proxy_users={htpasswd}")
     try:
         for user, host in (("laptop", "api.example.org"), ("phone", "tracker.example")):
             url = f"http://{user}:{creds[user]}@127.0.0.1:{proxy.port}"
             with httpx.Client(proxy=url, verify=str(proxy.ca), timeout=10) as client:
                 assert client.get(f"https://{host}/hello").status_code == 200
-        with httpx.Client(proxy=proxy.url, timeout=10) as nobody:  # no credential: refused
-            assert nobody.get("http://open-proxy.example/").status_code == 407
-        wait_rows(db_path, "select * from requests", 2)
+        with httpx.Client(proxy=proxy.url, timeout=10) as me:  # this computer: no credential
+            assert me.get("http://plain.example/").status_code == 200
+        with httpx.Client(proxy=f"http://phone:wrong@127.0.0.1:{proxy.port}", timeout=10) as bad:
+            assert bad.get("http://wrong.example/").status_code == 407  # a wrong one: refused
+        wait_rows(db_path, "select * from requests", 3)
     finally:
         assert proxy.stop() == 0
     rows = proxy.rows(
@@ -195,9 +197,10 @@ def test_attribution_by_proxy_credential_through_mitmdump(tmp_path, upstream):
     )
     assert rows == [
         {"label": "laptop", "kind": "laptop", "host": "api.example.org"},
+        {"label": "this computer", "kind": "other", "host": "plain.example"},
         {"label": "phone", "kind": "phone", "host": "tracker.example"},
     ]
-    assert proxy.rows("select count(*) as n from devices")[0]["n"] == 2  # no stray rows
+    assert proxy.rows("select count(*) as n from devices")[0]["n"] == 3  # no stray rows
 
 
 def test_decryption_check(db):
@@ -276,7 +279,9 @@ def test_wireguard_tunnel_through_mitmdump(tmp_path, upstream):
                     phone.wireguard_port, tmp_path)  # fmt: skip
     with tunnel:
         spec = wireguard.mode_spec(phone.keys_path, phone.wireguard_port, tunnel.host_ip)
-        proxy = start_proxy(tmp_path, upstream, "--mode", "regular", "--mode", spec)
+        proxy = start_proxy(
+            tmp_path, upstream, "--mode", "regular", "--mode", spec, hostmap_last=True
+        )
         try:
             ca = str(proxy.ca)
             curl = ("curl", "-sS", "--max-time", "10", "--noproxy", "*")
@@ -287,8 +292,8 @@ def test_wireguard_tunnel_through_mitmdump(tmp_path, upstream):
             r3 = tunnel.run(
                 *curl, "--resolve", "pinned.example:443:10.99.0.9", "https://pinned.example/"
             )  # fmt: skip  (no CA: refuses ours)
-            assert tunnel.handshake_done()
-            assert (r1.returncode, r2.returncode) == (0, 0), r1.stderr + r2.stderr
+            assert tunnel.handshake_done(), tunnel.log()
+            assert (r1.returncode, r2.returncode) == (0, 0), r1.stderr + r2.stderr + tunnel.log()
             assert r3.returncode != 0
             wait_rows(db_path, "select * from requests", 3)
         finally:

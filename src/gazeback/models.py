@@ -18,7 +18,9 @@ IdentityId = NewType("IdentityId", int)
 #   tunnel     a connection passed through without decryption (ignored host, pinned host)
 #   dns        a DNS query (imported pcaps, Pi-hole, AdGuard Home, mitmproxy DNS flows)
 #   contact    a contact known only from another tool's log (App Privacy Report), no payload
-RequestKind = Literal["http", "websocket", "error", "tls_failed", "tunnel", "dns", "contact"]
+RequestKind = Literal[
+    "http", "websocket", "error", "tls_failed", "tunnel", "dns", "contact", "refused"
+]
 
 # Longest text we keep in a single column; longer values end with TRUNCATION_MARKER.
 MAX_TEXT = 4096

@@ -1,10 +1,20 @@
-"""Test-only: a real WireGuard client (wireguard-go, userspace) in a network namespace of its
-own, joined to this machine by a veth pair. Nothing leaves the machine: the namespace's
-only routes are the veth /30 and the tunnel, whose peer is the local mitmdump."""
+"""Test-only: a network namespace of its own joined to this machine by a veth pair (a "device
+on the LAN"), optionally with a real WireGuard client (wireguard-go, userspace) in it.
+Nothing leaves the machine: the namespace's only routes are the veth /30 and the tunnel,
+whose peer is the local mitmdump.
+
+Every name is unique per instance (namespace, veth, WireGuard interface and so its UAPI
+socket under /var/run/wireguard, which all namespaces share), and the /30 is one no
+interface of this machine uses, so tests running at the same time, or a wireguard-go
+somebody else runs here, neither collide with nor get reconfigured by ours.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import random
+import secrets
 import shutil
 import subprocess
 import time
@@ -24,61 +34,149 @@ def available() -> str | None:
 
 
 def _sh(*args: str) -> str:
-    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(args, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({out.returncode}): {out.stderr.strip()}")
+    return out.stdout
 
 
-class Tunnel:
-    """``with Tunnel(client_key, server_pub, port) as t: t.run("curl", ...)``"""
+def _used_networks() -> list[ipaddress.IPv4Network]:
+    nets = []
+    for line in _sh("ip", "-o", "-4", "addr", "show").splitlines():
+        fields = line.split()
+        if "inet" in fields:
+            nets.append(ipaddress.ip_interface(fields[fields.index("inet") + 1]).network)
+    return nets
 
-    def __init__(self, client_key: str, server_public_key: str, port: int, tmp: Path) -> None:
-        n = os.getpid() % 200 + 20
-        self.ns = f"gzbt{os.getpid()}"
-        self.host_ip, self.ns_ip = f"10.213.{n}.1", f"10.213.{n}.2"
-        self.client_key, self.server_pub, self.port, self.tmp = (
-            client_key, server_public_key, port, tmp,
-        )  # fmt: skip
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> Tunnel:
-        ns, veth = self.ns, f"gzh{os.getpid() % 100000}"
-        _sh("ip", "netns", "add", ns)
+class Namespace:
+    """``with Namespace() as ns: ns.run("curl", ...)``: a client at ``ns.ns_ip`` that reaches
+    this machine at ``ns.host_ip`` (an address no other program listens on)."""
+
+    def __init__(self) -> None:
+        tag = secrets.token_hex(4)
+        self.ns, self.veth, self.peer = f"gzb-{tag}", f"gzh{tag}", f"gzn{tag}"
+        self.host_ip = self.ns_ip = ""
+
+    def _pick_subnet(self) -> None:
+        used = _used_networks()
+        for _ in range(100):
+            net = ipaddress.ip_network(
+                f"10.213.{random.randrange(256)}.{random.randrange(64) * 4}/30"
+            )
+            if not any(net.overlaps(u) for u in used):
+                hosts = list(net.hosts())
+                self.host_ip, self.ns_ip = str(hosts[0]), str(hosts[1])
+                return
+        raise RuntimeError("no free /30 in 10.213.0.0/16 for a test namespace")
+
+    def exec(self, *cmd: str) -> tuple[str, ...]:
+        return ("ip", "netns", "exec", self.ns, *cmd)
+
+    def __enter__(self) -> Namespace:
+        _sh("ip", "netns", "add", self.ns)
         try:
-            _sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "gzn0", "netns", ns)
-            _sh("ip", "addr", "add", f"{self.host_ip}/30", "dev", veth)
-            _sh("ip", "link", "set", veth, "up")
-            ex = ("ip", "netns", "exec", ns)
-            _sh(*ex, "ip", "addr", "add", f"{self.ns_ip}/30", "dev", "gzn0")
-            _sh(*ex, "ip", "link", "set", "gzn0", "up")
-            _sh(*ex, "ip", "link", "set", "lo", "up")
-            log = open(self.tmp / "wireguard-go.log", "wb")
-            self.proc = subprocess.Popen(
-                [*ex, "wireguard-go", "-f", "wg0"], stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"},
-            )  # fmt: skip
-            for _ in range(100):
-                if subprocess.run([*ex, "ip", "link", "show", "wg0"], capture_output=True).returncode == 0:  # fmt: skip
+            for attempt in range(5):
+                self._pick_subnet()
+                _sh("ip", "link", "add", self.veth, "type", "veth", "peer", "name", self.peer,
+                    "netns", self.ns)  # fmt: skip
+                try:
+                    _sh("ip", "addr", "add", f"{self.host_ip}/30", "dev", self.veth)
                     break
-                time.sleep(0.05)
-            key = self.tmp / "client.key"
-            key.write_text(self.client_key)
-            key.chmod(0o600)
-            _sh(*ex, "wg", "set", "wg0", "private-key", str(key), "peer", self.server_pub,
-                "endpoint", f"{self.host_ip}:{self.port}", "allowed-ips", "0.0.0.0/0")  # fmt: skip
-            _sh(*ex, "ip", "addr", "add", "10.0.0.1/32", "dev", "wg0")
-            _sh(*ex, "ip", "link", "set", "wg0", "up")
-            _sh(*ex, "ip", "route", "add", "default", "dev", "wg0")
+                except RuntimeError:  # taken meanwhile by a test running at the same time
+                    _sh("ip", "link", "del", self.veth)
+                    if attempt == 4:
+                        raise
+            _sh("ip", "link", "set", self.veth, "up")
+            _sh(*self.exec("ip", "addr", "add", f"{self.ns_ip}/30", "dev", self.peer))
+            _sh(*self.exec("ip", "link", "set", self.peer, "up"))
+            _sh(*self.exec("ip", "link", "set", "lo", "up"))
         except BaseException:
             self.__exit__()
             raise
         return self
 
     def run(self, *cmd: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["ip", "netns", "exec", self.ns, *cmd], capture_output=True, text=True, timeout=timeout
+        return subprocess.run(self.exec(*cmd), capture_output=True, text=True, timeout=timeout)
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["ip", "link", "del", self.veth], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+
+
+class Tunnel(Namespace):
+    """``with Tunnel(client_key, server_pub, port, tmp) as t: t.run("curl", ...)``: the
+    namespace's default route goes through wireguard-go to ``host_ip:port``."""
+
+    def __init__(
+        self, client_key: str | None, server_public_key: str | None, port: int | None, tmp: Path
+    ) -> None:
+        super().__init__()
+        self.wg = f"gzw{self.ns[4:]}"  # ≤ 15 characters; its UAPI socket is unique too
+        self.client_key, self.server_pub, self.port = client_key, server_public_key, port
+        self.log_path = tmp / f"wireguard-go-{self.wg}.log"
+        self.key_path = tmp / f"{self.wg}.key"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def log(self) -> str:
+        """wireguard-go's own output, for failure messages."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            text = ""
+        return f"--- wireguard-go log ({self.wg} in {self.ns}) ---\n{text or '(empty)'}"
+
+    def __enter__(self) -> Tunnel:
+        super().__enter__()
+        try:
+            log = open(self.log_path, "wb")
+            self.proc = subprocess.Popen(
+                [*self.exec("wireguard-go", "-f", self.wg)], stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1",
+                     "LOG_LEVEL": "verbose"},
+            )  # fmt: skip
+            for _ in range(200):
+                if self.run("ip", "link", "show", self.wg).returncode == 0:
+                    break
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"wireguard-go exited with {self.proc.returncode}")
+                time.sleep(0.05)
+            else:
+                raise RuntimeError(f"wireguard-go made no interface {self.wg} in 10 s")
+            if self.client_key and self.server_pub and self.port:
+                self.join(
+                    f"[Interface]\nPrivateKey = {self.client_key}\nAddress = 10.0.0.1/32\n"
+                    f"[Peer]\nPublicKey = {self.server_pub}\nAllowedIPs = 0.0.0.0/0\n"
+                    f"Endpoint = {self.host_ip}:{self.port}\n"
+                )
+        except BaseException as e:
+            self.__exit__()
+            if isinstance(e, RuntimeError):
+                raise RuntimeError(f"{e}\n{self.log()}") from e
+            raise
+        return self
+
+    def join(self, config: str) -> None:
+        """Import a WireGuard configuration as the WireGuard app does (the text `gazeback
+        device add` prints, or a seat card's)."""
+        conf = dict(
+            (k.strip(), v.strip())
+            for k, _, v in (line.partition("=") for line in config.splitlines() if "=" in line)
         )
+        try:
+            self.key_path.write_text(conf["PrivateKey"])
+            self.key_path.chmod(0o600)
+            _sh(*self.exec("wg", "set", self.wg, "private-key", str(self.key_path), "peer",
+                conf["PublicKey"], "endpoint", conf["Endpoint"], "allowed-ips",
+                conf["AllowedIPs"]))  # fmt: skip
+            _sh(*self.exec("ip", "addr", "add", conf["Address"], "dev", self.wg))
+            _sh(*self.exec("ip", "link", "set", self.wg, "up"))
+            _sh(*self.exec("ip", "route", "add", "default", "dev", self.wg))
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}\n{self.log()}") from e
 
     def handshake_done(self) -> bool:
-        out = self.run("wg", "show", "wg0", "latest-handshakes").stdout.split()
+        out = self.run("wg", "show", self.wg, "latest-handshakes").stdout.split()
         return len(out) == 2 and out[1] != "0"
 
     def __exit__(self, *exc: object) -> None:
@@ -89,4 +187,4 @@ class Tunnel:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+        super().__exit__()

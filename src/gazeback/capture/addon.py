@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from mitmproxy import connection, ctx, exceptions, http, tcp, tls
-from mitmproxy.proxy import layer, layers
+from mitmproxy.proxy import layer, layers, mode_specs
 from mitmproxy.proxy.layers.tls import parse_client_hello
 
 from gazeback.capture import snapshot as capture
+from gazeback.capture.localguard import PREFIX as REFUSED_PREFIX
+from gazeback.capture.localguard import REASON_KEY as REFUSED
 from gazeback.capture.worker import ProcessWriter
 from gazeback.capture.writer import Writer
 from gazeback.db.localfiles import default_db_path, load_or_create_key, prepare_db_path
@@ -129,14 +131,18 @@ class TrailLogger:
             self._proxy_users[flow.client_conn.id] = str(auth[0])
 
     def http_connect_error(self, flow: http.HTTPFlow) -> None:
-        self._submit(capture.snapshot_http, flow, "error", self._user(flow.client_conn))
+        if _answered_by_proxy(flow):
+            return
+        kind = "refused" if REFUSED in flow.metadata else "error"
+        self._submit(capture.snapshot_http, flow, kind, self._user(flow.client_conn))
 
     def response(self, flow: http.HTTPFlow) -> None:
         if _answered_by_proxy(flow):
             return
         if flow.websocket is None:  # WebSocket handshakes are recorded at websocket_end
             flow.metadata["gazeback_recorded"] = True
-            self._submit(capture.snapshot_http, flow, "http", self._user(flow.client_conn))
+            kind = "refused" if REFUSED in flow.metadata else "http"
+            self._submit(capture.snapshot_http, flow, kind, self._user(flow.client_conn))
 
     def error(self, flow: http.HTTPFlow) -> None:
         if not flow.metadata.get("gazeback_recorded") and flow.websocket is None:
@@ -146,6 +152,16 @@ class TrailLogger:
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         self._submit(capture.snapshot_http, flow, "websocket", self._user(flow.client_conn))
+
+    # -- connections refused by the SSRF guard -----------------------------------------------
+    def server_connect(self, data: Any) -> None:
+        # A refused proxy request becomes an HTTP flow (recorded above); in WireGuard and
+        # transparent modes the connection is closed before any request: record it here.
+        error = data.server.error or ""
+        if error.startswith(REFUSED_PREFIX) and not isinstance(
+            data.client.proxy_mode, mode_specs.RegularMode | mode_specs.UpstreamMode
+        ):
+            self._submit(capture.snapshot_refused, data.client, data.server)
 
     # -- TLS we could not open ----------------------------------------------------------
     def tls_failed_client(self, data: tls.TlsData) -> None:

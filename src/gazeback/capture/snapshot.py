@@ -100,10 +100,16 @@ def snapshot_http(
         is_decrypted=True,
         tls_sni=flow.client_conn.sni,
         server_ip=_server_ip(flow.server_conn),
-        error=flow.error.msg if flow.error else (_proxy_reason(resp) if kind == "error" else None),
+        error=flow.error.msg if flow.error else _reason(flow, kind),
         websocket_messages=len(ws.messages) if ws else None,
         websocket_bytes=sum(len(m.content) for m in ws.messages) if ws else None,
     )
+
+
+def _reason(flow: http.HTTPFlow, kind: str) -> str | None:
+    if kind == "refused":  # a device asked for this computer (capture/localguard.py)
+        return str(flow.metadata.get("gazeback_refused"))
+    return _proxy_reason(flow.response) if kind == "error" else None
 
 
 def _proxy_reason(resp: http.Response | None) -> str | None:
@@ -141,6 +147,22 @@ def snapshot_tls_failed(
         tls_sni=sni,
         server_ip=_server_ip(server),
         error=error,
+    )
+
+
+def snapshot_refused(client: connection.Client, server: connection.Server) -> FlowSnapshot:
+    """A device's connection to this computer, refused before it was opened (localguard)."""
+    host, port = server.address[:2] if server.address else ("", 0)
+    return FlowSnapshot(
+        flow_id=f"refused-{client.id}-{server.id}",
+        kind="refused",
+        started_at=client.timestamp_start or 0.0,
+        device=device_key(client, None),
+        scheme="",
+        host=str(host),
+        port=int(port),
+        is_decrypted=False,
+        error=server.error,
     )
 
 

@@ -100,19 +100,7 @@ def record(
     keep_days: int = 0,
 ) -> None:
     """What `run` does (`workshop` runs it too): proxy and dashboard until Ctrl-C."""
-    db = _open_db(db_path)
-    added = serve.device_modes(db, db_path, wireguard_host, endpoint)
-    db.close()
-    users = list(devices) + [user for user, _ in added]
-    lan = not serve.is_loopback(listen_host)
-    creds = serve.proxy_credentials(db_path, users) if users else {}
-    if lan and not creds:
-        raise click.ClickException(
-            f"refusing to listen on {listen_host} without proxy credentials: anyone on your "
-            "network could use the proxy. Add --device LABEL for each device "
-            "(e.g. --device phone), or keep --listen-host 127.0.0.1."
-        )
-    args = [
+    ours = [
         "--listen-host", listen_host, "--listen-port", str(listen_port),
         "-s", str(Path(__file__).parent.parent / "capture" / "mitmproxy_script.py"),
         "--set", f"gazeback_db={db_path}", "--set", "flow_detail=0",
@@ -121,11 +109,23 @@ def record(
         # connections to --ignore-hosts become flows gazeback can count (undecrypted)
         "--set", "show_ignored_hosts=true",
     ]  # fmt: skip
+    passed = list(mitmproxy_args or [])
+    # before anything is created; without --device and without a database there will be no
+    # credentials, so the regular proxy can be judged now too
+    _check_listeners([*ours, *passed], None if devices or db_path.exists() else {})
+    db = _open_db(db_path)
+    added = serve.device_modes(db, db_path, wireguard_host, endpoint)
+    db.close()
+    users = list(devices) + [user for user, _ in added]
+    creds = serve.proxy_credentials(db_path, users) if users else {}
+    args = list(ours)
     if added:  # one WireGuard server per added device, plus the regular proxy
         args += ["--mode", f"regular@{listen_host}:{listen_port}"]
         args += [arg for _, spec in added for arg in ("--mode", spec)]
-    if creds:
-        args += ["--set", f"proxyauth=@{serve.write_htpasswd(db_path, creds)}"]
+    _check_listeners([*args, *passed], creds)
+    if creds:  # asked only of devices on the network (capture/deviceauth.py), not of
+        # WireGuard peers (their key is their credential) nor of this computer's programs
+        args += ["--set", f"gazeback_proxy_users={serve.write_htpasswd(db_path, creds)}"]
     dashboard = None
     if dashboard_port:
         dashboard = subprocess.Popen(
@@ -138,11 +138,45 @@ def record(
     from mitmproxy.tools.main import mitmdump
 
     try:
-        mitmdump([*args, *(mitmproxy_args or [])])
+        mitmdump([*args, *passed])
     finally:
         if dashboard is not None:
             dashboard.terminate()
             dashboard.wait(10)
+
+
+GATED = ("regular", "upstream")  # asked for proxy credentials beyond loopback (deviceauth.py)
+OFF_NETWORK = ("local", "osproxy", "tun")  # capture this computer's own programs
+
+
+def _check_listeners(args: list[str], creds: dict[str, str] | None) -> None:
+    """Refuse to start any server beyond loopback that would be an open proxy: every mode
+    mitmdump will start with ``args`` (the options after ``--`` included), read as mitmdump
+    reads them. ``creds`` None: not known yet, check everything but the regular proxy."""
+    from gazeback.capture.listening import listeners
+
+    try:
+        found = listeners(args)
+    except ValueError as e:
+        raise click.ClickException(f"mitmproxy does not accept the options after --: {e}") from None
+    for server in found:
+        if server.is_local or server.kind == "wireguard" or server.kind in OFF_NETWORK:
+            continue  # loopback; a WireGuard server admits only the holder of its key
+        if server.kind in GATED:
+            if creds is None or creds:
+                continue
+            raise click.ClickException(
+                f"refusing to listen on {server.host or '0.0.0.0'} without proxy credentials: "
+                "anyone on your network could use the proxy. Add --device LABEL for each "
+                "device (e.g. --device phone), or keep --listen-host 127.0.0.1."
+            )
+        raise click.ClickException(
+            f"refusing to listen on {server.where} ({server.kind} mode {server.spec!r}): anyone "
+            f"on your network could use it, and gazeback asks proxy credentials only of the "
+            f"regular proxy. Keep it on this computer ({server.kind}@127.0.0.1:"
+            f"{server.port or 'PORT'}), or bring devices with `gazeback device add` "
+            "(WireGuard) or --device LABEL."
+        )
 
 
 def _banner(

@@ -37,6 +37,7 @@ from gazeback.devices import workshop as ws
 @click.option("--dashboard-port", default=8001, show_default=True, help="Big screen.")
 @click.option("--proxy-port", default=8080, show_default=True, help="Loopback proxy port.")
 @click.option("--wireguard-host", default="0.0.0.0", show_default=True, help="Seats' WireGuard.")
+@click.argument("mitmproxy_args", nargs=-1, type=click.UNPROCESSED)
 def workshop(
     hours: float,
     seats: int,
@@ -47,6 +48,7 @@ def workshop(
     dashboard_port: int,
     proxy_port: int,
     wireguard_host: str,
+    mitmproxy_args: tuple[str, ...],
 ) -> None:
     """Run a workshop: participants join with their phones by scanning a seat card's QR code,
     the big screen shows the room's totals (companies, personal data, countries) without
@@ -54,7 +56,8 @@ def workshop(
     printable handout, and after --hours (or Ctrl-C) everything is wiped.
 
     Print the seat cards (the file named at start) and give one to each participant: a card
-    holds that seat's keys. Project the big screen from this computer's browser.
+    holds that seat's keys. Project the big screen from this computer's browser. Options
+    after `--` go to mitmproxy unchanged.
 
     Example:
 
@@ -85,7 +88,7 @@ def workshop(
         try:
             record(
                 db_path, "127.0.0.1", proxy_port, dashboard_port or None, [], wireguard_host, host,
-                ["--set", f"confdir={folder / 'mitmproxy'}"],
+                ["--set", f"confdir={folder / 'mitmproxy'}", *mitmproxy_args],
             )  # fmt: skip
         finally:
             timer.cancel()

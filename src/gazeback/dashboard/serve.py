@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import secrets
 import socket
 import sys
@@ -145,19 +144,24 @@ def proxy_credentials(db_path: Path, labels: list[str]) -> dict[str, str]:
 
 
 def write_htpasswd(db_path: Path, creds: dict[str, str]) -> Path:
-    """An htpasswd file for mitmproxy's ``proxyauth=@file`` (hashed, 0600)."""
-    from passlib.apache import HtpasswdFile
+    """An htpasswd file of the devices' proxy users, bcrypt-hashed (0600).
+
+    gazeback's own check reads it (``gazeback_proxy_users``), and so can mitmproxy's
+    ``proxyauth=@file`` (mitmproxy 12 reads bcrypt and ``{SHA}`` only).
+    """
+    import bcrypt
 
     path = db_path.with_name(db_path.name + ".htpasswd")
-    if path.exists():
-        path.unlink()
+    lines = [
+        f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(BCRYPT_ROUNDS)).decode()}\n"
+        for user, password in sorted(creds.items())
+    ]
     private_file(path)
-    ht = HtpasswdFile(str(path), new=True, default_scheme="sha256_crypt")
-    for user, password in creds.items():
-        ht.set_password(user, password)
-    ht.save()
-    os.chmod(path, 0o600)
+    path.write_text("".join(lines))
     return path
+
+
+BCRYPT_ROUNDS = 10  # ~50 ms a check; a device's connection is checked once, then cached
 
 
 def lan_address() -> str:
