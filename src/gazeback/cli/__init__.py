@@ -148,7 +148,9 @@ def record(
 def _banner(
     db_path: Path, host: str, port: int, dashboard_port: int | None, creds: dict[str, str]
 ) -> None:
-    shown = serve.lan_address() if host in ("0.0.0.0", "::") else host
+    shown = (
+        (serve.lan_address() or "this computer's address") if host in ("0.0.0.0", "::") else host
+    )
     click.echo(f"gazeback is recording to {db_path}")
     click.echo(f"  Proxy:      {shown}:{port}  (set this as the HTTP and HTTPS proxy)")
     for user, password in creds.items():
