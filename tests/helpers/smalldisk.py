@@ -20,13 +20,13 @@ CLONE_NEWNS = 0x00020000
 
 
 class SmallDisk:
-    def __init__(self, where: Path, size: str) -> None:
+    def __init__(self, where: Path, size: str, options: str = "") -> None:
         where.mkdir(parents=True, exist_ok=True)
         self.where = where
         self.holder = subprocess.Popen(
             ["unshare", "-m", "--propagation", "private", "sh", "-c",
-             'mount -t tmpfs -o size="$1",mode=0700 tmpfs "$2" && echo mounted && exec sleep 900',
-             "sh", size, str(where)],
+             'mount -t tmpfs -o "size=$1,mode=0700$3" tmpfs "$2" && echo mounted && exec sleep 900',
+             "sh", size, str(where), f",{options}" if options else ""],
             stdout=subprocess.PIPE,
         )  # fmt: skip
         line = self.holder.stdout.readline() if self.holder.stdout else b""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from gazeback.cli.options import db_option, open_existing_db
+from gazeback.cli.options import check_port, db_option, open_existing_db
 from gazeback.cli.options import open_db as _open_db
 from gazeback.dashboard import serve
 from gazeback.db import migrations
@@ -112,6 +112,9 @@ def record(
             "network could use the proxy. Add --device LABEL for each device "
             "(e.g. --device phone), or keep --listen-host 127.0.0.1."
         )
+    if dashboard_port:  # before anything starts: a clash must not leave `run` half-up
+        check_port("127.0.0.1", dashboard_port, "--dashboard-port")
+    check_port(listen_host, listen_port, "--listen-port")
     args = [
         "--listen-host", listen_host, "--listen-port", str(listen_port),
         "-s", str(Path(__file__).parent.parent / "capture" / "mitmproxy_script.py"),
@@ -187,6 +190,7 @@ def dashboard(db_path: Path, host: str, port: int) -> None:
             "127.0.0.1 (the default)."
         )
     open_existing_db(db_path).close()
+    check_port(host, port, "--port")
     click.echo(f"Dashboard: http://{host}:{port}/-/dashboards/trail")
     sys.exit(subprocess.call(serve.dashboard_command(db_path, host, port, password)))
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from gazeback.cli.options import check_port
 from gazeback.cli.options import open_db as _open_db
 from gazeback.dashboard import serve
 from gazeback.db.localfiles import default_db_path
@@ -64,6 +65,10 @@ def workshop(
         host = serve.require_endpoint(endpoint)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
+    check_port(page_host, page_port, "--page-port")
+    if dashboard_port:
+        check_port("127.0.0.1", dashboard_port, "--dashboard-port")
+    check_port("127.0.0.1", proxy_port, "--proxy-port")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     folder = (folder or default_db_path().parent / f"workshop-{stamp}").expanduser()
     try:
