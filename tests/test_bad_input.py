@@ -141,22 +141,11 @@ def test_run_refuses_a_dashboard_port_in_use(tmp_path):
 
 def test_a_big_har_is_streamed_in_bounded_memory(tmp_path):
     har = tmp_path / "big.har"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "har_memory.py"),
-            "--make",
-            har,
-            "--mb",
-            "100",
-            "--entries",
-            "10000",
-        ],
-        check=True,
-    )
+    maker = [sys.executable, str(ROOT / "bench" / "har_memory.py"), "--make", str(har)]
+    subprocess.run([*maker, "--mb", "200", "--entries", "20000"], check=True)
     sys.path.insert(0, str(ROOT / "bench"))
     from har_memory import measure
 
-    peak_mb, _, out = measure(har)
-    assert "10004 requests imported as har" in out, out
-    assert peak_mb < 200, peak_mb  # before: the whole file parsed at once, ~290 MB
+    peak_mb, _, _, out = measure(har)  # the importing process, where the file is parsed
+    assert "20004 requests imported as har" in out, out
+    assert peak_mb < 300, peak_mb  # before: the whole file parsed at once, 514 MB
