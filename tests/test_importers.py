@@ -39,13 +39,24 @@ def test_detect_format(name, fmt):
     assert detect_format((DATA / name).read_bytes()[:4096]) == fmt
 
 
+@pytest.fixture
+def trail(tmp_path):
+    """`gazeback import` adds to a database that exists (it refuses to create one)."""
+    import sqlite_utils
+
+    from gazeback.db import migrations
+
+    migrations.apply(sqlite_utils.Database(tmp_path / "t.db"))
+    return tmp_path / "t.db"
+
+
 def test_guess_format_falls_back_to_the_name():
     assert guess_format(b"hello", "x.har") == "har"
     assert guess_format(b"hello", "x.txt") is None
 
 
 @pytest.mark.parametrize("name,why", REJECTED, ids=[n for n, _ in REJECTED])
-def test_rejected_file_leaves_db_unchanged(tmp_path, name, why):
+def test_rejected_file_leaves_db_unchanged(tmp_path, trail, name, why):
     db_path = tmp_path / "t.db"
     result = CliRunner().invoke(
         import_, [str(db_path), str(DATA / "curl.pcap"), str(DATA / name), "-s"],
@@ -60,7 +71,7 @@ def test_rejected_file_leaves_db_unchanged(tmp_path, name, why):
     assert db["import_problems"].count == 1  # curl.pcap's own unknown DNS type
 
 
-def test_unrecognised_file_is_rejected(tmp_path):
+def test_unrecognised_file_is_rejected(tmp_path, trail):
     junk = tmp_path / "notes.txt"
     junk.write_text("hello")
     result = CliRunner().invoke(import_, [str(tmp_path / "t.db"), str(junk), "-s"])
@@ -68,7 +79,7 @@ def test_unrecognised_file_is_rejected(tmp_path):
     assert "its format is not recognised; name it with --format" in result.stderr
 
 
-def test_second_import_is_a_no_op(tmp_path):
+def test_second_import_is_a_no_op(tmp_path, trail):
     args = [str(tmp_path / "t.db"), str(DATA / "browse.har"), str(DATA / "curl.pcap"), "-s"]
     first = CliRunner().invoke(import_, args, catch_exceptions=False)
     assert first.exit_code == 0
@@ -83,7 +94,7 @@ def test_second_import_is_a_no_op(tmp_path):
     assert (db["captures"].count, db["requests"].count) == (2, 20)
 
 
-def test_device_option_puts_everything_on_one_device(tmp_path):
+def test_device_option_puts_everything_on_one_device(tmp_path, trail):
     args = [str(tmp_path / "t.db"), str(DATA / "querylog.json"), "--device", "phone", "-s"]
     assert CliRunner().invoke(import_, args, catch_exceptions=False).exit_code == 0
     import sqlite_utils
@@ -94,7 +105,7 @@ def test_device_option_puts_everything_on_one_device(tmp_path):
     ]
 
 
-def test_problems_are_summarised(tmp_path):
+def test_problems_are_summarised(tmp_path, trail):
     args = [str(tmp_path / "t.db"), str(DATA / "curl-truncated.pcap"), "-s"]
     result = CliRunner().invoke(import_, args, catch_exceptions=False)
     assert result.exit_code == 0

@@ -1,15 +1,15 @@
 """The one writer thread: takes snapshots off a bounded queue, processes and commits them.
 
 The proxy's hooks only ``submit()`` (a ``put_nowait``); everything slow happens here, off
-the event loop. If the database fails, the batch goes to a spill file (JSONL, 0600) that
-the next start replays; nothing is dropped quietly.
+the event loop. If the database fails, the batch goes to a spill file (JSONL, 0600; see
+``spill``) that the next start replays. If no disk has room for that either, the batch waits
+in a bounded backlog in memory and is retried every few seconds; what overflows it is
+counted and logged as lost. Nothing is dropped quietly.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import queue
 import threading
 import time
@@ -19,9 +19,9 @@ from typing import Any
 
 import sqlite_utils
 
+from gazeback.capture import spill
 from gazeback.db import migrations, store
 from gazeback.db.identities import load_profile, profile_stamp
-from gazeback.db.localfiles import private_file, spill_path
 from gazeback.knowledge.classify import TrackerIndex, load_index
 from gazeback.models import FlowSnapshot, Record
 from gazeback.pipeline import Context, process
@@ -42,6 +42,9 @@ class Stats:
         self.process_errors = 0  # our code failed on a flow; stored with what we had
         self.store_errors = 0
         self.replayed = 0
+        self.spill_skipped = 0  # spill-file lines that were not a recorded request
+        self.backlog = 0  # held in memory now: no disk had room (retried)
+        self.lost = 0  # the memory backlog overflowed or the writer stopped with it full
 
     def as_dict(self) -> dict[str, int]:
         return dict(vars(self))
@@ -104,6 +107,8 @@ class Writer(Intake):
         detect_leaks: bool = True,
         busy_timeout_ms: int = 5000,
         keep_days: int = 0,
+        backlog_max: int = 20_000,
+        retry_interval: float = 2.0,
     ) -> None:
         self.db_path = Path(db_path)
         self.key = key
@@ -129,6 +134,11 @@ class Writer(Intake):
         self._known_trackers: set[str] = set()
         self._last_drop_log = 0.0
         self.pinned: dict[str, float] = {}  # host -> when a client last refused our certificate
+        self.backlog: list[store.Item] = []
+        self.backlog_max = backlog_max
+        self.retry_interval = retry_interval
+        self._next_retry = 0.0
+        self._last_full_log = 0.0
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -205,10 +215,11 @@ class Writer(Intake):
             if time.monotonic() >= deadline:
                 deadline = time.monotonic() + self.interval
                 self._prune(db)
+                self._retry(db)
+        self._retry(db, final=True)
         try:
-            store.end_capture(
-                db, self.capture_id, self.stats.recorded, self.stats.spilled + self.stats.dropped
-            )
+            unsaved = self.stats.spilled + self.stats.dropped + self.stats.lost
+            store.end_capture(db, self.capture_id, self.stats.recorded, unsaved)
         except Exception:
             logger.exception("gazeback: could not close the capture row")
         db.close()
@@ -265,66 +276,93 @@ class Writer(Intake):
         except Exception:
             return store.minimal_item(snap)
 
+    def _save(self, db: sqlite_utils.Database, items: list[store.Item]) -> int:
+        return store.save_items(
+            db,
+            self.capture_id or 0,
+            items,
+            index=self.index,
+            device_cache=self._device_cache,
+            known_trackers=self._known_trackers,
+        )
+
     def _commit(self, db: sqlite_utils.Database, items: list[store.Item]) -> None:
         try:
-            self.stats.recorded += store.save_items(
-                db,
-                self.capture_id or 0,
-                items,
-                index=self.index,
-                device_cache=self._device_cache,
-                known_trackers=self._known_trackers,
-            )
+            self.stats.recorded += self._save(db, items)
         except Exception as e:
             self.stats.store_errors += 1
             self._device_cache.clear()
             self._known_trackers.clear()
-            logger.error(
-                "gazeback: could not write %d requests to %s (%s); kept in %s for the next start",
-                len(items),
-                self.db_path,
-                e,
-                spill_path(self.db_path),
-            )
-            self._spill(items)
+            self._spill_or_keep(items, f"could not write {len(items)} requests to "
+                                f"{self.db_path} ({e})")  # fmt: skip
 
-    def _spill(self, items: list[store.Item]) -> None:
-        path = spill_path(self.db_path)
+    def _spill_or_keep(self, items: list[store.Item], why: str) -> bool:
+        """Spill ``items`` where there is room, else keep them in the memory backlog."""
         try:
-            private_file(path)
-            with open(path, "a", encoding="utf-8") as f:
-                for item in items:
-                    f.write(json.dumps(item, ensure_ascii=False) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            self.stats.spilled += len(items)
-        except OSError:
-            self.stats.dropped += len(items)
+            path = spill.write(self.db_path, items)
+        except OSError as e:
+            self._keep(items, f"{why}; no disk has room for a spill file ({e})")
+            return False
+        self.stats.spilled += len(items)
+        logger.error("gazeback: %s; kept in %s for the next start", why, path)
+        return True
+
+    def _keep(self, items: list[store.Item], why: str) -> None:
+        if items is not self.backlog:
+            self.backlog.extend(items)
+        over = len(self.backlog) - self.backlog_max
+        if over > 0:
+            del self.backlog[:over]  # the oldest go: the newest say most about now
+            self.stats.lost += over
+        self.stats.backlog = len(self.backlog)
+        now = time.monotonic()
+        if over > 0:
             logger.critical(
-                "gazeback: could not write the spill file %s either: %d requests lost",
-                path,
-                len(items),
-            )
+                "gazeback: %s; the memory backlog is full: %d requests LOST so far, %d kept in "
+                "memory and retried every %g s. Free some disk space.",
+                why, self.stats.lost, len(self.backlog), self.retry_interval,
+            )  # fmt: skip
+        elif now - self._last_full_log > 5:
+            self._last_full_log = now
+            logger.critical(
+                "gazeback: %s; %d requests kept in memory and retried every %g s (up to %d, "
+                "then they are lost). Free some disk space.",
+                why, len(self.backlog), self.retry_interval, self.backlog_max,
+            )  # fmt: skip
+
+    def _retry(self, db: sqlite_utils.Database, final: bool = False) -> None:
+        """Store the memory backlog (or spill it) once a disk has room again."""
+        if not self.backlog or (not final and time.monotonic() < self._next_retry):
+            return
+        self._next_retry = time.monotonic() + self.retry_interval
+        kept = len(self.backlog)
+        try:
+            for start in range(0, kept, self.batch_size):
+                self.stats.recorded += self._save(db, self.backlog[start : start + self.batch_size])
+            self.backlog.clear()
+        except Exception as e:
+            self._device_cache.clear()
+            self._known_trackers.clear()
+            if self._spill_or_keep(self.backlog, f"still cannot write to {self.db_path} ({e})"):
+                self.backlog.clear()
+        else:
+            logger.warning("gazeback: stored the %d requests that were kept in memory", kept)
+        self.stats.backlog = len(self.backlog)
+        if final and self.backlog:
+            self.stats.lost += len(self.backlog)
+            logger.critical(
+                "gazeback: stopping with no room on any disk: %d requests LOST (%d in all)",
+                len(self.backlog), self.stats.lost,
+            )  # fmt: skip
+            self.backlog.clear()
+            self.stats.backlog = 0
 
     def _replay_spill(self, db: sqlite_utils.Database) -> None:
-        path = spill_path(self.db_path)
-        if not path.exists():
-            return
-        items = []
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        items.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        # a line cut short by a crash mid-write; the rest still replays
-                        logger.error("gazeback: %s line %d is not valid JSON; skipped", path, n)
-        for start in range(0, len(items), self.batch_size):
-            self.stats.replayed += store.save_items(
-                db,
-                self.capture_id or 0,
-                items[start : start + self.batch_size],
-                index=self.index,
-            )
-        path.unlink()
-        logger.warning("gazeback: replayed %d spilled requests from %s", len(items), path)
+        def save(items: list[store.Item]) -> int:
+            return store.save_items(db, self.capture_id or 0, items, index=self.index)
+
+        for path in spill.spill_files(self.db_path):
+            if path.is_file():
+                stored, skipped = spill.replay(path, save, self.batch_size)
+                self.stats.replayed += stored
+                self.stats.spill_skipped += skipped

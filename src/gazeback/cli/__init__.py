@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from gazeback.cli.options import db_option, open_existing_db
+from gazeback.cli.options import check_port, db_option, open_existing_db
 from gazeback.cli.options import open_db as _open_db
 from gazeback.dashboard import serve
 from gazeback.db import migrations
@@ -100,6 +100,9 @@ def record(
     keep_days: int = 0,
 ) -> None:
     """What `run` does (`workshop` runs it too): proxy and dashboard until Ctrl-C."""
+    if dashboard_port:  # before anything starts: a clash must not leave `run` half-up
+        check_port("127.0.0.1", dashboard_port, "--dashboard-port")
+    check_port(listen_host, listen_port, "--listen-port")
     ours = [
         "--listen-host", listen_host, "--listen-port", str(listen_port),
         "-s", str(Path(__file__).parent.parent / "capture" / "mitmproxy_script.py"),
@@ -182,7 +185,9 @@ def _check_listeners(args: list[str], creds: dict[str, str] | None) -> None:
 def _banner(
     db_path: Path, host: str, port: int, dashboard_port: int | None, creds: dict[str, str]
 ) -> None:
-    shown = serve.lan_address() if host in ("0.0.0.0", "::") else host
+    shown = (
+        (serve.lan_address() or "this computer's address") if host in ("0.0.0.0", "::") else host
+    )
     click.echo(f"gazeback is recording to {db_path}")
     click.echo(f"  Proxy:      {shown}:{port}  (set this as the HTTP and HTTPS proxy)")
     for user, password in creds.items():
@@ -219,6 +224,7 @@ def dashboard(db_path: Path, host: str, port: int) -> None:
             "127.0.0.1 (the default)."
         )
     open_existing_db(db_path).close()
+    check_port(host, port, "--port")
     click.echo(f"Dashboard: http://{host}:{port}/-/dashboards/trail")
     sys.exit(subprocess.call(serve.dashboard_command(db_path, host, port, password)))
 

@@ -51,9 +51,13 @@ def demo(db_path: Path, days: int, seed: int, scale: int, no_serve: bool, port: 
 
         gazeback demo --db /tmp/big.db --scale 1000000 --no-serve
     """
+    from gazeback.cli.options import check_db_file, check_port
     from gazeback.dashboard.demo import generate
 
     db_path = db_path.expanduser()
+    check_db_file(db_path, folder_must_exist=True)
+    if not no_serve:
+        check_port("127.0.0.1", port, "--port")
     started = time.monotonic()
 
     def progress(n: int) -> None:

@@ -52,8 +52,11 @@ def add(
         gazeback device add living-room-tv --kind tv --endpoint 192.168.1.20
     """
     db_path = db_path.expanduser()
+    try:
+        host = serve.require_endpoint(endpoint)
+    except ValueError as e:
+        raise click.ClickException(f"{e} Nothing was added.") from None
     db = _open_db(db_path)
-    host = endpoint or serve.lan_address()
     try:
         setup = devices.add(db, db_path, label, kind, port=port, endpoint_host=host)
     except ValueError as e:
@@ -65,12 +68,6 @@ def add(
         click.echo("Scan this with the WireGuard app (tap +, then 'Scan from QR code'):")
         wireguard.qr_terminal(conf, sys.stdout)
     click.echo(conf + "\n")
-    if host.startswith("<"):
-        click.echo(
-            "Could not find this computer's network address: run `gazeback run --endpoint "
-            "ADDRESS` (e.g. 192.168.1.20) and scan the code on the dashboard's "
-            "'Connect a device' page instead.\n"
-        )
     click.echo(
         f"Or, without WireGuard, set the device's Wi-Fi proxy to {host}:8080 with user "
         f"{setup.proxy_user!r} and password {password!r} (start `gazeback run --listen-host "

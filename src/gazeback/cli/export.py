@@ -113,6 +113,14 @@ def export(
         raise click.ClickException("--preview opens SQLite exports; leave out --format")
     if out.exists():
         raise click.ClickException(f"{out} already exists: choose a new name")
+    folder = out.absolute().parent
+    if not folder.is_dir():
+        raise click.ClickException(f"cannot write {out}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.ClickException(
+            f"cannot write {out}: the folder {folder} is not writable (or is on a read-only "
+            "disk); nothing was written. Choose another folder."
+        )
     db = open_existing_db(db_path)
     allow = Allowlist(load_index())
     secret = owner_canaries(db, db_path)
@@ -129,6 +137,8 @@ def export(
         raise click.ClickException("the export failed verification; nothing was written") from e
     except (ValueError, FileExistsError) as e:
         raise click.ClickException(str(e)) from e
+    except OSError as e:  # the disk filled up, or the folder changed meanwhile
+        raise click.ClickException(f"cannot write {out}: {e}; nothing was written") from e
     for c in checks:
         click.echo(c.line)
     click.echo(f"Wrote {out}" + (f" and {out.name}.md" if fmt == "sqlite" else ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import click
@@ -53,14 +54,20 @@ def import_(
 
         gazeback import trail.db session.har phone.pcapng --device phone
     """
-    from gazeback.cli.options import open_db as _open_db
+    from gazeback.cli.options import open_existing_db
     from gazeback.db.identities import load_profile
     from gazeback.db.localfiles import load_or_create_key
     from gazeback.imports.importers import import_file
     from gazeback.knowledge.classify import load_index
     from gazeback.pipeline import Context
 
-    db = _open_db(db_path)
+    for path in files:  # before anything is opened: a FIFO or a device would never end
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise click.ClickException(
+                f"{path} is not a regular file (a FIFO, a device or a socket): nothing was "
+                "imported. Save the capture to a file and import that."
+            )
+    db = open_existing_db(db_path)
     index = load_index()
     context = Context(load_or_create_key(db_path), index, load_profile(db_path))
     key = DeviceKey(f"user:{device}", device) if device else None

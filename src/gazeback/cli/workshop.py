@@ -10,10 +10,11 @@ from pathlib import Path
 
 import click
 
+from gazeback.cli.options import check_port
 from gazeback.cli.options import open_db as _open_db
 from gazeback.dashboard import serve
 from gazeback.db.localfiles import default_db_path
-from gazeback.db.wipe import remove_folder, wipe
+from gazeback.db.wipe import WorkshopFolder, trail_files, wipe
 from gazeback.devices import workshop as ws
 
 
@@ -24,8 +25,8 @@ from gazeback.devices import workshop as ws
     "--dir",
     "folder",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the workshop's files (default: a new one under gazeback's data folder). "
-    "It is wiped at the end.",
+    help="Folder for the workshop's files (default: a new one under gazeback's data folder): "
+    "a new or empty one. What gazeback creates in it is wiped at the end.",
 )
 @click.option(
     "--endpoint",
@@ -63,20 +64,38 @@ def workshop(
 
         gazeback workshop --hours 2 --seats 15
     """
+    try:
+        host = serve.require_endpoint(endpoint)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    check_port(page_host, page_port, "--page-port")
+    if dashboard_port:
+        check_port("127.0.0.1", dashboard_port, "--dashboard-port")
+    check_port("127.0.0.1", proxy_port, "--proxy-port")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     folder = (folder or default_db_path().parent / f"workshop-{stamp}").expanduser()
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    db_path = folder / "trail.db"
-    host = endpoint or serve.lan_address()
     try:
+        room = WorkshopFolder.claim(folder)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    db_path = folder / "trail.db"
+    try:
+        room.add(db_path)  # noted before it exists: an interrupted start is wiped too
         db = _open_db(db_path)
         ws.add_seats(db, db_path, seats, host)
         cards = db_path.with_name(db_path.name + ".seats.html")
         cards.write_text(ws.seat_cards(db, db_path, host, f"http://{host}:{page_port}"))
         cards.chmod(0o600)
         db.close()
+        room.add(*trail_files(db_path), folder / "mitmproxy")
         pages = ws.PageServer(db_path, page_host, page_port).start()
-        timer = threading.Timer(hours * 3600, os.kill, (os.getpid(), signal.SIGINT))
+        over = threading.Event()
+
+        def end() -> None:
+            over.set()
+            os.kill(os.getpid(), signal.SIGINT)
+
+        timer = threading.Timer(hours * 3600, end)
         timer.daemon = True
         timer.start()
         click.echo(f"Workshop for {seats} participants until wiped in {hours:g} h (or Ctrl-C).")
@@ -90,10 +109,24 @@ def workshop(
                 db_path, "127.0.0.1", proxy_port, dashboard_port or None, [], wireguard_host, host,
                 ["--set", f"confdir={folder / 'mitmproxy'}", *mitmproxy_args],
             )  # fmt: skip
+        except KeyboardInterrupt:
+            if not over.is_set():  # Ctrl-C before the proxy was up: still wiped, below
+                raise
         finally:
             timer.cancel()
             pages.stop()
     finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the wipe
+        room.add(*trail_files(db_path))  # files gazeback made next to the db while running
         wipe(db_path)
-        remove_folder(folder)
-        click.echo(f"Wiped the workshop: {folder} and everything in it are gone.")
+        left = room.wipe()
+        if left:
+            click.echo(
+                f"Wiped the workshop: everything gazeback created in {folder} is gone; "
+                f"{len(left)} file(s) it did not create were left as they were."
+            )
+        elif room.created_folder:
+            click.echo(f"Wiped the workshop: {folder} and everything in it are gone.")
+        else:
+            click.echo(f"Wiped the workshop: everything gazeback created in {folder} is gone.")

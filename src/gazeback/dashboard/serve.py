@@ -164,16 +164,80 @@ def write_htpasswd(db_path: Path, creds: dict[str, str]) -> Path:
 BCRYPT_ROUNDS = 10  # ~50 ms a check; a device's connection is checked once, then cached
 
 
-def lan_address() -> str:
-    """This machine's address as a device on the LAN would use it (best effort, no traffic)."""
+def machine_addresses() -> list[tuple[str, str]]:
+    """(interface, address) for every address this machine has, loopback included.
+
+    Linux: IPv4 from each interface (SIOCGIFADDR), IPv6 from /proc/net/if_inet6. Elsewhere:
+    what the host name resolves to. No traffic is sent.
+    """
+    found: list[tuple[str, str]] = []
     try:
-        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
-            addr = str(info[4][0])
-            if not addr.startswith("127."):
-                return addr
-    except OSError:
+        import fcntl
+        import struct
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _, name in socket.if_nameindex():
+                try:
+                    req = struct.pack("256s", name.encode()[:15])
+                    raw = fcntl.ioctl(s.fileno(), 0x8915, req)  # SIOCGIFADDR
+                except OSError:
+                    continue  # no IPv4 address on this interface
+                found.append((name, socket.inet_ntoa(raw[20:24])))
+    except (ImportError, OSError, AttributeError):
         pass
-    return "<this computer's address>"
+    try:
+        for line in Path("/proc/net/if_inet6").read_text().splitlines():
+            fields = line.split()
+            if len(fields) == 6:
+                packed = bytes.fromhex(fields[0])
+                found.append((fields[5], str(ipaddress.IPv6Address(packed))))
+    except (OSError, ValueError):
+        pass
+    if not found and sys.platform != "linux":
+        try:
+            for info in socket.getaddrinfo(socket.gethostname(), None):
+                found.append(("", str(info[4][0])))
+        except OSError:
+            pass
+    return list(dict.fromkeys(found))
+
+
+def lan_address(addresses: list[tuple[str, str]] | None = None) -> str | None:
+    """This machine's address as a device on the LAN would use it, or None if it has none:
+    the first private IPv4 address (then any other non-loopback, non-link-local IPv4)."""
+    found = machine_addresses() if addresses is None else addresses
+    usable = []
+    for _, addr in found:
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            continue
+        if ip.version == 4 and not (ip.is_loopback or ip.is_link_local or ip.is_unspecified):
+            usable.append(ip)
+    usable.sort(key=lambda ip: not ip.is_private)  # stable: interface order otherwise
+    return str(usable[0]) if usable else None
+
+
+def require_endpoint(endpoint: str | None, addresses: list[tuple[str, str]] | None = None) -> str:
+    """The address devices reach this computer at: ``endpoint``, else the LAN address;
+    ValueError saying how to pass ``--endpoint`` (and which addresses there are) if neither."""
+    if endpoint:
+        return endpoint
+    found = machine_addresses() if addresses is None else addresses
+    host = lan_address(found)
+    if host is not None:
+        return host
+    listed = ", ".join(f"{addr} ({name})" if name else addr for name, addr in found)
+    raise ValueError(
+        "could not find this computer's network address, so a QR code would not work: "
+        "connect to the network the devices use, or give the address they reach this "
+        "computer at with --endpoint ADDRESS (e.g. --endpoint 192.168.1.20). "
+        + (
+            f"Addresses this computer has: {listed}."
+            if found
+            else "This computer has no network address at all."
+        )
+    )
 
 
 def device_modes(
@@ -185,7 +249,8 @@ def device_modes(
     from gazeback.devices import wireguard
 
     found = devices.setups(db, db_path)
-    if found:
-        devices.refresh_onboarding(db, db_path, endpoint or lan_address(), found)
+    host = endpoint or lan_address()
+    if found and host:  # without an address, keep the QR codes devices were given
+        devices.refresh_onboarding(db, db_path, host, found)
     return [(s.proxy_user, wireguard.mode_spec(s.keys_path, s.wireguard_port,
              wireguard_host)) for s in found]  # fmt: skip

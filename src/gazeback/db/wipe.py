@@ -9,10 +9,12 @@ encryption is what protects those, and the README says so.
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import sqlite3
 from pathlib import Path
+
+from gazeback.db.localfiles import private_file
 
 SQLITE_SIDES = ("-wal", "-shm", "-journal")
 CHUNK = 1 << 20
@@ -101,9 +103,92 @@ def wipe(db_path: Path) -> list[Path]:
     return found
 
 
-def remove_folder(folder: Path) -> None:
-    """Shred every file under ``folder`` (a workshop's own folder), then remove it."""
+MANIFEST = ".gazeback-workshop.json"
+
+
+class WorkshopFolder:
+    """A workshop's folder and the manifest (``.gazeback-workshop.json``, 0600) of what
+    gazeback created in it, so that the wipe at the end removes exactly that and nothing a
+    person keeps there.
+
+    ``claim`` refuses a folder that holds files but no manifest: it is someone's folder,
+    not a workshop's. A folder with a manifest is a workshop's (one that ended without
+    wiping, e.g. a power cut): it is reused, and its manifest still says what to wipe.
+    """
+
+    def __init__(self, folder: Path, created_folder: bool, entries: list[str]) -> None:
+        self.folder = folder
+        self.created_folder = created_folder
+        self.entries = entries
+
+    @classmethod
+    def claim(cls, folder: Path) -> WorkshopFolder:
+        manifest = folder / MANIFEST
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{folder} is a file, not a folder")
+        if manifest.is_file():
+            try:
+                data = json.loads(manifest.read_text())
+                found = cls(folder, bool(data["created_folder"]), [str(e) for e in data["entries"]])
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{manifest} is not a gazeback workshop manifest ({e})") from None
+        elif folder.exists():
+            if any(folder.iterdir()):
+                raise ValueError(
+                    f"{folder} is not empty and is not a gazeback workshop folder: the workshop "
+                    "wipes its folder at the end, so give a new or empty folder with --dir"
+                )
+            found = cls(folder, False, [])
+        else:
+            folder.mkdir(mode=0o700, parents=True)
+            found = cls(folder, True, [])
+        found.save()
+        return found
+
+    def save(self) -> None:
+        path = self.folder / MANIFEST
+        private_file(path)
+        data = {"created_folder": self.created_folder, "entries": sorted(set(self.entries))}
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, path)
+
+    def add(self, *paths: Path) -> None:
+        """Note files or folders gazeback created here (they are wiped at the end)."""
+        for path in paths:
+            rel = path.relative_to(self.folder)
+            if rel.parts and str(rel) not in self.entries:
+                self.entries.append(str(rel))
+        self.save()
+
+    def wipe(self) -> list[Path]:
+        """Shred what the manifest lists, then the manifest; remove the folder if gazeback
+        made it and nothing else is left in it. Returns what is left that is not ours."""
+        for name in self.entries:
+            path = self.folder / name
+            if path.is_symlink():
+                path.unlink()
+            elif path.is_dir():
+                _shred_tree(path)
+            elif path.is_file():
+                shred(path)
+        manifest = self.folder / MANIFEST
+        if manifest.exists():
+            shred(manifest)
+        left = sorted(self.folder.iterdir()) if self.folder.is_dir() else []
+        if self.created_folder and not left:
+            self.folder.rmdir()
+        return left
+
+
+def _shred_tree(folder: Path) -> None:
     for inner in sorted(folder.rglob("*"), reverse=True):
         if inner.is_file() and not inner.is_symlink():
             shred(inner)
-    shutil.rmtree(folder, ignore_errors=True)
+        elif inner.is_dir() and not inner.is_symlink():
+            inner.rmdir()
+        else:
+            inner.unlink()
+    folder.rmdir()

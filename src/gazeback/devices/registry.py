@@ -96,6 +96,7 @@ def add(
     if any(label in (s.label, s.proxy_user) for s in setups(db, db_path)):
         raise ValueError(f"a device called {label!r} was already added")
     wg_port = _free_port(db, port)
+    endpoint_host = serve.require_endpoint(endpoint_host)  # before anything is written
     keys_path = wireguard.keys_path(db_path, label)
     if keys_path.exists():  # left over from a removed device: a new device gets new keys
         keys_path.unlink()
@@ -117,7 +118,7 @@ def add(
             }
         )
     setup = find(db, db_path, label)
-    refresh_onboarding(db, db_path, endpoint_host or serve.lan_address(), [setup])
+    refresh_onboarding(db, db_path, endpoint_host, [setup])
     return setup
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import binascii
-import json
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import IO, Any
@@ -29,17 +29,86 @@ def read_har(fp: IO[bytes], src: Source) -> Iterator[Item]:
         yield from parse_har(chunk, src)
 
 
+MAX_JSON_DEPTH = 100  # a HAR entry is about 6 deep; deeper is not a HAR file
+READ_SIZE = 16 << 20
+BIG_BODY = 1 << 20
+BODY_TEXT = "log.entries.item.response.content.text"
+_BASE64 = re.compile(r"[A-Za-z0-9+/\s]*={0,2}\s*")
+
+
 def split_har(fp: IO[bytes], src: Source, size: int) -> Iterator[tuple[int, list[Any]]]:
-    """The file's entries in runs of ``size``: (index of the first, entries), for ``parse_har``."""
+    """The file's entries in runs of ``size``: (index of the first, entries), for ``parse_har``.
+
+    Streamed (ijson): one entry at a time is built, never the whole document, so memory
+    follows the largest entry, not the file; nesting deeper than ``MAX_JSON_DEPTH`` is
+    refused; a response body over ``BIG_BODY`` is checked and dropped as it is read.
+    """
+    import ijson
+
+    run: list[Any] = []
+    start = 0
     try:
-        data = json.loads(fp.read())
-    except ValueError as e:
+        for entry in _har_entries(ijson.basic_parse(fp, buf_size=READ_SIZE, use_float=True)):
+            run.append(entry)
+            if len(run) >= size:
+                yield start, run
+                start, run = start + len(run), []
+    except ijson.JSONError as e:
         raise Rejected(f"not a HAR file: not valid JSON ({e})") from e
-    entries = data.get("log", {}).get("entries") if isinstance(data, dict) else None
-    if not isinstance(entries, list):
+    if run:
+        yield start, run
+
+
+ENTRIES = [["map", "log"], ["map", "entries"], ["array", None]]
+STARTS = {"start_map": "map", "start_array": "array"}
+
+
+def _har_entries(events: Iterator[tuple[str, Any]]) -> Iterator[Any]:
+    """The items of ``log.entries``, from ijson's ``basic_parse`` events (no prefixes: those
+    grow with depth, and would cost memory squared in it)."""
+    import ijson
+
+    stack: list[list[Any]] = []  # [kind, current key] per open container
+    builder: Any = None
+    seen_entries = False
+    for event, value in events:
+        depth = len(stack)
+        if not stack and event != "start_map":
+            raise Rejected("not a HAR file: it is not a JSON object")
+        if (
+            depth == 2
+            and stack == ENTRIES[:2]
+            and event not in ("map_key", "end_map", "start_array")
+        ):
+            raise Rejected("not a HAR file: log.entries is not a list")
+        if event == "map_key":
+            stack[-1][1] = value
+        elif builder is None and depth == 3 and stack == ENTRIES and event != "end_array":
+            builder = ijson.ObjectBuilder()  # an entry begins
+        if event in STARTS:
+            if depth >= MAX_JSON_DEPTH:
+                raise Rejected(f"not a HAR file: JSON nested more than {MAX_JSON_DEPTH} deep")
+            stack.append([STARTS[event], None])
+            if stack == ENTRIES:
+                seen_entries = True
+        elif event in ("end_map", "end_array"):
+            stack.pop()
+        elif (
+            event == "string"
+            and depth == 6
+            and len(value) > BIG_BODY
+            and [k for _, k in stack[3:]] == ["response", "content", "text"]
+        ):
+            # Response bodies are never used, only checked: a big one is dropped here, before
+            # it is copied into the entry, to workers and into mitmproxy's flow.
+            value = "" if _BASE64.fullmatch(value) else "!"  # "!": parse_har reports it
+        if builder is not None:
+            builder.event(event, value)
+            if len(stack) == 3:  # back in the entries list: the entry is whole
+                yield builder.value
+                builder = None
+    if not seen_entries:
         raise Rejected("not a HAR file: it has no log.entries list")
-    for start in range(0, len(entries), size):
-        yield start, entries[start : start + size]
 
 
 def parse_har(chunk: tuple[int, list[Any]], src: Source) -> Iterator[Item]:

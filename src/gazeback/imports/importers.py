@@ -179,7 +179,7 @@ def detect_format(head: bytes) -> str | None:
         first = text.split(b"\n", 1)[0]
         try:
             obj = json.loads(first)
-        except ValueError:
+        except (ValueError, RecursionError):
             return "har"  # a pretty-printed JSON document
         if isinstance(obj, dict):
             if "log" in obj:

@@ -68,7 +68,7 @@ def _json_lines(fp: IO[bytes], what: str) -> Iterator[tuple[int, dict[str, Any] 
             continue
         try:
             obj = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to be a record
             obj = None
         if first and not isinstance(obj, dict):
             raise Rejected(f"not {what}: line {n} is not a JSON object")
