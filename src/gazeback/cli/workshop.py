@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from gazeback.cli.options import open_db as _open_db
+from gazeback.cli.recording import record
 from gazeback.dashboard import serve
 from gazeback.db.localfiles import default_db_path
 from gazeback.db.wipe import remove_folder, wipe
@@ -80,8 +81,6 @@ def workshop(
         click.echo(f"  Seat cards to print: {cards}")
         click.echo(f"  Big screen:  http://127.0.0.1:{dashboard_port}/-/dashboards/workshop")
         click.echo(f"  Participants' own pages: http://{host}:{page_port}/me/<on their card>")
-        from gazeback.cli import record  # the command group imports this module: import it late
-
         try:
             record(
                 db_path, "127.0.0.1", proxy_port, dashboard_port or None, [], wireguard_host, host,

@@ -5,8 +5,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import secrets
-import socket
 import sys
 from importlib import resources
 from pathlib import Path
@@ -15,6 +13,11 @@ from typing import Any
 import yaml
 
 from gazeback.db.localfiles import private_file
+
+# Moved to devices.access (devices must not import the dashboard); kept here for callers.
+from gazeback.devices.access import credentials_path as credentials_path
+from gazeback.devices.access import lan_address as lan_address
+from gazeback.devices.access import proxy_credentials as proxy_credentials
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -127,23 +130,6 @@ def dashboard_command(
     return cmd
 
 
-def credentials_path(db_path: Path) -> Path:
-    return db_path.with_name(db_path.name + ".proxy-users.json")
-
-
-def proxy_credentials(db_path: Path, labels: list[str]) -> dict[str, str]:
-    """Per-device proxy users (label → password), created once and kept next to the db (0600)."""
-    path = credentials_path(db_path)
-    creds: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    for label in labels:
-        if not label.replace("-", "").replace("_", "").isalnum():
-            raise ValueError(f"device label {label!r}: use letters, digits, - and _ only")
-        creds.setdefault(label, secrets.token_urlsafe(12))
-    private_file(path)
-    path.write_text(json.dumps(creds, indent=2, sort_keys=True))
-    return creds
-
-
 def write_htpasswd(db_path: Path, creds: dict[str, str]) -> Path:
     """An htpasswd file for mitmproxy's ``proxyauth=@file`` (hashed, 0600)."""
     from passlib.apache import HtpasswdFile
@@ -158,18 +144,6 @@ def write_htpasswd(db_path: Path, creds: dict[str, str]) -> Path:
     ht.save()
     os.chmod(path, 0o600)
     return path
-
-
-def lan_address() -> str:
-    """This machine's address as a device on the LAN would use it (best effort, no traffic)."""
-    try:
-        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
-            addr = str(info[4][0])
-            if not addr.startswith("127."):
-                return addr
-    except OSError:
-        pass
-    return "<this computer's address>"
 
 
 def device_modes(
