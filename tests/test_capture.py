@@ -1,7 +1,8 @@
 from mitmproxy.test import tflow
 
-from gazeback.capture.snapshot import observe, snapshot_http
+from gazeback.capture.snapshot import snapshot_http
 from gazeback.models import MAX_TEXT, TRUNCATION_MARKER
+from gazeback.pipeline import observe
 
 KEY = b"k" * 32
 

@@ -238,8 +238,9 @@ def test_accuracy_targets(tracker_index: TrackerIndex) -> None:
 def test_local_traffic_is_not_a_tracker(host):
     from mitmproxy.test import tflow
 
-    from gazeback.capture.snapshot import observe, snapshot_http
+    from gazeback.capture.snapshot import snapshot_http
     from gazeback.knowledge.classify import classify, load_index
+    from gazeback.pipeline import observe
 
     f = tflow.tflow(resp=True)
     f.request.url = f"http://{host}:18999/collect?ga=1"

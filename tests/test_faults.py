@@ -94,12 +94,32 @@ def test_disk_full_keeps_traffic_flowing_spills_and_recovers(tmp_path, upstream)
         assert conn.execute("select count(*) from requests").fetchone()[0] == 600
 
 
+def wait_for_capture_row(db_path, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+            try:
+                if conn.execute("select count(*) from captures").fetchone()[0]:
+                    return
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            pass
+        assert time.monotonic() < deadline, f"no capture row in {db_path} after {timeout} s"
+        time.sleep(0.1)
+
+
 def test_dashboard_reads_while_the_proxy_writes(tmp_path, upstream):
     from datasette.app import Datasette
 
     from gazeback.dashboard.serve import dashboard_metadata
 
     proxy = start_proxy(tmp_path, upstream)
+    # The port opens before gazeback's writer has made the schema (the writer process starts in
+    # mitmproxy's `running` hook, slower under load and on mitmproxy 12): this test is about
+    # reads during writes, so it starts once the writer has opened its capture.
+    wait_for_capture_row(proxy.db_path)
     errors: list[str] = []
     done = threading.Event()
     counts: list[int] = []

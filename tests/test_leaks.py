@@ -5,11 +5,15 @@ import json
 import os
 import random
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from urllib.parse import quote
 
+import brotli
 import pytest
+import zstandard
 from leakcorpus import generate, make_observation
 from leakeval import score
 
@@ -148,6 +152,41 @@ def test_structured_body_locations():
         (1, "body.json:$.user.email", "plain>gzip"),
         (4, "body.json:$.ids[0].gaid", "plain>gzip"),
     }
+
+
+@pytest.mark.parametrize(
+    "encoding,compress",
+    [
+        ("gzip", gzip.compress),
+        ("br", lambda raw: brotli.compress(raw)),
+        ("zstd", lambda raw: zstandard.ZstdCompressor().compress(raw)),
+    ],
+)
+def test_compressed_body_leak_is_found_on_the_live_path(encoding, compress):
+    # detect_safe is what the writer thread calls: a body it cannot open must not pass as clean
+    # (mitmproxy 12 stopped bringing zstandard, and a zstd body then read as "no leak")
+    body = compress(json.dumps({"user": {"email": EMAIL}}).encode())
+    obs = make_observation(
+        "t.example",
+        "/v1",
+        headers=[("content-encoding", encoding)],
+        body=body,
+        content_type="application/json",
+    )
+    det = detect_safe(obs, PROFILE, KEY)
+    assert not det.truncated
+    assert [(x.identity_id, x.location, x.transform_chain) for x in det.leaks] == [
+        (1, "body.json:$.user.email", f"plain>{encoding}")
+    ]
+
+
+@pytest.mark.parametrize("module", ["brotli", "zstandard"])
+def test_a_missing_body_decoder_stops_gazeback_loudly(module):
+    # as if the package were not installed: gazeback must not start and skip such bodies quietly
+    code = f"import sys; sys.modules[{module!r}] = None; import gazeback.cli"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode != 0
+    assert f"ModuleNotFoundError: import of {module} halted" in done.stderr
 
 
 def test_form_base64_json_and_jwt_and_cookie():

@@ -1,4 +1,5 @@
-"""mitmproxy flows → FlowSnapshot (cheap, on the event loop) → Observation (redacted, off it).
+"""mitmproxy flows → FlowSnapshot (cheap, on the event loop); ``pipeline.observe`` makes the
+Observation (redacted) from it, off the event loop.
 
 The only core module that imports mitmproxy, and only for flow types.
 """
@@ -6,21 +7,12 @@ The only core module that imports mitmproxy, and only for flow types.
 from __future__ import annotations
 
 import ipaddress
-import json
 from functools import lru_cache
-from urllib.parse import parse_qsl
 
 from mitmproxy import connection, http, tcp
 from mitmproxy.proxy import mode_specs
 
-from gazeback.knowledge.hostnames import normalize_host
-from gazeback.leaks.redact import redact_header, redact_url
-from gazeback.models import MAX_TEXT, TRUNCATION_MARKER, DeviceKey, FlowSnapshot, Observation
-from gazeback.timestamps import iso
-
-MAX_HEADERS = 200  # headers kept per request; the rest are counted in a marker entry
-MAX_HEADER_VALUE = 2048
-MAX_QUERY_PAIRS = 20_000  # decoded pairs handed to leak detection (its budget marks more)
+from gazeback.models import DeviceKey, FlowSnapshot
 
 
 def _client_ip(client: connection.Client) -> str:
@@ -192,83 +184,3 @@ def snapshot_tcp(
         server_ip=_server_ip(server),
         error=reason if not flow.error else f"{reason}; {flow.error.msg}",
     )
-
-
-def clip(text: str, limit: int = MAX_TEXT) -> str:
-    if len(text) <= limit:
-        return text
-    return text[: limit - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
-
-
-def _text(b: bytes) -> str:
-    # backslashreplace keeps non-UTF-8 bytes visible and storable
-    return b.decode("utf-8", "backslashreplace")
-
-
-def observe(snap: FlowSnapshot, key: bytes) -> Observation:
-    """Redact secrets and normalise text; the result is what gazeback may store (plus body)."""
-    redacted: list[str] = []
-    raw_secrets: list[tuple[str, str]] = []
-    headers: list[tuple[str, str]] = []
-    first: dict[str, str] = {}
-    for i, (bname, bvalue) in enumerate(snap.request_headers):
-        name, value = _text(bname), _text(bvalue)
-        lname = name.lower()
-        first.setdefault(lname, value)
-        if i >= MAX_HEADERS:
-            continue
-        redacted_value, was_secret = redact_header(name, value, key)
-        if was_secret:
-            redacted.append(f"header:{lname}")
-            raw_secrets.append((lname, clip(value, MAX_HEADER_VALUE * 4)))
-            value = redacted_value
-        headers.append((name, clip(value, MAX_HEADER_VALUE)))
-    if len(snap.request_headers) > MAX_HEADERS:
-        headers.append(("x-gazeback-truncated", f"{len(snap.request_headers) - MAX_HEADERS} more"))
-    raw_path = path = snap.path or None
-    query: list[tuple[str, str]] = []
-    if path:
-        if "?" in path:
-            qs = path.partition("?")[2]
-            query = parse_qsl(qs, keep_blank_values=True, max_num_fields=None)[:MAX_QUERY_PAIRS]
-        path, places = redact_url(path, key)
-        redacted += places
-    referer = first.get("referer")
-    if referer:
-        referer = redact_url(referer, key)[0]
-    return Observation(
-        flow_id=snap.flow_id,
-        kind=snap.kind,
-        started_at=iso(snap.started_at),
-        device=snap.device,
-        method=snap.method or None,
-        scheme=snap.scheme or None,
-        host=clip(normalize_host(snap.host), 1024),
-        port=snap.port or None,
-        path=clip(path) if path else None,
-        query=tuple(query),
-        request_headers=tuple(headers),
-        request_body=snap.request_body,
-        content_type=first.get("content-type"),
-        user_agent=first.get("user-agent"),
-        referer=referer,
-        origin=first.get("origin"),
-        sec_fetch_site=first.get("sec-fetch-site"),
-        status_code=snap.status_code,
-        request_bytes=snap.request_bytes,
-        response_bytes=snap.response_bytes,
-        duration_ms=round(snap.duration_ms, 3) if snap.duration_ms is not None else None,
-        is_decrypted=snap.is_decrypted,
-        tls_sni=snap.tls_sni,
-        server_ip=snap.server_ip,
-        error=clip(snap.error, 1024) if snap.error else None,
-        websocket_messages=snap.websocket_messages,
-        websocket_bytes=snap.websocket_bytes,
-        redacted_fields=tuple(dict.fromkeys(redacted)),
-        raw_secret_headers=tuple(raw_secrets),
-        raw_path=raw_path if raw_path != path else None,
-    )
-
-
-def headers_json(obs: Observation) -> str:
-    return json.dumps(obs.request_headers, ensure_ascii=False)

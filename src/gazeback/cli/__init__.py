@@ -11,6 +11,7 @@ import click
 
 from gazeback.cli.options import check_port, db_option, open_existing_db
 from gazeback.cli.options import open_db as _open_db
+from gazeback.cli.recording import record
 from gazeback.dashboard import serve
 from gazeback.db import migrations
 
@@ -86,116 +87,6 @@ def run(
         db_path.expanduser(), listen_host, listen_port, None if no_dashboard else dashboard_port,
         list(devices), wireguard_host, endpoint, list(mitmproxy_args), keep_days,
     )  # fmt: skip
-
-
-def record(
-    db_path: Path,
-    listen_host: str,
-    listen_port: int,
-    dashboard_port: int | None,
-    devices: list[str],
-    wireguard_host: str = "0.0.0.0",
-    endpoint: str | None = None,
-    mitmproxy_args: list[str] | None = None,
-    keep_days: int = 0,
-) -> None:
-    """What `run` does (`workshop` runs it too): proxy and dashboard until Ctrl-C."""
-    if dashboard_port:  # before anything starts: a clash must not leave `run` half-up
-        check_port("127.0.0.1", dashboard_port, "--dashboard-port")
-    check_port(listen_host, listen_port, "--listen-port")
-    ours = [
-        "--listen-host", listen_host, "--listen-port", str(listen_port),
-        "-s", str(Path(__file__).parent.parent / "capture" / "mitmproxy_script.py"),
-        "--set", f"gazeback_db={db_path}", "--set", "flow_detail=0",
-        "--set", "termlog_verbosity=warn",
-        "--set", f"gazeback_keep_days={keep_days}",
-        # connections to --ignore-hosts become flows gazeback can count (undecrypted)
-        "--set", "show_ignored_hosts=true",
-    ]  # fmt: skip
-    passed = list(mitmproxy_args or [])
-    # before anything is created; without --device and without a database there will be no
-    # credentials, so the regular proxy can be judged now too
-    _check_listeners([*ours, *passed], None if devices or db_path.exists() else {})
-    db = _open_db(db_path)
-    added = serve.device_modes(db, db_path, wireguard_host, endpoint)
-    db.close()
-    users = list(devices) + [user for user, _ in added]
-    creds = serve.proxy_credentials(db_path, users) if users else {}
-    args = list(ours)
-    if added:  # one WireGuard server per added device, plus the regular proxy
-        args += ["--mode", f"regular@{listen_host}:{listen_port}"]
-        args += [arg for _, spec in added for arg in ("--mode", spec)]
-    _check_listeners([*args, *passed], creds)
-    if creds:  # asked only of devices on the network (capture/deviceauth.py), not of
-        # WireGuard peers (their key is their credential) nor of this computer's programs
-        args += ["--set", f"gazeback_proxy_users={serve.write_htpasswd(db_path, creds)}"]
-    dashboard = None
-    if dashboard_port:
-        dashboard = subprocess.Popen(
-            serve.dashboard_command(db_path, "127.0.0.1", dashboard_port),
-            stdout=subprocess.DEVNULL,
-        )
-    _banner(db_path, listen_host, listen_port, dashboard_port, creds)
-    for user, spec in added:
-        click.echo(f"  WireGuard:  device {user!r} on UDP port {spec.rsplit(':', 1)[1]}")
-    from mitmproxy.tools.main import mitmdump
-
-    try:
-        mitmdump([*args, *passed])
-    finally:
-        if dashboard is not None:
-            dashboard.terminate()
-            dashboard.wait(10)
-
-
-GATED = ("regular", "upstream")  # asked for proxy credentials beyond loopback (deviceauth.py)
-OFF_NETWORK = ("local", "osproxy", "tun")  # capture this computer's own programs
-
-
-def _check_listeners(args: list[str], creds: dict[str, str] | None) -> None:
-    """Refuse to start any server beyond loopback that would be an open proxy: every mode
-    mitmdump will start with ``args`` (the options after ``--`` included), read as mitmdump
-    reads them. ``creds`` None: not known yet, check everything but the regular proxy."""
-    from gazeback.capture.listening import listeners
-
-    try:
-        found = listeners(args)
-    except ValueError as e:
-        raise click.ClickException(f"mitmproxy does not accept the options after --: {e}") from None
-    for server in found:
-        if server.is_local or server.kind == "wireguard" or server.kind in OFF_NETWORK:
-            continue  # loopback; a WireGuard server admits only the holder of its key
-        if server.kind in GATED:
-            if creds is None or creds:
-                continue
-            raise click.ClickException(
-                f"refusing to listen on {server.host or '0.0.0.0'} without proxy credentials: "
-                "anyone on your network could use the proxy. Add --device LABEL for each "
-                "device (e.g. --device phone), or keep --listen-host 127.0.0.1."
-            )
-        raise click.ClickException(
-            f"refusing to listen on {server.where} ({server.kind} mode {server.spec!r}): anyone "
-            f"on your network could use it, and gazeback asks proxy credentials only of the "
-            f"regular proxy. Keep it on this computer ({server.kind}@127.0.0.1:"
-            f"{server.port or 'PORT'}), or bring devices with `gazeback device add` "
-            "(WireGuard) or --device LABEL."
-        )
-
-
-def _banner(
-    db_path: Path, host: str, port: int, dashboard_port: int | None, creds: dict[str, str]
-) -> None:
-    shown = (
-        (serve.lan_address() or "this computer's address") if host in ("0.0.0.0", "::") else host
-    )
-    click.echo(f"gazeback is recording to {db_path}")
-    click.echo(f"  Proxy:      {shown}:{port}  (set this as the HTTP and HTTPS proxy)")
-    for user, password in creds.items():
-        click.echo(f"    device {user!r}: proxy user {user}  password {password}")
-    click.echo("  Certificate: open http://mitm.it through the proxy and follow the steps")
-    if dashboard_port:
-        click.echo(f"  Dashboard:  http://127.0.0.1:{dashboard_port}/-/dashboards/trail")
-    click.echo("Press Ctrl-C to stop.")
 
 
 @cli.command()

@@ -12,6 +12,7 @@ import click
 
 from gazeback.cli.options import check_port
 from gazeback.cli.options import open_db as _open_db
+from gazeback.cli.recording import record
 from gazeback.dashboard import serve
 from gazeback.db.localfiles import default_db_path
 from gazeback.db.wipe import WorkshopFolder, trail_files, wipe
@@ -102,8 +103,6 @@ def workshop(
         click.echo(f"  Seat cards to print: {cards}")
         click.echo(f"  Big screen:  http://127.0.0.1:{dashboard_port}/-/dashboards/workshop")
         click.echo(f"  Participants' own pages: http://{host}:{page_port}/me/<on their card>")
-        from gazeback.cli import record  # the command group imports this module: import it late
-
         try:
             record(
                 db_path, "127.0.0.1", proxy_port, dashboard_port or None, [], wireguard_host, host,

@@ -15,12 +15,11 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from gazeback.capture.snapshot import headers_json
 from gazeback.db.identities import save_batch
 from gazeback.db.knowledge import save_knowledge
 from gazeback.knowledge.classify import TrackerIndex
 from gazeback.leaks.detect import Candidate, Detection
-from gazeback.models import CaptureId, FlowSnapshot, Record
+from gazeback.models import CaptureId, FlowSnapshot, Observation, Record
 from gazeback.timestamps import iso, now_iso
 
 Item = dict[str, Any]
@@ -325,3 +324,7 @@ def prune(db: Database, keep_days: int, now: datetime | None = None) -> int:
                 db.execute("delete from summary_hourly where requests <= 0")
                 db.execute("delete from summary_leaks where leaks <= 0")
     return int(deleted)
+
+
+def headers_json(obs: Observation) -> str:
+    return json.dumps(obs.request_headers, ensure_ascii=False)

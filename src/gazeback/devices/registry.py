@@ -11,8 +11,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from gazeback.dashboard import serve
-from gazeback.devices import wireguard
+from gazeback.devices import access, wireguard
 from gazeback.knowledge.useragents import families
 from gazeback.timestamps import now_iso
 
@@ -96,12 +95,12 @@ def add(
     if any(label in (s.label, s.proxy_user) for s in setups(db, db_path)):
         raise ValueError(f"a device called {label!r} was already added")
     wg_port = _free_port(db, port)
-    endpoint_host = serve.require_endpoint(endpoint_host)  # before anything is written
+    endpoint_host = access.require_endpoint(endpoint_host)  # before anything is written
     keys_path = wireguard.keys_path(db_path, label)
     if keys_path.exists():  # left over from a removed device: a new device gets new keys
         keys_path.unlink()
     wireguard.create_keys(keys_path)
-    serve.proxy_credentials(db_path, [label])
+    access.proxy_credentials(db_path, [label])
     with db.atomic():
         device_id = db.table("devices").lookup(
             {"key": f"user:{label}"}, {"label": label, "kind": kind}
@@ -151,7 +150,7 @@ def remove(db: Database, db_path: Path, label: str) -> Setup:
     db.table("device_setups").delete(setup.device_id)
     if setup.keys_path.exists():
         shred(setup.keys_path)
-    creds_path = serve.credentials_path(db_path)
+    creds_path = access.credentials_path(db_path)
     if creds_path.exists():
         creds = json.loads(creds_path.read_text())
         creds.pop(setup.proxy_user, None)

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import IO, Any
 
 from gazeback.capture.snapshot import snapshot_http, snapshot_tcp
-from gazeback.imports.importers import RCODES, Entry, Item, Problem, Rejected, Source, dns_snapshot
+from gazeback.imports.base import RCODES, Entry, Item, Problem, Rejected, Source, dns_snapshot
 from gazeback.models import FlowSnapshot
 
 # --- HAR ----------------------------------------------------------------------------------

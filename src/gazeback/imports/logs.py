@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import IO, Any
 
-from gazeback.imports.importers import (
+from gazeback.imports.base import (
     Entry,
     Item,
     Problem,

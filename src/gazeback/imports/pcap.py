@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import dpkt
 
-from gazeback.imports.importers import (
+from gazeback.imports.base import (
     PCAP_MAGICS,
     PCAPNG_MAGIC,
     QTYPES,

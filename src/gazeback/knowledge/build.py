@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import zlib
 from collections import defaultdict
 from typing import Any
 
@@ -296,9 +297,13 @@ def owner_of(cid: str, companies: dict[str, dict[str, Any]]) -> str:
 
 
 def serialise(doc: dict[str, Any]) -> bytes:
-    """Deterministic gzip of the JSON document (sorted keys, no timestamp)."""
+    """Deterministic gzip of the JSON document (sorted keys, no timestamp).
+
+    zlib writes the gzip header itself (mtime 0, OS byte of this platform): the same bytes on
+    every Python. ``gzip.compress`` does not: from Python 3.13 its header says OS "unknown".
+    """
     raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return gzip.compress(raw.encode("utf-8"), compresslevel=9, mtime=0)
+    return zlib.compress(raw.encode("utf-8"), 9, wbits=31)  # 31: a gzip wrapper
 
 
 RAW_FILES: dict[str, tuple[str, ...]] = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
 import re
 import struct
@@ -20,6 +21,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 from urllib.parse import parse_qsl, unquote
+
+# Imported here, not when a body needs them: a missing decoder stops gazeback at start instead
+# of leaving every br or zstd body unread (both are declared dependencies).
+import brotli
+import zstandard
 
 MAX_BYTES = 2_000_000
 MAX_LEAVES = 10_000
@@ -321,8 +327,6 @@ class Decoder:
         return None
 
     def unbrotli(self, raw: bytes) -> bytes | None:
-        import brotli
-
         d = brotli.Decompressor()
         parts: list[bytes] = []
         size = 0
@@ -340,10 +344,6 @@ class Decoder:
         return b"".join(parts)[: self.room()]
 
     def unzstd(self, raw: bytes) -> bytes | None:
-        import io
-
-        import zstandard
-
         try:
             reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw))
             out = reader.read(self.room() + 1)

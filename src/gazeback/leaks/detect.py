@@ -493,8 +493,13 @@ def detect(obs: Observation, profile: Profile, key: bytes | None = None) -> Dete
 
 
 def detect_safe(obs: Observation, profile: Profile, key: bytes | None = None) -> Detection:
-    """``detect`` for the writer thread: a bug in a decoder marks the flow instead of raising."""
+    """``detect`` for the writer thread: a bug in a decoder marks the flow instead of raising.
+
+    A missing module is not an odd request but a broken install: it raises, so the writer logs
+    it, instead of every such body being skipped as if it carried nothing."""
     try:
         return detect(obs, profile, key)
+    except ImportError:
+        raise
     except Exception:  # noqa: BLE001 - one odd request must not stop the writer
         return Detection(truncated=True)

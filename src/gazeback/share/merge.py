@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -30,14 +30,12 @@ from gazeback.share.schema import (
     ROLES,
     SCHEMA_VERSION,
     VENDORS,
+    Check,
     count,
     create_table_sql,
     enum,
     key_name_ok,
 )
-
-if TYPE_CHECKING:
-    from gazeback.share.verify import Check
 
 K_DEFAULT = 10
 L0_DEFAULT = 50
@@ -131,8 +129,6 @@ def pool(
 
 def check_threshold(rows: dict[str, list[dict[str, Any]]], meta: dict[str, Any]) -> Check:
     """G4 for a pool: every released value counts ≥ k households (and ≤ all of them)."""
-    from gazeback.share.verify import Check
-
     k, n = meta.get("k"), meta.get("households")
     if not isinstance(k, int) or k < 2 or not isinstance(n, int):
         return Check("G4", False, "pool_meta lacks a k of at least 2 or a household count")

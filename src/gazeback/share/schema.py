@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -374,3 +375,28 @@ def check_bucket(bucket_s: int) -> None:
 
 
 assert set(VARIANTS) <= set(PII_TYPES)
+
+
+# The guarantees a verifier checks (G1-G8) and the result of one check: shared by the
+# verifier and the pool merge (G4 for pools), so that neither imports the other.
+TITLES = {
+    "G1": "no identifier in any byte",
+    "G2": "whitelist schema",
+    "G3": "keyed, fresh pseudonyms",
+    "G4": "allowlists and k-threshold",
+    "G5": "time buckets and cell sizes",
+    "G6": "no first-party browsing per device",
+    "G7": "file hygiene",
+    "G8": "no domain off the allowlist",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    guarantee: str
+    ok: bool
+    reason: str
+
+    @property
+    def line(self) -> str:
+        return f"{self.guarantee} {'pass' if self.ok else 'FAIL'}  {TITLES[self.guarantee]}: {self.reason}"

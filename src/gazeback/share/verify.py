@@ -37,6 +37,7 @@ from gazeback.share.schema import (
     SCHEMA_VERSION,
     SENSITIVE_CLASSES,
     Allowlist,
+    Check,
     count,
     create_table_sql,
     flag,
@@ -46,27 +47,6 @@ from gazeback.share.schema import (
 SQLITE_HEADER = b"SQLite format 3\x00"
 _TOKEN = re.compile(rb"[0-9A-Za-z_-]{12,64}")
 _DECIMAL = re.compile(r"-?\d{1,3}\.\d{2,}")
-TITLES = {
-    "G1": "no identifier in any byte",
-    "G2": "whitelist schema",
-    "G3": "keyed, fresh pseudonyms",
-    "G4": "allowlists and k-threshold",
-    "G5": "time buckets and cell sizes",
-    "G6": "no first-party browsing per device",
-    "G7": "file hygiene",
-    "G8": "no domain off the allowlist",
-}
-
-
-@dataclass(frozen=True)
-class Check:
-    guarantee: str
-    ok: bool
-    reason: str
-
-    @property
-    def line(self) -> str:
-        return f"{self.guarantee} {'pass' if self.ok else 'FAIL'}  {TITLES[self.guarantee]}: {self.reason}"
 
 
 @dataclass
