@@ -11,7 +11,7 @@ import click
 
 from gazeback.cli.options import db_option, open_existing_db
 from gazeback.cli.options import open_db as _open_db
-from gazeback.dashboard import serve
+from gazeback.dashboard import access, serve
 from gazeback.db import migrations
 
 
@@ -98,6 +98,8 @@ def record(
     endpoint: str | None = None,
     mitmproxy_args: list[str] | None = None,
     keep_days: int = 0,
+    dashboard_token: str | None = None,
+    dashboard_path: str = "/-/dashboards/trail",
 ) -> None:
     """What `run` does (`workshop` runs it too): proxy and dashboard until Ctrl-C."""
     db = _open_db(db_path)
@@ -126,13 +128,13 @@ def record(
         args += [arg for _, spec in added for arg in ("--mode", spec)]
     if creds:
         args += ["--set", f"proxyauth=@{serve.write_htpasswd(db_path, creds)}"]
-    dashboard = None
+    dashboard, url = None, None
     if dashboard_port:
-        dashboard = subprocess.Popen(
-            serve.dashboard_command(db_path, "127.0.0.1", dashboard_port),
-            stdout=subprocess.DEVNULL,
-        )
-    _banner(db_path, listen_host, listen_port, dashboard_port, creds)
+        dashboard, url = serve.start_dashboard(
+            db_path, "127.0.0.1", dashboard_port, dashboard_token or access.new_token(),
+            dashboard_path, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    _banner(db_path, listen_host, listen_port, url, creds)
     for user, spec in added:
         click.echo(f"  WireGuard:  device {user!r} on UDP port {spec.rsplit(':', 1)[1]}")
     from mitmproxy.tools.main import mitmdump
@@ -146,7 +148,7 @@ def record(
 
 
 def _banner(
-    db_path: Path, host: str, port: int, dashboard_port: int | None, creds: dict[str, str]
+    db_path: Path, host: str, port: int, dashboard_url: str | None, creds: dict[str, str]
 ) -> None:
     shown = serve.lan_address() if host in ("0.0.0.0", "::") else host
     click.echo(f"gazeback is recording to {db_path}")
@@ -154,8 +156,9 @@ def _banner(
     for user, password in creds.items():
         click.echo(f"    device {user!r}: proxy user {user}  password {password}")
     click.echo("  Certificate: open http://mitm.it through the proxy and follow the steps")
-    if dashboard_port:
-        click.echo(f"  Dashboard:  http://127.0.0.1:{dashboard_port}/-/dashboards/trail")
+    if dashboard_url:
+        click.echo(f"  Dashboard:  {dashboard_url}")
+        click.echo("              (open this address: its key lets only you in)")
     click.echo("Press Ctrl-C to stop.")
 
 
@@ -163,13 +166,24 @@ def _banner(
 @click.argument("db_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8001, show_default=True, help="Port to listen on.")
-def dashboard(db_path: Path, host: str, port: int) -> None:
+@click.option(
+    "--no-token",
+    is_flag=True,
+    help="Let in every request without the key in the address. Any account on this "
+    "computer can then read your trail: only for a computer nobody else uses.",
+)
+def dashboard(db_path: Path, host: str, port: int, no_token: bool) -> None:
     """Serve a database with gazeback's dashboards (Datasette).
 
-    It listens on this computer only. To open it from another device (a projector's
-    laptop, your phone), listen on the network with a password, which is read from the
-    environment variable GAZEBACK_DASHBOARD_PASSWORD (never from the command line, where
-    other users could see it); the browser then asks for it (any user name).
+    It listens on this computer only and prints the address to open: it ends in a key
+    (?token=...) made for this start, so other accounts on this computer cannot read your
+    trail. Your browser keeps the key in a cookie until it closes; to open the dashboard
+    again after that, use the printed address.
+
+    To open it from another device (a projector's laptop, your phone), listen on the
+    network with a password, which is read from the environment variable
+    GAZEBACK_DASHBOARD_PASSWORD (never from the command line, where other users could see
+    it); the browser then asks for it (any user name).
 
     Example:
 
@@ -185,8 +199,14 @@ def dashboard(db_path: Path, host: str, port: int) -> None:
             "127.0.0.1 (the default)."
         )
     open_existing_db(db_path).close()
-    click.echo(f"Dashboard: http://{host}:{port}/-/dashboards/trail")
-    sys.exit(subprocess.call(serve.dashboard_command(db_path, host, port, password)))
+    token = None if no_token else access.new_token()
+    if no_token:
+        click.secho(serve.NO_TOKEN_WARNING, fg="red", bold=True, err=True)
+    click.echo(f"Dashboard: {serve.dashboard_url(host, port, token)}")
+    if token:
+        click.echo("  (open this address: its key lets only you in)")
+    command = serve.dashboard_command(db_path, host, port, password, no_token=no_token)
+    sys.exit(subprocess.call(command, env=serve.dashboard_env(token)))
 
 
 @cli.command()

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from gazeback.cli.options import open_db as _open_db
-from gazeback.dashboard import serve
+from gazeback.dashboard import access, serve
 from gazeback.db.localfiles import default_db_path
 from gazeback.db.wipe import remove_folder, wipe
 from gazeback.devices import workshop as ws
@@ -78,14 +78,19 @@ def workshop(
         timer.start()
         click.echo(f"Workshop for {seats} participants until wiped in {hours:g} h (or Ctrl-C).")
         click.echo(f"  Seat cards to print: {cards}")
-        click.echo(f"  Big screen:  http://127.0.0.1:{dashboard_port}/-/dashboards/workshop")
+        token = access.new_token()
+        big_screen = serve.dashboard_url(
+            "127.0.0.1", dashboard_port, token, "/-/dashboards/workshop"
+        )
+        click.echo(f"  Big screen:  {big_screen}")
         click.echo(f"  Participants' own pages: http://{host}:{page_port}/me/<on their card>")
         from gazeback.cli import record  # the command group imports this module: import it late
 
         try:
             record(
                 db_path, "127.0.0.1", proxy_port, dashboard_port or None, [], wireguard_host, host,
-                ["--set", f"confdir={folder / 'mitmproxy'}"],
+                ["--set", f"confdir={folder / 'mitmproxy'}"], dashboard_token=token,
+                dashboard_path="/-/dashboards/workshop",
             )  # fmt: skip
         finally:
             timer.cancel()
