@@ -95,9 +95,9 @@ def test_disk_full_keeps_traffic_flowing_spills_and_recovers(tmp_path, upstream)
 
 
 def test_dashboard_reads_while_the_proxy_writes(tmp_path, upstream):
-    from datasette.app import Datasette
+    from signin import signed_in
 
-    from gazeback.dashboard.serve import dashboard_metadata
+    from gazeback.dashboard.serve import make_datasette
 
     proxy = start_proxy(tmp_path, upstream)
     errors: list[str] = []
@@ -132,7 +132,7 @@ def test_dashboard_reads_while_the_proxy_writes(tmp_path, upstream):
 
     async def read():
         time.sleep(0.5)
-        ds = Datasette([str(proxy.db_path)], metadata=dashboard_metadata("trail"))
+        ds = await signed_in(make_datasette(proxy.db_path))
         while not done.is_set():
             for path in ("/-/dashboards/trail", "/trail.json?sql=select+count(*)+as+n+from+trail"):
                 r = await ds.client.get(path)
