@@ -9,7 +9,8 @@
 - **Password** (served beyond loopback): HTTP Basic, checked with bcrypt in a worker thread
   (never on the event loop), successful checks cached for a few minutes, and failures
   rate-limited per client address: after ``MAX_FAILURES`` in ``FAILURE_WINDOW`` seconds the
-  address gets 429 with Retry-After, without running bcrypt at all.
+  address gets 429 with Retry-After, without running bcrypt at all; and addresses that
+  already failed share one bcrypt at a time (429, Retry-After: 1 while it is busy).
 """
 
 from __future__ import annotations
@@ -112,8 +113,9 @@ class PasswordGate:
     window: float = FAILURE_WINDOW
     _good: OrderedDict[str, float] = field(default_factory=OrderedDict)
     _failures: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict)
-    # Addresses that already failed take turns for one bcrypt at a time, so a crowd of
-    # guessers cannot fill the worker threads ahead of a person typing the right password.
+    # Addresses that already failed get one bcrypt at a time between them (the others are
+    # told to retry in a second), so a crowd of guessers cannot fill the worker threads and
+    # the CPU ahead of a person typing the right password.
     _suspects: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
     def _key(self, password: str) -> str:
@@ -146,6 +148,8 @@ class PasswordGate:
         if wait:
             return False, wait
         if address in self._failures:
+            if self._suspects.locked():  # another address that already failed is being checked
+                return False, 1
             async with self._suspects:
                 ok = await asyncio.to_thread(check_password, password, self.stored)
         else:
