@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -47,13 +48,16 @@ def start(args, port, tmp_path):
         [sys.executable, "-m", "gazeback", *args], stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path, start_new_session=True,
     )  # fmt: skip
-    seen = ""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")))
+    reader.daemon = True
+    reader.start()  # a command that never prints the address must not hang the test
     deadline = time.monotonic() + 60
-    while "?token=" not in seen and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
+    while "?token=" not in "".join(lines) and time.monotonic() < deadline:
+        if proc.poll() is not None:
             break
-        seen += line
+        time.sleep(0.1)
+    seen = "".join(lines)
     if "?token=" not in seen:
         stop(proc)
         raise AssertionError(f"no address with a token printed:\n{seen}")
