@@ -104,7 +104,8 @@ def _get(conn_box: list[http.client.HTTPConnection | None], port: int, source: s
 
 
 def hammer(port: int, bad: int = 16, seconds: float = 10.0, max_requests: int = 5000,
-           good_every: float = 0.2, timeout: float = 30.0) -> dict[str, object]:  # fmt: skip
+           good_every: float = 0.2, timeout: float = 30.0,
+           good_start: float = 0.5) -> dict[str, object]:  # fmt: skip
     """Run the bad clients and the good one against ``port``; return what they saw."""
     stop = threading.Event()
     bad_status: Counter[int] = Counter()
@@ -131,7 +132,7 @@ def hammer(port: int, bad: int = 16, seconds: float = 10.0, max_requests: int = 
 
     def good_client() -> None:
         box: list[http.client.HTTPConnection | None] = [None]
-        time.sleep(0.5)  # the bad clients are already at it
+        time.sleep(good_start)  # the bad clients are already at it
         while not stop.is_set():
             t = time.perf_counter()
             try:
