@@ -40,11 +40,19 @@ FILTERS = {
 }
 
 
+async def sign_in(ds) -> dict[str, str]:
+    """Open the address with the token, as a person does; keep the cookie it hands back."""
+    r = await ds.client.get(f"/-/dashboards/trail?token={ds.gazeback_token}")
+    if r.status_code != 302:
+        raise SystemExit(f"the dashboard did not take its token: HTTP {r.status_code}")
+    return {"cookie": r.headers["set-cookie"].split(";", 1)[0]}
+
+
 async def timed(ds, path, params=None, runs=3):
     worst = 0.0
     for _ in range(runs):
         t = time.perf_counter()
-        r = await ds.client.get(path, params=params)
+        r = await ds.client.get(path, params=params, headers=ds.cookie)
         worst = max(worst, (time.perf_counter() - t) * 1000)
         if r.status_code != 200:
             raise SystemExit(f"{path} {params}: HTTP {r.status_code}: {r.text[:300]}")
@@ -53,6 +61,7 @@ async def timed(ds, path, params=None, runs=3):
 
 async def run(db_path: Path) -> list[tuple[str, str, float, bool]]:
     ds = serve.make_datasette(db_path, settings={"sql_time_limit_ms": 20000})
+    ds.cookie = await sign_in(ds)
     name = db_path.stem
     meta = serve.dashboard_metadata(name)
     out = []

@@ -11,6 +11,7 @@ import httpx
 import sqlite_utils
 from click.testing import CliRunner
 from conftest import free_port, wait_for_port
+from signin import printed_url
 
 from gazeback.cli import cli
 
@@ -69,13 +70,17 @@ def test_gazeback_run_records_and_serves_the_dashboard(tmp_path):
         password = re.search(r"proxy user laptop  password (\S+)", banner).group(1)
         assert f"127.0.0.1:{proxy_port}" in banner and "mitm.it" in banner
         proxy = f"http://laptop:{password}@127.0.0.1:{proxy_port}"
+        url = printed_url(banner)  # the dashboard's address, with this start's token
+        assert url.startswith(f"http://127.0.0.1:{dash_port}/-/dashboards/trail?token=")
+        key = {"Authorization": f"Bearer {url.rsplit('=', 1)[1]}"}
         # The dashboard itself, fetched through the proxy: one recorded request.
-        r = httpx.get(f"http://127.0.0.1:{dash_port}/-/dashboards/trail", proxy=proxy, timeout=20)
+        r = httpx.get(url.split("?")[0], headers=key, proxy=proxy, timeout=20)
         assert r.status_code == 200 and "Your digital trail" in r.text
         time.sleep(1.5)
         q = httpx.get(
             f"http://127.0.0.1:{dash_port}/trail.json",
             params={"sql": "select device, host from trail", "_shape": "array"},
+            headers=key,
         ).json()
         assert q == [{"device": "laptop", "host": "127.0.0.1"}]
     finally:

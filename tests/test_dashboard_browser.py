@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 import sqlite_utils
 from conftest import free_port
 
-from gazeback.dashboard import demo, serve
+from gazeback.dashboard import access, demo, serve
 from gazeback.db import migrations
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -46,24 +47,33 @@ def shots(tmp_path_factory):
 
 
 def start_server(db_path):
+    """Start the dashboard as `gazeback dashboard` does; return it and the printed address's
+    base and token (the browser opens ``base + path + ?token=`` the first time)."""
     port = free_port()
-    proc = subprocess.Popen(
-        serve.dashboard_command(db_path, "127.0.0.1", port),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    token = access.new_token()
+    proc, url = serve.start_dashboard(
+        db_path, "127.0.0.1", port, token, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
+    assert url.endswith(f"?token={token}")
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"{base}/-/versions.json", timeout=1).read()
-            return proc, base
+            raise AssertionError("the dashboard answered without its token")
+        except urllib.error.HTTPError as e:
+            assert e.code == 401
+            return proc, base, token
         except OSError:
             if proc.poll() is not None:
                 raise RuntimeError(proc.stderr.read().decode()) from None
             time.sleep(0.2)
     proc.kill()
     raise RuntimeError("datasette did not start")
+
+
+def with_token(url, token):
+    return url + ("&" if "?" in url else "?") + f"token={token}"
 
 
 @pytest.fixture(scope="module")
@@ -119,14 +129,17 @@ def settled(page, slugs):
 def served_demo(tmp_path_factory):
     path = tmp_path_factory.mktemp("browser") / "trail.db"
     demo.generate(path, scale=2000, seed=4, end=datetime(2026, 11, 27, tzinfo=UTC))
-    proc, base = start_server(path)
-    yield base
+    proc, base, token = start_server(path)
+    yield base, token
     proc.terminate()
     proc.wait(10)
 
 
 def test_trail_dashboard_renders_offline(browser, served_demo, shots):
-    errors, outside, page = visit(browser, f"{served_demo}/-/dashboards/trail", shots / "trail.png")
+    base, token = served_demo
+    url = with_token(f"{base}/-/dashboards/trail", token)
+    errors, outside, page = visit(browser, url, shots / "trail.png")
+    assert page.url == f"{base}/-/dashboards/trail"  # the token does not stay in the address
     meta = serve.dashboard_metadata("trail")["plugins"]["datasette-dashboards"]["trail"]
     charts = [s for s, c in meta["charts"].items() if c["library"] != "markdown"]
     page.wait_for_function(
@@ -142,8 +155,10 @@ def test_trail_dashboard_renders_offline(browser, served_demo, shots):
 
 
 def test_company_page_renders_offline(browser, served_demo, shots):
-    url = f"{served_demo}/-/dashboards/company?company=Meta+Platforms%2C+Inc."
-    errors, outside, page = visit(browser, url, shots / "company.png")
+    base, token = served_demo
+    url = f"{base}/-/dashboards/company?company=Meta+Platforms%2C+Inc."
+    errors, outside, page = visit(browser, with_token(url, token), shots / "company.png")
+    assert page.url == url
     meta = serve.dashboard_metadata("trail")["plugins"]["datasette-dashboards"]["company"]
     page.wait_for_function(
         "n => document.querySelectorAll('[data-rendered=true]').length >= n",
@@ -164,12 +179,33 @@ def test_empty_database_shows_how_to_start(browser, tmp_path, shots):
     db = sqlite_utils.Database(path)
     migrations.apply(db)
     db.close()
-    proc, base = start_server(path)
+    proc, base, token = start_server(path)
     try:
-        errors, outside, page = visit(browser, f"{base}/-/dashboards/trail", shots / "empty.png")
+        url = with_token(f"{base}/-/dashboards/trail", token)
+        errors, outside, page = visit(browser, url, shots / "empty.png")
         page.wait_for_selector("#gazeback-empty", state="visible")
         assert page.locator(".dashboard-grid").is_hidden()
         assert errors == [] and outside == []
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_token_becomes_a_private_cookie_and_leaves_the_address(browser, served_demo, shots):
+    base, token = served_demo
+    errors, outside, page = visit(browser, with_token(f"{base}/trail", token), shots / "db.png")
+    assert page.url == f"{base}/trail" and "requests" in page.content()
+    port = base.rsplit(":", 1)[1]
+    (cookie,) = [c for c in browser.cookies() if c["name"] == f"gazeback_{port}"]
+    assert cookie["value"] == token and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert cookie["path"] == "/"
+    history = page.evaluate("() => history.length")
+    page.goto(f"{base}/-/dashboards/trail", wait_until="networkidle")  # cookie: in, no token
+    assert "tracking companies" in page.content()
+    assert history >= 1 and token not in page.evaluate("() => document.cookie + location.href")
+    browser.clear_cookies()  # a browser that never had the address
+    page = browser.new_page()
+    response = page.goto(f"{base}/-/dashboards/trail")
+    assert response.status == 401 and "needs its key" in page.content()
+    page.screenshot(path=str(shots / "no-token.png"))
+    assert errors == [] and outside == []

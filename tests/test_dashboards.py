@@ -10,6 +10,7 @@ import sqlite_utils
 import yaml
 from click.testing import CliRunner
 from datasette_dashboards import replace_opts_in_query
+from signin import signed_in
 
 from gazeback.cli.demo import demo as demo_command
 from gazeback.dashboard import demo, serve
@@ -72,7 +73,7 @@ def test_nothing_is_loaded_from_the_internet():
 
 
 async def test_every_dashboard_page(demo_db):
-    ds = serve.make_datasette(demo_db)
+    ds = await signed_in(serve.make_datasette(demo_db))
     expected = {
         "trail": [
             "Your digital trail",
@@ -95,7 +96,7 @@ async def test_every_dashboard_page(demo_db):
 
 
 async def test_every_chart_page(demo_db):
-    ds = serve.make_datasette(demo_db)
+    ds = await signed_in(serve.make_datasette(demo_db))
     for slug, board in boards(serve.dashboard_metadata("trail")).items():
         for chart in board["charts"]:
             r = await ds.client.get(f"/-/dashboards/{slug}/{chart}")
@@ -111,7 +112,7 @@ async def chart_rows(ds, db_name, chart, opts):
 
 @pytest.mark.parametrize("with_filters", [False, True])
 async def test_every_chart_query(demo_db, with_filters):
-    ds = serve.make_datasette(demo_db)
+    ds = await signed_in(serve.make_datasette(demo_db))
     for slug, board in boards(serve.dashboard_metadata("trail")).items():
         opts = {k: v for k, v in FILTERS.items() if with_filters and k in board["filters"]}
         for name, chart in board["charts"].items():
@@ -121,7 +122,7 @@ async def test_every_chart_query(demo_db, with_filters):
 
 
 async def test_charts_say_what_they_should(demo_db):
-    ds = serve.make_datasette(demo_db)
+    ds = await signed_in(serve.make_datasette(demo_db))
     meta = serve.dashboard_metadata("trail")
     trail, company = boards(meta)["trail"]["charts"], boards(meta)["company"]["charts"]
     text = json.dumps(await chart_rows(ds, "trail", trail["headline"], {}))
@@ -147,7 +148,7 @@ async def test_charts_say_what_they_should(demo_db):
 
 async def test_every_link_leads_somewhere(demo_db):
     """Numbers link to Datasette tables and other dashboards; all of them answer 200."""
-    ds = serve.make_datasette(demo_db)
+    ds = await signed_in(serve.make_datasette(demo_db))
     links = set()
     for board in boards(serve.dashboard_metadata("trail")).values():
         opts = {k: v for k, v in FILTERS.items() if k in board["filters"]}
@@ -163,7 +164,7 @@ async def test_every_link_leads_somewhere(demo_db):
 
 
 async def test_canned_queries(demo_db):
-    ds = serve.make_datasette(demo_db)
+    ds = await signed_in(serve.make_datasette(demo_db))
     r = await ds.client.get("/trail/company_requests.json", params={"company_id": "google"})
     assert r.status_code == 200 and r.json()["rows"]
     r = await ds.client.get("/trail/host_requests.json", params={"host": "graph.facebook.com"})
@@ -173,7 +174,7 @@ async def test_canned_queries(demo_db):
 
 
 async def test_static_files_are_served_locally(demo_db):
-    ds = serve.make_datasette(demo_db)
+    ds = await signed_in(serve.make_datasette(demo_db))
     world = await ds.client.get("/gazeback-static/world-110m.json")
     assert world.status_code == 200
     iso2 = {g["properties"]["iso2"] for g in world.json()["objects"]["countries"]["geometries"]}
@@ -182,7 +183,7 @@ async def test_static_files_are_served_locally(demo_db):
 
 
 async def test_empty_database_gets_the_friendly_page(empty_db):
-    ds = serve.make_datasette(empty_db)
+    ds = await signed_in(serve.make_datasette(empty_db))
     r = await ds.client.get("/-/dashboards/trail")
     assert r.status_code == 200
     assert "No traffic yet" in r.text and "gazeback run" in r.text and "gazeback demo" in r.text
@@ -196,7 +197,7 @@ async def test_other_database_names_get_the_same_dashboard(tmp_path, demo_db):
     other = tmp_path / "phone.db"
     other.write_bytes(demo_db.read_bytes())
     meta = serve.dashboard_metadata("phone")
-    ds = serve.make_datasette(other)
+    ds = await signed_in(serve.make_datasette(other))
     assert (await ds.client.get("/-/dashboards/trail")).status_code == 200
     charts = boards(meta)["trail"]["charts"]
     assert {c["db"] for c in charts.values() if "db" in c} == {"phone"}

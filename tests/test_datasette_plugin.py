@@ -5,8 +5,10 @@ import base64
 
 import pytest
 import sqlite_utils
+from signin import signed_in
 
-from gazeback.dashboard.plugin import check_password, hash_password, host_allowed
+from gazeback.dashboard.access import check_password, hash_password, local_location
+from gazeback.dashboard.plugin import host_allowed
 from gazeback.dashboard.serve import make_datasette
 from gazeback.db import migrations
 
@@ -31,11 +33,22 @@ def test_host_allowed(host, ok):
 def test_password_hash_round_trip():
     stored = hash_password("correct horse")
     assert "correct horse" not in stored
+    assert stored.startswith("$2b$")  # bcrypt
     assert check_password("correct horse", stored) and not check_password("wrong", stored)
+    assert not check_password("x", "pbkdf2_sha256$1$00$00") and not check_password("a\0b", stored)
+
+
+@pytest.mark.parametrize(
+    "path,query,expected",
+    [("/-/dashboards/trail", "", "/-/dashboards/trail"), ("/trail", "a=1", "/trail?a=1"),
+     ("//evil.example/x", "", "/evil.example/x"), ("/\\evil.example", "", "/evil.example")],
+)  # fmt: skip
+def test_the_redirect_after_the_token_stays_on_this_server(path, query, expected):
+    assert local_location(path, query) == expected
 
 
 async def test_every_page_has_security_headers(trail):
-    ds = make_datasette(trail)
+    ds = await signed_in(make_datasette(trail))
     for path in ("/", "/-/dashboards/trail", "/trail/requests", "/trail.json?sql=select+1"):
         r = await ds.client.get(path)
         assert r.status_code == 200, path
@@ -53,7 +66,7 @@ async def test_a_rebinding_web_page_cannot_read_the_trail(trail):
 
 
 async def test_database_is_read_only_and_not_downloadable(trail):
-    ds = make_datasette(trail)
+    ds = await signed_in(make_datasette(trail))
     assert (await ds.client.get("/trail.db")).status_code == 403
     r = await ds.client.get("/trail.json", params={"sql": "delete from requests"})
     assert r.status_code == 400 or "error" in r.text.lower()
@@ -91,7 +104,7 @@ def test_canned_queries_are_parameterized():
 
 async def test_posts_without_the_csrf_token_are_refused(trail):
     # A malicious page can make your browser POST to localhost, with your cookies.
-    ds = make_datasette(trail)
+    ds = await signed_in(make_datasette(trail))
     for path in ("/-/logout", "/trail"):
-        r = await ds.client.post(path, data={"sql": "delete from requests"}, cookies={"x": "y"})
+        r = await ds.client.post(path, data={"sql": "delete from requests"})
         assert r.status_code == 403 and "did not match" in r.text

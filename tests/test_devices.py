@@ -2,6 +2,7 @@
 listen port and by proxy credential through a real mitmdump, the decryption check."""
 
 import json
+import re
 import time
 from datetime import UTC, datetime
 
@@ -11,12 +12,14 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner
 from conftest import start_proxy
+from signin import signed_in
 
 from gazeback import cli as cli_module
 from gazeback.cli import cli as main_cli
 from gazeback.cli.devices import device, devices_, status, wipe
 from gazeback.dashboard import serve
 from gazeback.db import migrations
+from gazeback.db.localfiles import onboarding_path
 from gazeback.devices import decryption, wireguard
 from gazeback.devices import registry as devices
 
@@ -99,16 +102,20 @@ def test_device_add_list_remove(tmp_path):
     rows = list(
         db.query(
             "select d.key, d.label, d.kind, s.wireguard_port, s.onboarding_endpoint, "
-            "s.onboarding_qr_svg like '<svg%' as has_qr "
-            "from device_setups s join devices d on d.id = s.device_id order by 4"
+            "s.device_id from device_setups s join devices d on d.id = s.device_id order by 4"
         )
     )
     assert rows == [
         {"key": "user:phone", "label": "phone", "kind": "phone", "wireguard_port": 51820,
-         "onboarding_endpoint": "192.168.1.20:51820", "has_qr": 1},
+         "onboarding_endpoint": "192.168.1.20:51820", "device_id": rows[0]["device_id"]},
         {"key": "user:tv", "label": "tv", "kind": "tv", "wireguard_port": 51821,
-         "onboarding_endpoint": "192.168.1.20:51821", "has_qr": 1},
+         "onboarding_endpoint": "192.168.1.20:51821", "device_id": rows[1]["device_id"]},
     ]  # fmt: skip
+    qr = devices.qr_codes(db_path)  # beside the database, owner-only
+    assert set(qr) == {str(r["device_id"]) for r in rows} and qr[
+        str(rows[0]["device_id"])
+    ].startswith("<svg")
+    assert onboarding_path(db_path).stat().st_mode & 0o777 == 0o600
     creds = json.loads(serve.credentials_path(db_path).read_text())
     assert set(creds) == {"phone", "tv"}
     assert serve.credentials_path(db_path).stat().st_mode & 0o777 == 0o600
@@ -119,6 +126,7 @@ def test_device_add_list_remove(tmp_path):
     assert r.exit_code == 0, r.output
     assert not wireguard.keys_path(db_path, "tv").exists()
     assert set(json.loads(serve.credentials_path(db_path).read_text())) == {"phone"}
+    assert set(devices.qr_codes(db_path)) == {str(rows[0]["device_id"])}
     assert [s.label for s in devices.setups(db, db_path)] == ["phone"]
     assert run(cli, ["device", "remove", "tv", "--db", str(db_path)]).exit_code == 1
     # the port is free again
@@ -324,7 +332,7 @@ async def test_connect_a_device_page(tmp_path):
     db, db_path = fresh(tmp_path)
     devices.add(db, db_path, "phone", endpoint_host="192.168.1.20")
     db.close()
-    ds = serve.make_datasette(db_path)
+    ds = await signed_in(serve.make_datasette(db_path))
     page = await ds.client.get("/-/dashboards/connect")
     assert page.status_code == 200 and "Connect a device" in page.text
     for system in ("Android", "iOS", "macOS", "Windows", "Linux", "http://mitm.it"):
@@ -334,4 +342,9 @@ async def test_connect_a_device_page(tmp_path):
         "/trail.json", params={"sql": board["charts"]["qr"]["query"], "_shape": "array"}
     )
     row = r.json()[0]
-    assert row["Scan this"].startswith("<svg") and "192.168.1.20:51820" in row["How it connects"]
+    assert "192.168.1.20:51820" in row["How it connects"]
+    src = re.search(r'<img src="([^"]+)"', row["Scan this"]).group(1)
+    qr = await ds.client.get(src)  # the page's image, fetched as the browser does
+    assert qr.status_code == 200 and qr.text.startswith("<svg")
+    assert qr.headers["content-type"].startswith("image/svg+xml")
+    assert (await ds.client.get(src, headers={"cookie": ""})).status_code == 401

@@ -224,7 +224,7 @@ def test_pseudonym_is_keyed_and_not_a_plain_hash():
 
 
 def test_preview_listens_on_loopback_only(tmp_path):
-    cmd = preview_command(tmp_path / "share.db", 8123)
+    cmd = preview_command(tmp_path / "share.db", 8123, tmp_path / "m.json")
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and "-i" in cmd
 
 

@@ -111,9 +111,9 @@ def wait_for_capture_row(db_path, timeout=60.0):
 
 
 def test_dashboard_reads_while_the_proxy_writes(tmp_path, upstream):
-    from datasette.app import Datasette
+    from signin import signed_in
 
-    from gazeback.dashboard.serve import dashboard_metadata
+    from gazeback.dashboard.serve import make_datasette
 
     proxy = start_proxy(tmp_path, upstream)
     # The port opens before gazeback's writer has made the schema (the writer process starts in
@@ -152,7 +152,7 @@ def test_dashboard_reads_while_the_proxy_writes(tmp_path, upstream):
 
     async def read():
         time.sleep(0.5)
-        ds = Datasette([str(proxy.db_path)], metadata=dashboard_metadata("trail"))
+        ds = await signed_in(make_datasette(proxy.db_path))
         while not done.is_set():
             for path in ("/-/dashboards/trail", "/trail.json?sql=select+count(*)+as+n+from+trail"):
                 r = await ds.client.get(path)

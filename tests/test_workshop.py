@@ -9,6 +9,7 @@ import httpx
 import pytest
 import sqlite_utils
 from conftest import ROOT, free_port
+from signin import signed_in
 
 from gazeback.dashboard import serve
 from gazeback.db import migrations
@@ -119,7 +120,7 @@ def test_the_room_sees_shared_totals_and_opted_in_details(room):
 
 async def test_big_screen_dashboard_shows_no_ones_details(room):
     db_path, _ = room
-    ds = serve.make_datasette(db_path)
+    ds = await signed_in(serve.make_datasette(db_path))
     board = serve.dashboard_metadata("trail")["plugins"]["datasette-dashboards"]["workshop"]
     r = await ds.client.get("/-/dashboards/workshop")
     assert r.status_code == 200

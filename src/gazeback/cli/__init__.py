@@ -12,7 +12,7 @@ import click
 from gazeback.cli.options import check_port, db_option, open_existing_db
 from gazeback.cli.options import open_db as _open_db
 from gazeback.cli.recording import record
-from gazeback.dashboard import serve
+from gazeback.dashboard import access, serve
 from gazeback.db import migrations
 
 
@@ -93,13 +93,24 @@ def run(
 @click.argument("db_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8001, show_default=True, help="Port to listen on.")
-def dashboard(db_path: Path, host: str, port: int) -> None:
+@click.option(
+    "--no-token",
+    is_flag=True,
+    help="Let in every request without the key in the address. Any account on this "
+    "computer can then read your trail: only for a computer nobody else uses.",
+)
+def dashboard(db_path: Path, host: str, port: int, no_token: bool) -> None:
     """Serve a database with gazeback's dashboards (Datasette).
 
-    It listens on this computer only. To open it from another device (a projector's
-    laptop, your phone), listen on the network with a password, which is read from the
-    environment variable GAZEBACK_DASHBOARD_PASSWORD (never from the command line, where
-    other users could see it); the browser then asks for it (any user name).
+    It listens on this computer only and prints the address to open: it ends in a key
+    (?token=...) made for this start, so other accounts on this computer cannot read your
+    trail. Your browser keeps the key in a cookie until it closes; to open the dashboard
+    again after that, use the printed address.
+
+    To open it from another device (a projector's laptop, your phone), listen on the
+    network with a password, which is read from the environment variable
+    GAZEBACK_DASHBOARD_PASSWORD (never from the command line, where other users could see
+    it); the browser then asks for it (any user name).
 
     Example:
 
@@ -116,8 +127,14 @@ def dashboard(db_path: Path, host: str, port: int) -> None:
         )
     open_existing_db(db_path).close()
     check_port(host, port, "--port")
-    click.echo(f"Dashboard: http://{host}:{port}/-/dashboards/trail")
-    sys.exit(subprocess.call(serve.dashboard_command(db_path, host, port, password)))
+    token = None if no_token else access.new_token()
+    if no_token:
+        click.secho(serve.NO_TOKEN_WARNING, fg="red", bold=True, err=True)
+    click.echo(f"Dashboard: {serve.dashboard_url(host, port, token)}")
+    if token:
+        click.echo("  (open this address: its key lets only you in)")
+    command = serve.dashboard_command(db_path, host, port, password, no_token=no_token)
+    sys.exit(subprocess.call(command, env=serve.dashboard_env(token)))
 
 
 @cli.command()

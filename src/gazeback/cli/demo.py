@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from gazeback.dashboard import serve
+from gazeback.dashboard import access, serve
 
 
 @click.command()
@@ -72,5 +72,8 @@ def demo(db_path: Path, days: int, seed: int, scale: int, no_serve: bool, port: 
     if no_serve:
         click.echo(f"See it with: gazeback dashboard {db_path}")
         return
-    click.echo(f"Dashboard: http://127.0.0.1:{port}/-/dashboards/trail  (Ctrl-C to stop)")
-    sys.exit(subprocess.call(serve.dashboard_command(db_path, "127.0.0.1", port)))
+    token = access.new_token()
+    click.echo(f"Dashboard: {serve.dashboard_url('127.0.0.1', port, token)}")
+    click.echo("  (open this address: its key lets only you in; Ctrl-C to stop)")
+    command = serve.dashboard_command(db_path, "127.0.0.1", port)
+    sys.exit(subprocess.call(command, env=serve.dashboard_env(token)))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +15,7 @@ import click
 from sqlite_utils import Database
 
 from gazeback.cli.options import open_existing_db
+from gazeback.dashboard import access, serve
 
 if TYPE_CHECKING:
     from gazeback.share.schema import Allowlist
@@ -60,9 +63,11 @@ def stored_link_key(db_path: Path) -> bytes:
     return path.read_bytes()
 
 
-def preview_command(path: Path, port: int) -> list[str]:
-    """Datasette on 127.0.0.1, the finished export opened immutable."""
+def preview_command(path: Path, port: int, metadata: Path) -> list[str]:
+    """Datasette on 127.0.0.1, the finished export opened immutable, the token required
+    (``metadata`` from ``serve.token_metadata``; run it with ``serve.dashboard_env``)."""
     return [sys.executable, "-m", "datasette", "serve", "-i", str(path),
+            "--metadata", str(metadata),
             "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
 
 
@@ -145,8 +150,17 @@ def export(
     if link_key:
         click.echo("Note: --link-key was used, so your exports can be linked to each other.")
     if preview:
-        click.echo(f"Preview: http://127.0.0.1:{port}/  (Ctrl-C to stop)")
-        sys.exit(subprocess.call(preview_command(out, port)))
+        token = access.new_token()
+        click.echo(
+            f"Preview: {serve.dashboard_url('127.0.0.1', port, token, '/')}  (Ctrl-C to stop)"
+        )
+        with tempfile.TemporaryDirectory(prefix="gazeback-preview-") as tmp:
+            metadata = Path(tmp) / "metadata.json"
+            metadata.write_text(json.dumps(serve.token_metadata()))
+            code = subprocess.call(
+                preview_command(out, port, metadata), env=serve.dashboard_env(token)
+            )
+        sys.exit(code)
 
 
 @click.command(name="verify-export")

@@ -13,7 +13,7 @@ import click
 
 from gazeback.cli.options import check_port
 from gazeback.cli.options import open_db as _open_db
-from gazeback.dashboard import serve
+from gazeback.dashboard import access, serve
 
 
 def record(
@@ -26,6 +26,8 @@ def record(
     endpoint: str | None = None,
     mitmproxy_args: list[str] | None = None,
     keep_days: int = 0,
+    dashboard_token: str | None = None,
+    dashboard_path: str = "/-/dashboards/trail",
 ) -> None:
     """What `run` does (`workshop` runs it too): proxy and dashboard until Ctrl-C."""
     if dashboard_port:  # before anything starts: a clash must not leave `run` half-up
@@ -57,13 +59,13 @@ def record(
     if creds:  # asked only of devices on the network (capture/deviceauth.py), not of
         # WireGuard peers (their key is their credential) nor of this computer's programs
         args += ["--set", f"gazeback_proxy_users={serve.write_htpasswd(db_path, creds)}"]
-    dashboard = None
+    dashboard, url = None, None
     if dashboard_port:
-        dashboard = subprocess.Popen(
-            serve.dashboard_command(db_path, "127.0.0.1", dashboard_port),
-            stdout=subprocess.DEVNULL,
-        )
-    _banner(db_path, listen_host, listen_port, dashboard_port, creds)
+        dashboard, url = serve.start_dashboard(
+            db_path, "127.0.0.1", dashboard_port, dashboard_token or access.new_token(),
+            dashboard_path, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    _banner(db_path, listen_host, listen_port, url, creds)
     for user, spec in added:
         click.echo(f"  WireGuard:  device {user!r} on UDP port {spec.rsplit(':', 1)[1]}")
     from mitmproxy.tools.main import mitmdump
@@ -111,7 +113,7 @@ def _check_listeners(args: list[str], creds: dict[str, str] | None) -> None:
 
 
 def _banner(
-    db_path: Path, host: str, port: int, dashboard_port: int | None, creds: dict[str, str]
+    db_path: Path, host: str, port: int, dashboard_url: str | None, creds: dict[str, str]
 ) -> None:
     shown = (
         (serve.lan_address() or "this computer's address") if host in ("0.0.0.0", "::") else host
@@ -121,6 +123,7 @@ def _banner(
     for user, password in creds.items():
         click.echo(f"    device {user!r}: proxy user {user}  password {password}")
     click.echo("  Certificate: open http://mitm.it through the proxy and follow the steps")
-    if dashboard_port:
-        click.echo(f"  Dashboard:  http://127.0.0.1:{dashboard_port}/-/dashboards/trail")
+    if dashboard_url:
+        click.echo(f"  Dashboard:  {dashboard_url}")
+        click.echo("              (open this address: its key lets only you in)")
     click.echo("Press Ctrl-C to stop.")

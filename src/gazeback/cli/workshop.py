@@ -13,7 +13,7 @@ import click
 from gazeback.cli.options import check_port
 from gazeback.cli.options import open_db as _open_db
 from gazeback.cli.recording import record
-from gazeback.dashboard import serve
+from gazeback.dashboard import access, serve
 from gazeback.db.localfiles import default_db_path
 from gazeback.db.wipe import WorkshopFolder, trail_files, wipe
 from gazeback.devices import workshop as ws
@@ -101,12 +101,18 @@ def workshop(
         timer.start()
         click.echo(f"Workshop for {seats} participants until wiped in {hours:g} h (or Ctrl-C).")
         click.echo(f"  Seat cards to print: {cards}")
-        click.echo(f"  Big screen:  http://127.0.0.1:{dashboard_port}/-/dashboards/workshop")
+        token = access.new_token()
+        big_screen = serve.dashboard_url(
+            "127.0.0.1", dashboard_port, token, "/-/dashboards/workshop"
+        )
+        click.echo(f"  Big screen:  {big_screen}")
         click.echo(f"  Participants' own pages: http://{host}:{page_port}/me/<on their card>")
         try:
             record(
                 db_path, "127.0.0.1", proxy_port, dashboard_port or None, [], wireguard_host, host,
                 ["--set", f"confdir={folder / 'mitmproxy'}", *mitmproxy_args],
+                dashboard_token=token,
+                dashboard_path="/-/dashboards/workshop",
             )  # fmt: skip
         except KeyboardInterrupt:
             if not over.is_set():  # Ctrl-C before the proxy was up: still wiped, below

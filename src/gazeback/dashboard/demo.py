@@ -30,6 +30,7 @@ import sqlite_utils
 
 from gazeback.db import migrations, store
 from gazeback.db.identities import add_identity, load_key, load_profile
+from gazeback.db.localfiles import private_file
 from gazeback.knowledge.classify import TrackerIndex, load_index
 from gazeback.models import DeviceKey, FlowSnapshot
 from gazeback.pipeline import Context, process
@@ -310,6 +311,7 @@ def generate(
 ) -> dict[str, Any]:
     """Fill ``db_path`` with ``scale`` synthetic requests over ``days`` days; return counts."""
     end = end or datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    private_file(db_path)  # 0600 like a real trail (SQLite gives its -wal the same mode)
     db = sqlite_utils.Database(db_path)
     db.enable_wal()
     db.execute("PRAGMA synchronous=OFF")

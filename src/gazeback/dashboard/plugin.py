@@ -1,27 +1,35 @@
-"""Datasette plugin: security headers, a Host check, and a password beyond loopback.
+"""Datasette plugin: who may read the dashboard, security headers, a Host check, and no
+pointers out of SQLite.
 
 Configuration cannot add response headers or refuse requests, so this is a plugin; the
-decisions are pure functions below (tested directly), the hook only applies them.
+decisions are pure functions (here and in ``access``), the hooks only apply them.
 
+- Every request needs the token of this start (or the cookie the first visit exchanged it
+  for), loopback included: another account on the same computer must not read the trail.
+  Beyond loopback the password (HTTP Basic) is accepted too. Without either: 401 and a short
+  page saying how to get in. A Datasette with this plugin but no token configured refuses
+  everything, unless it was started with ``--no-token`` on purpose.
 - Every response carries a Content-Security-Policy that lets pages load nothing from
   other origins (no trackers on the tracker dashboard, no exfiltration from a page that
   was made to run script), and refuses framing.
 - Requests whose ``Host`` is not a loopback name are refused: a web page that rebinds its
   own domain name to 127.0.0.1 ("DNS rebinding") cannot read your trail.
-- When the dashboard is served beyond loopback, every request needs the password
-  (HTTP Basic; the hash, never the password, sits in the dashboard configuration).
+- ``fts3_tokenizer()`` (which returns a memory address) is replaced on every connection.
+- The WireGuard QR codes of added devices (they hold private keys) are not in the database:
+  ``/-/gazeback/qr/<device id>.svg`` reads them from the owner-only file beside it.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import os
+import json
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from datasette import hookimpl
+
+from gazeback.dashboard import access
+from gazeback.db.localfiles import onboarding_path
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 # Vega compiles chart expressions with Function(): 'unsafe-eval'. Datasette pages carry
@@ -39,26 +47,8 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
-PBKDF2_ROUNDS = 200_000
-
 Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
-
-
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    """``pbkdf2_sha256$rounds$salt$hash`` for the dashboard configuration."""
-    salt = salt or os.urandom(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, PBKDF2_ROUNDS)
-    return f"pbkdf2_sha256${PBKDF2_ROUNDS}${salt.hex()}${digest.hex()}"
-
-
-def check_password(password: str, stored: str) -> bool:
-    try:
-        _, rounds, salt, digest = stored.split("$")
-        got = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), int(rounds))
-    except ValueError:
-        return False
-    return hmac.compare_digest(got.hex(), digest)
 
 
 def host_allowed(host_header: str | None, allowed: Iterable[str]) -> bool:
@@ -76,44 +66,88 @@ def host_allowed(host_header: str | None, allowed: Iterable[str]) -> bool:
     return host in allowed
 
 
-def basic_auth_ok(authorization: str | None, password_hash: str) -> bool:
-    if not authorization or not authorization.lower().startswith("basic "):
-        return False
-    try:
-        decoded = base64.b64decode(authorization[6:]).decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
-        return False
-    _, _, password = decoded.partition(":")
-    return check_password(password, password_hash)
+HOW_TO_GET_IN = b"""<!doctype html><meta charset="utf-8"><title>gazeback: open the address \
+with its key</title><body style="font:17px/1.45 system-ui,sans-serif;max-width:40em;margin:2em auto">
+<h1>This dashboard needs its key</h1>
+<p>Only the person who started gazeback can read this trail. Open the address that
+<code>gazeback run</code>, <code>gazeback dashboard</code> or <code>gazeback demo</code> printed
+when it started: it ends in <code>?token=...</code>.</p>
+<p>Lost it? Stop gazeback (Ctrl-C) and start it again: it prints a new address.</p>
+"""
 
 
-async def _reply(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+async def _reply(
+    send: Any,
+    status: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]],
+    content_type: bytes = b"text/plain; charset=utf-8",
+) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"), *headers],
+            "headers": [(b"content-type", content_type), *SECURITY_HEADERS, *headers],
         }
     )
     await send({"type": "http.response.body", "body": body})
 
 
-def wrap(app: ASGIApp, allowed_hosts: Iterable[str], password_hash: str | None) -> ASGIApp:
+def wrap(
+    app: ASGIApp,
+    allowed_hosts: Iterable[str],
+    password_hash: str | None,
+    token: str | None = None,
+    no_token: bool = False,
+) -> ASGIApp:
+    """The checks every request goes through before Datasette sees it.
+
+    ``token`` None and not ``no_token``: nothing gets in but the password (if any).
+    """
     allowed = list(allowed_hosts)
+    gate = access.PasswordGate(password_hash) if password_hash else None
+    basic = [(b"www-authenticate", b'Basic realm="gazeback", charset="UTF-8"')] if gate else []
 
     async def gazeback_security(scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "lifespan":
             await app(scope, receive, send)
             return
+        if scope["type"] != "http":
+            return  # no websockets: nothing in the dashboard uses them
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if not host_allowed(headers.get("host"), allowed):
             await _reply(send, 403, b"gazeback: this dashboard only answers on 127.0.0.1\n", [])
             return
-        if password_hash and not basic_auth_ok(headers.get("authorization"), password_hash):
-            await _reply(
-                send, 401, b"gazeback: password required\n",
-                [(b"www-authenticate", b'Basic realm="gazeback", charset="UTF-8"')],
-            )  # fmt: skip
+        name = access.cookie_name((scope.get("server") or (None, None))[1])
+        given, rest = access.split_token(scope.get("query_string", b"").decode("latin-1"))
+        if token and access.same(given, token):
+            if scope["method"] in ("GET", "HEAD"):
+                location = access.local_location(scope["path"], rest)
+                await _reply(send, 302, b"", [
+                    (b"location", location.encode("utf-8")),
+                    (b"set-cookie", access.set_cookie(name, token)),
+                    (b"cache-control", b"no-store"),
+                ])  # fmt: skip
+                return
+            scope = {**scope, "query_string": rest.encode("latin-1")}
+        elif no_token and not gate:
+            pass
+        elif token and access.same(access.cookies(headers.get("cookie")).get(name), token):
+            pass
+        elif token and access.same(_bearer(headers.get("authorization")), token):
+            pass
+        elif gate and (password := access.basic_password(headers.get("authorization"))):
+            ok, wait = await gate.check((scope.get("client") or ("?",))[0], password)
+            if wait:
+                await _reply(send, 429, b"gazeback: too many wrong passwords, wait a minute\n",
+                             [(b"retry-after", str(wait).encode())])  # fmt: skip
+                return
+            if not ok:
+                await _reply(send, 401, b"gazeback: wrong password\n", basic)
+                return
+        else:
+            html_type = b"text/html; charset=utf-8"
+            await _reply(send, 401, HOW_TO_GET_IN, basic, html_type)
             return
 
         async def send_with_headers(message: dict[str, Any]) -> None:
@@ -126,13 +160,61 @@ def wrap(app: ASGIApp, allowed_hosts: Iterable[str], password_hash: str | None) 
     return gazeback_security
 
 
+def _bearer(authorization: str | None) -> str | None:
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return None
+
+
 @hookimpl  # type: ignore[untyped-decorator]
 def asgi_wrapper(datasette: Any) -> Callable[[ASGIApp], ASGIApp]:
     config = datasette.plugin_config("gazeback") or {}
     allowed = config.get("allowed_hosts") or sorted(LOOPBACK_HOSTS)
-    password_hash = config.get("password_hash")
 
     def wrapper(app: ASGIApp) -> ASGIApp:
-        return wrap(app, allowed, password_hash)
+        return wrap(
+            app, allowed, config.get("password_hash"), config.get("token") or None,
+            bool(config.get("no_token")),
+        )  # fmt: skip
 
     return wrapper
+
+
+def _refuse(*args: Any) -> None:
+    raise ValueError("fts3_tokenizer() is switched off in gazeback's dashboard")
+
+
+@hookimpl  # type: ignore[untyped-decorator]
+def prepare_connection(conn: Any) -> None:
+    # fts3_tokenizer('simple') answers with a memory address (a gift to anyone exploiting
+    # a memory bug). SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER only governs the two-argument
+    # form, so both forms are replaced by a function that refuses; FTS tables keep working
+    # (they find their tokenizers without this SQL function).
+    for n_args in (1, 2):
+        conn.create_function("fts3_tokenizer", n_args, _refuse)
+
+
+def _qr_codes(db_path: str | None) -> dict[str, str]:
+    if not db_path:
+        return {}
+    path = onboarding_path(Path(db_path))
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+@hookimpl  # type: ignore[untyped-decorator]
+def register_routes(datasette: Any) -> list[tuple[str, Any]]:
+    from datasette.utils.asgi import Response
+
+    async def qr(request: Any) -> Any:
+        database = datasette.get_database()
+        svg = _qr_codes(database.path).get(request.url_vars["device_id"])
+        if not isinstance(svg, str):
+            return Response.text("No QR code for this device: run `gazeback device add`.", 404)
+        return Response(svg, content_type="image/svg+xml",
+                        headers={"cache-control": "no-store"})  # fmt: skip
+
+    return [(r"^/-/gazeback/qr/(?P<device_id>[0-9]+)\.svg$", qr)]

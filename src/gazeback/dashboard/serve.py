@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from gazeback.dashboard import access
 from gazeback.db.localfiles import private_file
 
 # Moved to devices.access (devices must not import the dashboard); kept here for callers.
@@ -78,40 +81,81 @@ def datasette_settings() -> dict[str, Any]:
     }
 
 
-def make_datasette(db_path: Path, settings: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-    """A Datasette serving ``db_path`` exactly as ``gazeback dashboard`` does (tests, bench)."""
+def make_datasette(
+    db_path: Path, settings: dict[str, Any] | None = None, token: str | None = None, **kwargs: Any
+) -> Any:
+    """A Datasette serving ``db_path`` exactly as ``gazeback dashboard`` does (tests, bench).
+
+    Every request needs ``token`` (a new one if not given: ``ds.gazeback_token``), as a
+    ``?token=`` exchanged for a cookie or as ``Authorization: Bearer``.
+    """
     from datasette.app import Datasette
 
     folder = dashboards_dir()
-    return Datasette(
+    meta = dashboard_metadata(db_path.stem)
+    token = token or access.new_token()
+    meta.setdefault("plugins", {})["gazeback"] = {"token": token}
+    ds = Datasette(
         [str(db_path)],
-        metadata=dashboard_metadata(db_path.stem),
+        metadata=meta,
         settings={**datasette_settings(), **(settings or {})},
         template_dir=str(folder / "templates"),
         static_mounts=[(STATIC_MOUNT, str(folder / "static"))],
         **kwargs,
     )
+    ds.gazeback_token = token
+    return ds
+
+
+def dashboard_url(
+    host: str, port: int, token: str | None, path: str = "/-/dashboards/trail"
+) -> str:
+    """The address to open: with ``?token=`` (the browser swaps it for a cookie at once)."""
+    shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):
+        shown = "127.0.0.1"
+    return f"http://{shown}:{port}{path}" + (f"?{access.TOKEN_PARAM}={token}" if token else "")
+
+
+def dashboard_env(token: str | None) -> dict[str, str]:
+    """The environment the dashboard process gets its token from: never its command line,
+    which every account on the computer can read, and never a file."""
+    env = {k: v for k, v in os.environ.items() if k != access.TOKEN_ENV}
+    if token:
+        env[access.TOKEN_ENV] = token
+    return env
+
+
+def token_metadata() -> dict[str, Any]:
+    """Datasette metadata that makes every request need the token of ``dashboard_env``."""
+    return {"plugins": {"gazeback": {"token": {"$env": access.TOKEN_ENV}}}}
+
+
+NO_TOKEN_WARNING = (
+    "WARNING: --no-token: ANY account on this computer (and any program it runs) can read "
+    "your whole trail at this address. Use it only on a computer nobody else uses."
+)
 
 
 def dashboard_command(
-    db_path: Path, host: str, port: int, password: str | None = None
+    db_path: Path, host: str, port: int, password: str | None = None, no_token: bool = False
 ) -> list[str]:
     """``datasette serve`` for a live trail: mutable (sees WAL rows), gazeback's metadata.
 
-    Beyond loopback a password is required (ValueError without one): every request then
-    needs it, and any Host name is answered.
+    Run it with ``env=dashboard_env(token)``: every request needs that token (or, beyond
+    loopback, the password), unless ``no_token``. Beyond loopback a password is required
+    (ValueError without one) and any Host name is answered.
     """
-    from gazeback.dashboard.plugin import hash_password
-
     folder = dashboards_dir()
     meta = dashboard_metadata(db_path.stem)
+    config: dict[str, Any] = {"no_token": True} if no_token else {
+        "token": {"$env": access.TOKEN_ENV}
+    }  # fmt: skip
     if not is_loopback(host):
         if not password:
             raise ValueError(f"a password is required to serve the dashboard on {host}")
-        meta.setdefault("plugins", {})["gazeback"] = {
-            "allowed_hosts": ["*"],
-            "password_hash": hash_password(password),
-        }
+        config |= {"allowed_hosts": ["*"], "password_hash": access.hash_password(password)}
+    meta.setdefault("plugins", {})["gazeback"] = config
     meta_path = db_path.with_name(db_path.name + ".dashboard.json")
     private_file(meta_path)
     meta_path.write_text(json.dumps(meta))
@@ -129,6 +173,21 @@ def dashboard_command(
     if (folder / "static").is_dir():
         cmd += ["--static", f"{STATIC_MOUNT}:{folder / 'static'}"]
     return cmd
+
+
+def start_dashboard(
+    db_path: Path,
+    host: str,
+    port: int,
+    token: str | None,
+    path: str = "/-/dashboards/trail",
+    **popen: Any,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the dashboard process; return it and the address to open (with the token)."""
+    proc = subprocess.Popen(
+        dashboard_command(db_path, host, port), env=dashboard_env(token), **popen
+    )
+    return proc, dashboard_url(host, port, token, path)
 
 
 def write_htpasswd(db_path: Path, creds: dict[str, str]) -> Path:

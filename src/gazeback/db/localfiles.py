@@ -26,12 +26,25 @@ def spill_path(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".spill.jsonl")
 
 
+def onboarding_path(db_path: Path) -> Path:
+    """``trail.db.onboarding.json``: each added device's WireGuard QR code (it holds the
+    device's private key), kept out of the database the dashboard can query (0600)."""
+    return db_path.with_name(db_path.name + ".onboarding.json")
+
+
 def private_file(path: Path) -> None:
     """Create ``path`` if missing, owner-only; tighten it if it was looser."""
     fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
     os.close(fd)
     if path.stat().st_mode & 0o077:
         os.chmod(path, 0o600)
+
+
+def make_private(path: Path) -> None:
+    """Owner-only modes for a file, or a folder and everything in it (0600 / 0700)."""
+    for each in (path, *(path.rglob("*") if path.is_dir() and not path.is_symlink() else ())):
+        if not each.is_symlink():
+            os.chmod(each, 0o700 if each.is_dir() else 0o600)
 
 
 def prepare_db_path(db_path: Path, min_free_bytes: int = 16 * 1024 * 1024) -> None:
@@ -65,10 +78,24 @@ def prepare_db_path(db_path: Path, min_free_bytes: int = 16 * 1024 * 1024) -> No
     if db_path.exists() and db_path.stat().st_mode & 0o077:
         logger.warning("gazeback: %s was readable by other users; made private (0600)", db_path)
     private_file(db_path)
-    for suffix in ("-wal", "-shm"):
-        side = db_path.with_name(db_path.name + suffix)
-        if side.exists() and side.stat().st_mode & 0o077:
-            os.chmod(side, 0o600)
+    make_side_files_private(db_path)
+
+
+def make_side_files_private(db_path: Path) -> None:
+    """Owner-only modes for every file and folder gazeback keeps beside ``db_path``
+    (``-wal``, ``-shm``, ``.key``, ``.spill.jsonl``, proxy credentials, WireGuard keys, ...),
+    whatever left them looser (a copy, a restore from backup, an old version)."""
+    folder, name = db_path.parent, db_path.name
+    for side in folder.iterdir():
+        if not (side.name.startswith(name + ".") or side.name.startswith(name + "-")):
+            continue
+        for path in (side, *(side.rglob("*") if side.is_dir() and not side.is_symlink() else ())):
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode
+            if mode & 0o077:
+                os.chmod(path, 0o700 if path.is_dir() else 0o600)
+                logger.warning("gazeback: %s was readable by other users; made private", path)
 
 
 def load_or_create_key(db_path: Path) -> bytes:

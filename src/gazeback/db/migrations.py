@@ -479,3 +479,15 @@ def m025_create_device_setups(db: Database) -> None:
     )
     db.table("device_setups").create_index(["proxy_user"], unique=True)
     db.table("device_setups").create_index(["wireguard_port"], unique=True)
+
+
+@migrations()
+def m026_device_qr_codes_out_of_the_database(db: Database) -> None:
+    # The onboarding QR codes hold each device's WireGuard private key, and the dashboard
+    # answers any SQL over this database: they move to <db>.onboarding.json (0600), made
+    # again from the key files at the next `gazeback run`. secure_delete zeroes the pages
+    # the old codes sat in.
+    if "onboarding_qr_svg" not in db.table("device_setups").columns_dict:
+        return
+    db.execute("PRAGMA secure_delete = ON")
+    db.execute("alter table device_setups drop column onboarding_qr_svg")

@@ -4,6 +4,7 @@ removing, relabelling, and describing them from their user agents."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from gazeback.db.localfiles import onboarding_path
 from gazeback.devices import access, wireguard
 from gazeback.knowledge.useragents import families
 from gazeback.timestamps import now_iso
@@ -127,19 +129,36 @@ def client_config(setup: Setup, endpoint_host: str) -> str:
     )
 
 
+def qr_codes(db_path: Path) -> dict[str, str]:
+    """Device id → the QR code of its WireGuard configuration (holds its private key)."""
+    path = onboarding_path(db_path)
+    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else {}
+
+
+def _write_qr_codes(db_path: Path, codes: dict[str, str]) -> None:
+    # Beside the database, never in it: the dashboard answers any SQL over the database,
+    # while these are served one at a time by a route (plugin.register_routes). 0600 from
+    # the first byte, replaced whole.
+    path = onboarding_path(db_path)
+    tmp = path.with_name(path.name + f".{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(codes, f)
+    os.replace(tmp, path)
+
+
 def refresh_onboarding(
     db: Database, db_path: Path, endpoint_host: str, only: list[Setup] | None = None
 ) -> None:
-    """Store each device's QR code for the dashboard, pointing at ``endpoint_host``."""
+    """Make each device's QR code for the dashboard, pointing at ``endpoint_host``."""
+    codes = qr_codes(db_path)
     for setup in only if only is not None else setups(db, db_path):
         conf = client_config(setup, endpoint_host)
         db.table("device_setups").update(
-            setup.device_id,
-            {
-                "onboarding_endpoint": f"{endpoint_host}:{setup.wireguard_port}",
-                "onboarding_qr_svg": wireguard.qr_svg(conf),
-            },
+            setup.device_id, {"onboarding_endpoint": f"{endpoint_host}:{setup.wireguard_port}"}
         )
+        codes[str(setup.device_id)] = wireguard.qr_svg(conf)
+    _write_qr_codes(db_path, codes)
 
 
 def remove(db: Database, db_path: Path, label: str) -> Setup:
@@ -148,6 +167,9 @@ def remove(db: Database, db_path: Path, label: str) -> Setup:
 
     setup = find(db, db_path, label)
     db.table("device_setups").delete(setup.device_id)
+    codes = qr_codes(db_path)
+    if codes.pop(str(setup.device_id), None) is not None:
+        _write_qr_codes(db_path, codes)
     if setup.keys_path.exists():
         shred(setup.keys_path)
     creds_path = access.credentials_path(db_path)

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from sqlite_utils import Database
 
 from gazeback import __version__
+from gazeback.db.localfiles import make_private
 from gazeback.knowledge.classify import TrackerIndex, registrable_domain
 from gazeback.share.datasheet import markdown, sections
 from gazeback.share.schema import (
@@ -391,6 +392,7 @@ def write_export(
         checks = verify(target)
         if not all(c.ok for c in checks):
             raise ExportRefused(checks)
+        make_private(staging)  # the person's copy is theirs alone until they share it
         if fmt == "sqlite":
             (staging / "export.db.md").replace(out.with_name(out.name + ".md"))
             final_db.replace(out)

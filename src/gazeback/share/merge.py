@@ -21,6 +21,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from gazeback import __version__
+from gazeback.db.localfiles import make_private
 from gazeback.share.schema import (
     DEVICE_CLASSES,
     DOMAIN,
@@ -220,6 +221,7 @@ def write_pool(
             pq.write_table(
                 pa.Table.from_pydict(data, schema=schema), staging / "parquet" / f"{name}.parquet"
             )
+        make_private(staging)
         (staging / "pool.db").replace(out)
         (staging / "parquet").replace(parquet_dir)
     finally:
