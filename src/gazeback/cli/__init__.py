@@ -141,8 +141,7 @@ def record(
         mitmdump([*args, *(mitmproxy_args or [])])
     finally:
         if dashboard is not None:
-            dashboard.terminate()
-            dashboard.wait(10)
+            serve.stop_server(dashboard)
 
 
 def _banner(
@@ -186,7 +185,7 @@ def dashboard(db_path: Path, host: str, port: int) -> None:
         )
     open_existing_db(db_path).close()
     click.echo(f"Dashboard: http://{host}:{port}/-/dashboards/trail")
-    sys.exit(subprocess.call(serve.dashboard_command(db_path, host, port, password)))
+    sys.exit(serve.serve_until_interrupted(serve.dashboard_command(db_path, host, port, password)))
 
 
 @cli.command()

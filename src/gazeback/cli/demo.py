@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -69,4 +68,4 @@ def demo(db_path: Path, days: int, seed: int, scale: int, no_serve: bool, port: 
         click.echo(f"See it with: gazeback dashboard {db_path}")
         return
     click.echo(f"Dashboard: http://127.0.0.1:{port}/-/dashboards/trail  (Ctrl-C to stop)")
-    sys.exit(subprocess.call(serve.dashboard_command(db_path, "127.0.0.1", port)))
+    sys.exit(serve.serve_until_interrupted(serve.dashboard_command(db_path, "127.0.0.1", port)))

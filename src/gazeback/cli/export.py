@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -135,7 +134,9 @@ def export(
         click.echo("Note: --link-key was used, so your exports can be linked to each other.")
     if preview:
         click.echo(f"Preview: http://127.0.0.1:{port}/  (Ctrl-C to stop)")
-        sys.exit(subprocess.call(preview_command(out, port)))
+        from gazeback.dashboard.serve import serve_until_interrupted
+
+        sys.exit(serve_until_interrupted(preview_command(out, port)))
 
 
 @click.command(name="verify-export")
