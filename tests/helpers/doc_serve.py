@@ -17,6 +17,7 @@ import urllib.request
 
 URL = re.compile(r"http://(?:127\.0\.0\.1|localhost):\d+/[^\s'\"<>)]*")
 LISTENING = re.compile(r"proxy listening at \S*?:(\d+)")
+PORT = re.compile(r"\b127\.0\.0\.1:(\d+)\b")
 TIMEOUT = 120
 
 
@@ -26,6 +27,7 @@ def main(argv: list[str]) -> int:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,  # its own process group: Ctrl-C reaches it and its children
     )
     assert proc.stdout is not None
     sel = selectors.DefaultSelector()
@@ -74,6 +76,14 @@ def main(argv: list[str]) -> int:
             if status is not None:
                 break
             time.sleep(0.25)
+    # A person reads the banner, then uses what it names: wait until every loopback port it
+    # shows (the proxy's too) accepts connections.
+    for port in sorted(set(PORT.findall(seen.decode(errors="replace")))):
+        while time.monotonic() < deadline and proc.poll() is None:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", int(port))) == 0:
+                    break
+            time.sleep(0.1)
     print(f"doc_serve: {url} answered {status}", file=sys.stderr)
     try:
         os.killpg(proc.pid, signal.SIGINT)
@@ -85,13 +95,20 @@ def main(argv: list[str]) -> int:
         os.killpg(proc.pid, signal.SIGKILL)
         print("doc_serve: still running 60 s after Ctrl-C", file=sys.stderr)
         return 1
-    try:  # nothing it started may outlive it
-        os.killpg(proc.pid, 0)
+    # Nothing it started may outlive it (a few seconds for helpers to notice and exit).
+    for _ in range(100):
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        left = subprocess.run(
+            ["ps", "-o", "pid,cmd", "-g", str(proc.pid)], capture_output=True, text=True
+        )
         os.killpg(proc.pid, signal.SIGKILL)
-        print("doc_serve: a process it started was still running after it exited", file=sys.stderr)
+        print(f"doc_serve: still running 10 s after it exited:\n{left.stdout}", file=sys.stderr)
         return 1
-    except ProcessLookupError:
-        pass
     sys.stdout.buffer.write(rest)
     if status != 200:
         return 1
