@@ -8,11 +8,15 @@ person's traffic is never held up, and records keep being stored.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
+import multiprocessing.spawn
 import os
 import queue
+import shlex
 import signal
+import tempfile
 import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -97,7 +101,17 @@ class ProcessWriter(Intake):
             name="gazeback-writer",
             daemon=True,
         )
-        self._proc.start()
+        # The child ignores Ctrl-C from birth: a terminal sends SIGINT to the whole process
+        # group, and one pressed while the child still imports (a second or more) would kill
+        # it. The parent keeps its own handler (a process-wide SIG_IGN here would drop a Ctrl-C
+        # meant for mitmproxy); the child is started through `sh -c "trap '' INT; exec python"`,
+        # and an ignored signal stays ignored across exec. The parent decides when it stops.
+        executable = multiprocessing.spawn.get_executable()
+        mp.set_executable(_ignoring_sigint(os.fsdecode(executable)))
+        try:
+            self._proc.start()
+        finally:
+            mp.set_executable(executable)
         child.close()
         if not parent.poll(START_TIMEOUT):
             self._proc.kill()
@@ -189,3 +203,19 @@ class ProcessWriter(Intake):
             for name, value in self.fallback.stats.as_dict().items():
                 if name not in ("queued", "dropped"):
                     setattr(self.stats, name, getattr(self.stats, name) + value)
+
+
+def _ignoring_sigint(python: str) -> str:
+    """A private launcher that starts ``python`` with SIGINT ignored (see ProcessWriter.start)."""
+    folder = Path(tempfile.gettempdir()) / f"gazeback-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if folder.stat().st_uid != os.getuid() or folder.stat().st_mode & 0o077:
+        return python  # not ours: never run a launcher someone else could have written
+    launcher = folder / f"python-nointr-{hashlib.sha256(python.encode()).hexdigest()[:12]}"
+    text = f"#!/bin/sh\ntrap '' INT\nexec {shlex.quote(python)} \"$@\"\n"
+    if not launcher.exists() or launcher.read_text() != text:
+        tmp = launcher.with_suffix(f".{os.getpid()}")
+        tmp.write_text(text)
+        tmp.chmod(0o700)
+        tmp.replace(launcher)
+    return str(launcher)

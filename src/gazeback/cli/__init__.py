@@ -134,7 +134,7 @@ def dashboard(db_path: Path, host: str, port: int, no_token: bool) -> None:
     if token:
         click.echo("  (open this address: its key lets only you in)")
     command = serve.dashboard_command(db_path, host, port, password, no_token=no_token)
-    sys.exit(subprocess.call(command, env=serve.dashboard_env(token)))
+    sys.exit(serve.serve_until_interrupted(command, env=serve.dashboard_env(token)))
 
 
 @cli.command()

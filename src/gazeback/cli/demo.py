@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -76,4 +75,4 @@ def demo(db_path: Path, days: int, seed: int, scale: int, no_serve: bool, port: 
     click.echo(f"Dashboard: {serve.dashboard_url('127.0.0.1', port, token)}")
     click.echo("  (open this address: its key lets only you in; Ctrl-C to stop)")
     command = serve.dashboard_command(db_path, "127.0.0.1", port)
-    sys.exit(subprocess.call(command, env=serve.dashboard_env(token)))
+    sys.exit(serve.serve_until_interrupted(command, env=serve.dashboard_env(token)))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -157,7 +156,7 @@ def export(
         with tempfile.TemporaryDirectory(prefix="gazeback-preview-") as tmp:
             metadata = Path(tmp) / "metadata.json"
             metadata.write_text(json.dumps(serve.token_metadata()))
-            code = subprocess.call(
+            code = serve.serve_until_interrupted(
                 preview_command(out, port, metadata), env=serve.dashboard_env(token)
             )
         sys.exit(code)

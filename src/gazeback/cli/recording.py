@@ -74,8 +74,7 @@ def record(
         mitmdump([*args, *passed])
     finally:
         if dashboard is not None:
-            dashboard.terminate()
-            dashboard.wait(10)
+            serve.stop_server(dashboard)
 
 
 GATED = ("regular", "upstream")  # asked for proxy credentials beyond loopback (deviceauth.py)

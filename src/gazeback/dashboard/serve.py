@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import signal
 import subprocess
 import sys
 from importlib import resources
@@ -225,3 +226,30 @@ def device_modes(
         devices.refresh_onboarding(db, db_path, host, found)
     return [(s.proxy_user, wireguard.mode_spec(s.keys_path, s.wireguard_port,
              wireguard_host)) for s in found]  # fmt: skip
+
+
+def serve_until_interrupted(command: list[str], env: dict[str, str] | None = None) -> int:
+    """Run a server command in the foreground until Ctrl-C; Ctrl-C is the normal way to stop
+    it, so it ends with status 0 (not click's "Aborted!")."""
+    proc = subprocess.Popen(command, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        # A terminal sends SIGINT to the whole process group; forward it in case it reached
+        # only us (e.g. `kill -INT`), then let the server finish its shutdown.
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        stop_server(proc)
+        return 0
+
+
+def stop_server(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """Stop a dashboard server: ask, then insist. Uvicorn waits for open connections on a
+    graceful stop, and a browser tab can hold one open for good."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
