@@ -178,3 +178,10 @@ def exported(household, tmp_path_factory):
     result = CliRunner().invoke(export, [str(household[0]), str(out)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.fixture(autouse=True)
+def _private_data_home(tmp_path_factory, monkeypatch):
+    """No test reads or writes the real default trail (~/.local/share/gazeback): commands
+    without --db use a data folder of the test session's own."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.getbasetemp() / "xdg-data"))

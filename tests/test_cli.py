@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import sqlite_utils
@@ -108,3 +109,28 @@ def test_loose_file_modes_are_fixed_at_start(tmp_path):
     load_or_create_key(path)
     assert path.stat().st_mode & 0o777 == 0o600
     assert key.stat().st_mode & 0o777 == 0o600
+
+
+def test_every_command_takes_the_database_as_db_and_the_old_form_still_works(tmp_path):
+    db = tmp_path / "trail.db"
+    assert CliRunner().invoke(cli, ["migrate", "--db", str(db)]).exit_code == 0
+    new = CliRunner().invoke(cli, ["identity", "add", "--db", str(db), "email", "a@example.org"])
+    assert new.exit_code == 0 and "deprecated" not in new.output
+    old = CliRunner().invoke(cli, ["identity", "list", str(db)])
+    assert old.exit_code == 0, old.output
+    assert "deprecated" in old.output and f"--db {db}" in old.output and "a***@" in old.output
+    # a Pi-hole database is a file to import, never taken for the trail
+    imported = CliRunner().invoke(
+        cli,
+        ["import", "--db", str(db), str(Path(__file__).parent / "data" / "pihole-FTL.db"), "-s"],
+    )
+    assert imported.exit_code == 0 and "deprecated" not in imported.output, imported.output
+
+
+def test_without_db_commands_use_the_default_trail(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert CliRunner().invoke(cli, ["identity", "add", "email", "a@example.org"]).exit_code == 0
+    assert (tmp_path / "gazeback" / "trail.db").exists()
+    typo = CliRunner().invoke(cli, ["identity", "list", "--db", str(tmp_path / "trial.db")])
+    assert typo.exit_code == 1 and "does not exist" in typo.output
+    assert not (tmp_path / "trial.db").exists()

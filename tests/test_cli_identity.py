@@ -28,39 +28,44 @@ def test_identity_add_list_remove(cli, tmp_path):
     runner = CliRunner()
     result = runner.invoke(
         cli,
-        ["identity", "add", db, "email", "jane@example.org", "--label", "me"],
+        ["identity", "add", "--db", db, "email", "jane@example.org", "--label", "me"],
         catch_exceptions=False,
     )
     assert result.exit_code == 0
     result = runner.invoke(
-        cli, ["identity", "add", db, "phone", "-"], input="+4915112345678\n", catch_exceptions=False
+        cli,
+        ["identity", "add", "--db", db, "phone", "-"],
+        input="+4915112345678\n",
+        catch_exceptions=False,
     )
     assert result.exit_code == 0
-    result = runner.invoke(cli, ["identity", "list", db], catch_exceptions=False)
+    result = runner.invoke(cli, ["identity", "list", "--db", db], catch_exceptions=False)
     assert result.output == (
         "id\tkind\tlabel\tvalue (masked)\n1\temail\tme\tj***@e***.org\n2\tphone\tphone\t+4***78\n"
     )
     assert "jane" not in result.output
-    assert runner.invoke(cli, ["identity", "remove", db, "1"]).exit_code == 0
+    assert runner.invoke(cli, ["identity", "remove", "--db", db, "1"]).exit_code == 0
     assert [r["id"] for r in Database(db)["identities"].rows] == [2]
 
 
 def test_identity_errors(cli, tmp_path):
     db = make_db(tmp_path)
     runner = CliRunner()
-    result = runner.invoke(cli, ["identity", "add", db, "location", "north"])
+    result = runner.invoke(cli, ["identity", "add", "--db", db, "location", "north"])
     assert result.exit_code == 1 and "lat,lon" in result.output
-    result = runner.invoke(cli, ["identity", "remove", db, "9"])
+    result = runner.invoke(cli, ["identity", "remove", "--db", db, "9"])
     assert result.exit_code == 1 and "gazeback identity list" in result.output
-    result = runner.invoke(cli, ["identity", "add", db, "colour", "red"])
+    result = runner.invoke(cli, ["identity", "add", "--db", db, "colour", "red"])
     assert result.exit_code == 2
 
 
 def test_rescan(cli, tmp_path):
     db = make_db(tmp_path)
     runner = CliRunner()
-    assert "Add an identity first" in runner.invoke(cli, ["rescan", db]).output
-    runner.invoke(cli, ["identity", "add", db, "email", "jane@example.org"], catch_exceptions=False)
+    assert "Add an identity first" in runner.invoke(cli, ["rescan", "--db", db]).output
+    runner.invoke(
+        cli, ["identity", "add", "--db", db, "email", "jane@example.org"], catch_exceptions=False
+    )
     database = Database(db)
     database["requests"].insert(
         {"id": 1, "flow_id": "f", "kind": "http", "host": "h", "started_at": "2026-01-01T00:00:00Z"}
@@ -71,7 +76,7 @@ def test_rescan(cli, tmp_path):
     store_leaks.save_leaf_fingerprints(
         database, 1, [(fingerprint(key, "jane@example.org"), "url.query:e")]
     )
-    result = runner.invoke(cli, ["rescan", db], catch_exceptions=False)
+    result = runner.invoke(cli, ["rescan", "--db", db], catch_exceptions=False)
     assert result.output == "1 new leak rows.\n"
 
 

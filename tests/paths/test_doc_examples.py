@@ -175,6 +175,27 @@ def start_recording(work: Path, env: dict[str, str], upstream) -> subprocess.Pop
     )
 
 
+DEFAULT_PORTS = (8080, 8001, 8002)
+
+
+def wait_until_free(ports, timeout: float = 30.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        while True:
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind(("127.0.0.1", port))
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        who = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True)
+                        raise AssertionError(f"port {port} stays busy:\n{who.stdout}") from None
+            time.sleep(0.2)
+
+
 def stop(proc: subprocess.Popen) -> int:
     proc.send_signal(signal.SIGINT)
     try:
@@ -203,6 +224,7 @@ def test_every_example_runs(path: Path, tmp_path: Path, upstream):
         if block.mark == "skip":
             continue
         needs_exports(block.text, work, env)
+        wait_until_free(DEFAULT_PORTS)  # the documented defaults; an earlier test may linger
         recorder = start_recording(work, env, upstream) if block.mark == "with-proxy" else None
         script = work.parent / "block.sh"
         script.write_text(WRAPPER + block.text)

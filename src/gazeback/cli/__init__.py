@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import click
 
-from gazeback.cli.options import check_port, db_option, open_existing_db
+from gazeback.cli.options import DbCommand, check_port, db_option, open_existing_db
 from gazeback.cli.options import open_db as _open_db
 from gazeback.cli.recording import record
 from gazeback.dashboard import access, serve
@@ -89,8 +88,8 @@ def run(
     )  # fmt: skip
 
 
-@cli.command()
-@click.argument("db_path", type=click.Path(dir_okay=False, path_type=Path))
+@cli.command(cls=DbCommand)
+@db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8001, show_default=True, help="Port to listen on.")
 @click.option(
@@ -114,9 +113,11 @@ def dashboard(db_path: Path, host: str, port: int, no_token: bool) -> None:
 
     Example:
 
-        gazeback dashboard ~/.local/share/gazeback/trail.db
+        gazeback dashboard
 
-        GAZEBACK_DASHBOARD_PASSWORD=... gazeback dashboard trail.db --host 0.0.0.0
+        gazeback dashboard --db /tmp/workshop.db
+
+        GAZEBACK_DASHBOARD_PASSWORD=... gazeback dashboard --host 0.0.0.0
     """
     password = os.environ.get("GAZEBACK_DASHBOARD_PASSWORD") or None
     if not serve.is_loopback(host) and not password:
@@ -137,14 +138,16 @@ def dashboard(db_path: Path, host: str, port: int, no_token: bool) -> None:
     sys.exit(serve.serve_until_interrupted(command, env=serve.dashboard_env(token)))
 
 
-@cli.command()
-@click.argument("db_path", type=click.Path(dir_okay=False, path_type=Path))
+@cli.command(cls=DbCommand)
+@db_option
 def migrate(db_path: Path) -> None:
     """Create a database or bring it to the current schema.
 
     Example:
 
-        gazeback migrate trail.db
+        gazeback migrate
+
+        gazeback migrate --db /tmp/new-trail.db
     """
     db = _open_db(db_path)
     click.echo(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gazeback.cli.options import db_option, open_existing_db
+from gazeback.cli.options import DbCommand, db_option, open_existing_db
 from gazeback.cli.options import open_db as _open_db
 from gazeback.dashboard import serve
 from gazeback.db import wipe as wiping
@@ -116,8 +116,8 @@ def remove(label: str, db_path: Path) -> None:
     click.echo(f"Removed {setup.label!r}: it can no longer connect. Its trail is kept.")
 
 
-@click.command(name="devices")
-@click.argument("db_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.command(name="devices", cls=DbCommand)
+@db_option
 @click.option(
     "--relabel", nargs=2, metavar="OLD NEW", help="Give the device labelled OLD the label NEW."
 )
@@ -128,9 +128,9 @@ def devices_(db_path: Path, relabel: tuple[str, str] | None, kind: str | None) -
 
     Example:
 
-        gazeback devices trail.db
+        gazeback devices
 
-        gazeback devices trail.db --relabel "device at 192.168.1.23" kitchen-speaker --kind speaker
+        gazeback devices --relabel "device at 192.168.1.23" kitchen-speaker --kind speaker
     """
     db = open_existing_db(db_path)
     if relabel:
@@ -146,8 +146,8 @@ def devices_(db_path: Path, relabel: tuple[str, str] | None, kind: str | None) -
         click.echo(f"    apps:    {', '.join(d['app_families'][:8]) or '-'}")
 
 
-@click.command()
-@click.argument("db_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.command(cls=DbCommand)
+@db_option
 @click.option("--minutes", default=10.0, show_default=True, help="Look at this recent window.")
 def status(db_path: Path, minutes: float) -> None:
     """Is decryption working? Per device: the share of its connections gazeback could look
@@ -155,7 +155,7 @@ def status(db_path: Path, minutes: float) -> None:
 
     Example:
 
-        gazeback status ~/.local/share/gazeback/trail.db --minutes 5
+        gazeback status --minutes 5
     """
     db = open_existing_db(db_path)
     rows = decryption.check(db, minutes)
@@ -168,8 +168,8 @@ def status(db_path: Path, minutes: float) -> None:
             click.echo(f"    refuses the certificate: {host}")
 
 
-@click.command()
-@click.argument("db_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.command(cls=DbCommand)
+@db_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def wipe(db_path: Path, yes: bool) -> None:
     """Delete a trail for good: the database, its WAL and journal, and the key, spill,
@@ -177,7 +177,9 @@ def wipe(db_path: Path, yes: bool) -> None:
 
     Example:
 
-        gazeback wipe ~/.local/share/gazeback/trail.db --yes
+        gazeback wipe --yes
+
+        gazeback wipe --db /tmp/workshop.db --yes
     """
     files = wiping.trail_files(db_path)
     if not files:

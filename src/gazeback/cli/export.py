@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 from sqlite_utils import Database
 
-from gazeback.cli.options import open_existing_db
+from gazeback.cli.options import DbCommand, db_option, open_existing_db
 from gazeback.dashboard import access, serve
 
 if TYPE_CHECKING:
@@ -70,8 +70,8 @@ def preview_command(path: Path, port: int, metadata: Path) -> list[str]:
             "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
 
 
-@click.command()
-@click.argument("db_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.command(cls=DbCommand)
+@db_option
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["sqlite", "csv", "parquet"]), default="sqlite",
               show_default=True, help="SQLite file, or a folder of CSV or Parquet tables.")  # fmt: skip
@@ -95,11 +95,11 @@ def export(
 
     Example:
 
-        gazeback export trail.db share.db
+        gazeback export share.db
 
-        gazeback export trail.db share.db --bucket 86400 --preview
+        gazeback export share.db --bucket 86400 --preview
 
-        gazeback export trail.db share-parquet --format parquet
+        gazeback export share-parquet --format parquet
     """
     from gazeback.knowledge.classify import load_index
     from gazeback.share.export import (
@@ -178,7 +178,7 @@ def verify_export(out: Path, against: Path | None) -> None:
 
         gazeback verify-export share.db
 
-        gazeback verify-export share.db --against trail.db
+        gazeback verify-export share.db --against ~/.local/share/gazeback/trail.db
     """
     from gazeback.share.verify import verify
 

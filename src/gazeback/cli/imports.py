@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from gazeback.cli.options import DbCommand, db_option
 from gazeback.imports.importers import (
     FORMATS,
     ImportResult,
@@ -21,8 +22,8 @@ from gazeback.models import DeviceKey
 MAX_SHOWN_PROBLEMS = 10
 
 
-@click.command(name="import")
-@click.argument("db_path", type=click.Path(dir_okay=False, path_type=Path), metavar="DB")
+@click.command(name="import", cls=DbCommand)
+@db_option
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
@@ -52,7 +53,9 @@ def import_(
 
     Example:
 
-        gazeback import trail.db session.har phone.pcapng --device phone
+        gazeback import session.har phone.pcapng --device phone
+
+        gazeback import --db /tmp/research.db crawl.har
     """
     from gazeback.cli.options import open_existing_db
     from gazeback.db.identities import load_profile

@@ -74,13 +74,19 @@ def open_db(path: Path) -> sqlite_utils.Database:
 
 
 def open_existing_db(path: Path) -> sqlite_utils.Database:
-    """Open a database that must already exist (a typo must not create an empty one)."""
-    if not Path(path).exists():
+    """Open a database that must already exist (a typo in --db must not create an empty one);
+    the default trail is created on first use, as `gazeback run` would."""
+    if not Path(path).exists() and Path(path).expanduser() != default_db_path():
         raise click.ClickException(
-            f"{path} does not exist. Give the database gazeback records into (by default "
-            f"{default_db_path()}), or create one with `gazeback migrate {path}`."
+            f"{path} does not exist. Leave out --db for the trail gazeback records into "
+            f"({default_db_path()}), or create this one with `gazeback migrate --db {path}`."
         )
-    return open_db(Path(path))
+    return open_db(Path(path).expanduser())
+
+
+def db_hint(path: Path) -> str:
+    """`` --db PATH`` when ``path`` is not the default trail, for commands we suggest."""
+    return "" if Path(path).expanduser() == default_db_path() else f" --db {path}"
 
 
 def db_option(f: Any) -> Any:
@@ -108,3 +114,76 @@ def check_port(host: str, port: int, option: str) -> None:
                 f"cannot listen on {host}:{port} ({e.strerror or e}): another program is "
                 f"using it. Stop it, or choose another port with {option} PORT."
             ) from None
+
+
+class DbCommand(click.Command):
+    """A command that takes its database as ``--db`` (default: the trail ``gazeback run``
+    records into), and for one release still accepts it the old way, as the first argument,
+    with a warning (sqlite-utils and Dogsheep put it first; gazeback's own commands did both)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, legacy_db_args(self, list(args)))
+
+
+def legacy_db_args(command: click.Command, args: list[str]) -> list[str]:
+    """``args`` with an old-style first-argument database turned into ``--db PATH``."""
+    if any(a == "--db" or a.startswith("--db=") for a in args) or "--help" in args:
+        return args
+    options = {
+        name: p for p in command.params if isinstance(p, click.Option)
+        for name in (*p.opts, *p.secondary_opts)
+    }  # fmt: skip
+    positions: list[int] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token == "--":
+            positions += range(i + 1, len(args))
+            break
+        if token.startswith("-") and token != "-" and "=" not in token:
+            option = options.get(token)
+            if option is not None and not option.is_flag and not option.count:
+                i += max(option.nargs, 1)
+        elif not token.startswith("-") or token == "-":
+            positions.append(i)
+        i += 1
+    arguments = [p for p in command.params if isinstance(p, click.Argument)]
+    variadic = any(p.nargs == -1 for p in arguments)
+    fixed = sum(p.nargs for p in arguments if p.nargs > 0)
+    if variadic:
+        legacy = len(positions) >= fixed + 2 and _is_trail(Path(args[positions[0]]))
+    else:
+        legacy = len(positions) == fixed + 1
+    if not legacy:
+        return args
+    db = args.pop(positions[0])
+    click.echo(
+        f"gazeback: giving the database as the first argument is deprecated and will stop "
+        f"working in the next release; use --db {db}",
+        err=True,
+    )
+    return ["--db", db, *args]
+
+
+def _is_trail(path: Path) -> bool:
+    """Named like a database (the old `import trail.db ...`), unless it is another tool's
+    SQLite file (a Pi-hole database is something to import): never let a damaged or
+    mistyped trail be read as a file to import into the default trail."""
+    if path.suffix not in (".db", ".sqlite", ".sqlite3"):
+        return False
+    if not path.is_file():
+        return True
+    try:
+        with open(path, "rb") as f:
+            if f.read(16) != SQLITE_MAGIC:
+                return True  # not SQLite at all: opening it as the database says so
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = con.execute(
+                "select 1 from sqlite_master where name = '_sqlite_migrations'"
+            ).fetchone()
+        finally:
+            con.close()
+        return row is not None
+    except (OSError, sqlite3.Error):
+        return False

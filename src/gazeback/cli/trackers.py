@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from gazeback.cli.options import DbCommand, db_option
 from gazeback.db import knowledge, migrations
 from gazeback.knowledge import trackerlists
 from gazeback.knowledge import update as trackerupdate
@@ -106,12 +107,14 @@ def update(from_files: tuple[Path, ...]) -> None:
         click.echo(f"  {source:18} {version}")
 
 
-@click.command()
-@click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
-def reclassify(db_path: str) -> None:
-    """Apply the current tracker knowledge to every request stored in DB_PATH.
+@click.command(cls=DbCommand)
+@db_option
+def reclassify(db_path: Path) -> None:
+    """Apply the current tracker knowledge to every request stored in the database.
 
-    Example: gazeback reclassify trail.db
+    Example:
+
+        gazeback reclassify
     """
     from gazeback.cli.options import open_existing_db
 

@@ -184,7 +184,7 @@ def relabel(db: Database, old: str, new: str | None = None, kind: str | None = N
     """Rename a device (and/or change its kind); return its id."""
     rows = list(db.query("select id from devices where label = ?", [old]))
     if not rows:
-        raise LookupError(f"no device is labelled {old!r} (see `gazeback devices DB`)")
+        raise LookupError(f"no device is labelled {old!r} (`gazeback devices` lists them)")
     if len(rows) > 1:
         raise LookupError(f"{len(rows)} devices are labelled {old!r}; rename them by id")
     update: dict[str, str] = {}
