@@ -11,7 +11,7 @@ import httpx
 import pytest
 import sqlite_utils
 from click.testing import CliRunner
-from conftest import start_proxy
+from conftest import free_port, start_proxy
 from signin import signed_in
 
 from gazeback import cli as cli_module
@@ -174,7 +174,11 @@ def test_run_starts_a_wireguard_mode_per_device_and_the_regular_proxy(tmp_path, 
     # no added device: `run` is unchanged (no --mode)
     seen.clear()
     empty = tmp_path / "other" / "trail.db"
-    CliRunner().invoke(cli, ["run", "--db", str(empty), "--no-dashboard"], catch_exceptions=False)
+    CliRunner().invoke(
+        cli,
+        ["run", "--db", str(empty), "--no-dashboard", "--listen-port", str(free_port())],
+        catch_exceptions=False,
+    )
     assert "--mode" not in seen[0]
     assert cli_module.run.callback is not None
 

@@ -203,21 +203,8 @@ def relabel(db: Database, old: str, new: str | None = None, kind: str | None = N
 
 
 def agent_families(user_agent: str) -> tuple[str, str | None]:
-    """(app or browser family, OS family) by ua-parser, with gazeback's table for apps
-    ua-parser calls "Other" (okhttp, CFNetwork, Dalvik, TV apps)."""
-    ours = families(user_agent)
-    try:
-        from ua_parser import parse
-    except ImportError:
-        return ours
-    parsed = parse(user_agent)
-    client = parsed.user_agent.family if parsed.user_agent else None
-    os_family = parsed.os.family if parsed.os else None
-    if not client or client == "Other":
-        client = ours[0]
-    if not os_family or os_family == "Other":
-        os_family = ours[1]
-    return client, os_family
+    """(app or browser family, OS family): the one parser, knowledge.useragents."""
+    return families(user_agent)
 
 
 def describe(db: Database, sample: int = 2000) -> list[dict[str, Any]]:
