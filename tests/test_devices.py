@@ -256,14 +256,21 @@ def test_devices_command_lists_families_and_relabels(tmp_path):
         )  # fmt: skip
     db.close()
     r = CliRunner().invoke(
-        cli, ["devices", str(db_path), "--relabel", "device at x", "kitchen", "--kind", "tablet"]
+        cli,
+        ["device", "relabel", "device at x", "kitchen", "--kind", "tablet", "--db", str(db_path)],
     )
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["device", "list", "--db", str(db_path)])
     assert r.exit_code == 0, r.output
     assert "kitchen  (tablet)  6 requests" in r.output
     assert "systems: Android, iOS" in r.output
     assert "apps:    Chrome Mobile, Mobile Safari, okhttp" in r.output
-    r = CliRunner().invoke(cli, ["devices", str(db_path), "--relabel", "nope", "x"])
+    r = CliRunner().invoke(cli, ["device", "relabel", "nope", "x", "--db", str(db_path)])
     assert r.exit_code == 1 and "no device is labelled 'nope'" in r.output
+    # the old name works for one release, and says what replaced it
+    r = CliRunner().invoke(cli, ["devices", "--db", str(db_path)])
+    assert r.exit_code == 0 and "kitchen  (tablet)" in r.output
+    assert "now `gazeback device list`" in r.output
 
 
 def test_status_command(tmp_path):

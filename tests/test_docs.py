@@ -19,6 +19,8 @@ GENERATED = ["docs/cli.md", "docs/schema.md"]
 
 def commands(group: click.Group, prefix=""):
     for name, cmd in group.commands.items():
+        if cmd.hidden:  # deprecated names kept for one release
+            continue
         yield prefix + name, cmd
         if isinstance(cmd, click.Group):
             yield from commands(cmd, prefix + name + " ")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -76,23 +77,56 @@ def add(
     )
 
 
-@device.command(name="list")
+@device.command(name="list", cls=DbCommand)
 @db_option
 def list_(db_path: Path) -> None:
-    """List the devices you added, with their WireGuard port and proxy user.
+    """List every device in your trail: the ones you added (with their WireGuard port and
+    proxy user) and the ones gazeback saw, with their requests and the operating systems
+    and apps seen in their user agents.
 
     Example:
 
         gazeback device list
     """
-    db = open_existing_db(db_path.expanduser())
-    found = devices.setups(db, db_path.expanduser())
+    db = open_existing_db(db_path)
+    _print_devices(db)
+
+
+@device.command(name="relabel", cls=DbCommand)
+@click.argument("old")
+@click.argument("new")
+@db_option
+@click.option("--kind", type=click.Choice(devices.KINDS), help="Also set its kind.")
+def relabel(old: str, new: str, db_path: Path, kind: str | None) -> None:
+    """Give the device labelled OLD the label NEW (and a kind), e.g. one gazeback could only
+    name after its address.
+
+    Example:
+
+        gazeback device relabel "device at 192.168.1.23" kitchen-speaker --kind speaker
+    """
+    db = open_existing_db(db_path)
+    try:
+        devices.relabel(db, old, new, kind)
+    except (LookupError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"Relabelled {old!r} as {new!r}.")
+
+
+def _print_devices(db: Any) -> None:
+    found = devices.describe(db)
     if not found:
-        click.echo("No device added yet. Add one with `gazeback device add phone`.")
-    for s in found:
         click.echo(
-            f"{s.label:20} {s.kind:8} WireGuard UDP {s.wireguard_port}  proxy user {s.proxy_user}"
+            "No device yet. Add a phone with `gazeback device add phone`, or start "
+            "`gazeback run` and point a browser at the proxy."
         )
+    for d in found:
+        how = f"WireGuard UDP {d['wireguard_port']}" if d["wireguard_port"] else ""
+        if d.get("proxy_user"):
+            how += f"  proxy user {d['proxy_user']}"
+        click.echo(f"{d['label']}  ({d['kind'] or 'other'})  {d['requests']} requests  {how}")
+        click.echo(f"    systems: {', '.join(d['os_families']) or '(no user agent seen)'}")
+        click.echo(f"    apps:    {', '.join(d['app_families'][:8]) or '-'}")
 
 
 @device.command(name="remove")
@@ -116,22 +150,24 @@ def remove(label: str, db_path: Path) -> None:
     click.echo(f"Removed {setup.label!r}: it can no longer connect. Its trail is kept.")
 
 
-@click.command(name="devices", cls=DbCommand)
+@click.command(name="devices", cls=DbCommand, hidden=True)
 @db_option
 @click.option(
     "--relabel", nargs=2, metavar="OLD NEW", help="Give the device labelled OLD the label NEW."
 )
 @click.option("--kind", type=click.Choice(devices.KINDS), help="With --relabel: set its kind.")
 def devices_(db_path: Path, relabel: tuple[str, str] | None, kind: str | None) -> None:
-    """List every device in a trail: label, kind, and the operating systems and apps seen
-    in its user agents. Change a label with --relabel.
+    """Deprecated: `gazeback device list` and `gazeback device relabel` (for one release).
 
     Example:
 
-        gazeback devices
-
-        gazeback devices --relabel "device at 192.168.1.23" kitchen-speaker --kind speaker
+        gazeback device list
     """
+    click.echo(
+        "gazeback: `gazeback devices` is now `gazeback device list` (and `--relabel` is "
+        "`gazeback device relabel OLD NEW`); this name goes in the next release.",
+        err=True,
+    )
     db = open_existing_db(db_path)
     if relabel:
         try:
@@ -139,11 +175,7 @@ def devices_(db_path: Path, relabel: tuple[str, str] | None, kind: str | None) -
         except (LookupError, ValueError) as e:
             raise click.ClickException(str(e)) from e
         click.echo(f"Relabelled {relabel[0]!r} as {relabel[1]!r}.")
-    for d in devices.describe(db):
-        how = f"WireGuard UDP {d['wireguard_port']}" if d["wireguard_port"] else ""
-        click.echo(f"{d['label']}  ({d['kind'] or 'other'})  {d['requests']} requests  {how}")
-        click.echo(f"    systems: {', '.join(d['os_families']) or '(no user agent seen)'}")
-        click.echo(f"    apps:    {', '.join(d['app_families'][:8]) or '-'}")
+    _print_devices(db)
 
 
 @click.command(cls=DbCommand)
