@@ -14,7 +14,7 @@ from gazeback.cli import cli
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 DOCS = sorted((ROOT / "docs").rglob("*.md"))
-GENERATED = ["docs/cli.md", "docs/schema.md"]
+GENERATED = ["docs/cli.md", "docs/schema.md", "docs/guide/your-data.md"]
 
 
 def commands(group: click.Group, prefix=""):

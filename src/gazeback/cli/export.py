@@ -15,6 +15,7 @@ from sqlite_utils import Database
 
 from gazeback.cli.options import DbCommand, db_option, open_existing_db
 from gazeback.dashboard import access, serve
+from gazeback.db.localfiles import side_file
 
 if TYPE_CHECKING:
     from gazeback.share.schema import Allowlist
@@ -54,7 +55,7 @@ def owner_canaries(db: Database, db_path: Path) -> Canaries:
 
 def stored_link_key(db_path: Path) -> bytes:
     """The long-lived ``<db>.export-link.key`` (0600), made on first use."""
-    path = db_path.with_name(db_path.name + ".export-link.key")
+    path = side_file(db_path, "export_link_key")
     if not path.exists():
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         with os.fdopen(fd, "wb") as f:

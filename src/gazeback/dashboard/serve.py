@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from gazeback.dashboard import access
-from gazeback.db.localfiles import private_file
+from gazeback.db.localfiles import private_file, side_file
 
 # Moved to devices.access (devices must not import the dashboard); kept here for callers.
 from gazeback.devices.access import credentials_path as credentials_path
@@ -157,7 +157,7 @@ def dashboard_command(
             raise ValueError(f"a password is required to serve the dashboard on {host}")
         config |= {"allowed_hosts": ["*"], "password_hash": access.hash_password(password)}
     meta.setdefault("plugins", {})["gazeback"] = config
-    meta_path = db_path.with_name(db_path.name + ".dashboard.json")
+    meta_path = side_file(db_path, "dashboard")
     private_file(meta_path)
     meta_path.write_text(json.dumps(meta))
     cmd = [
@@ -199,7 +199,7 @@ def write_htpasswd(db_path: Path, creds: dict[str, str]) -> Path:
     """
     import bcrypt
 
-    path = db_path.with_name(db_path.name + ".htpasswd")
+    path = side_file(db_path, "htpasswd")
     lines = [
         f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(BCRYPT_ROUNDS)).decode()}\n"
         for user, password in sorted(creds.items())

@@ -18,18 +18,38 @@ def default_db_path() -> Path:
     return Path(base) / "gazeback" / "trail.db"
 
 
+# Every file gazeback keeps beside a database ``trail.db``, in one place: what it holds.
+# All are private (0600 files, 0700 folders), fixed at start, and removed by `gazeback wipe`.
+SIDE_FILES = {
+    "key": (".key", "the local key: fingerprints and the identities' encryption"),
+    "spill": (".spill.jsonl", "records waiting to be written (disk full, database locked)"),
+    "onboarding": (".onboarding.json", "each added device's WireGuard QR code (its private key)"),
+    "wireguard": (".wireguard", "folder of each added device's WireGuard keys"),
+    "proxy_users": (".proxy-users.json", "device proxy passwords"),
+    "htpasswd": (".htpasswd", "device proxy passwords, bcrypt-hashed, for the proxy"),
+    "dashboard": (".dashboard.json", "the dashboard's Datasette configuration"),
+    "seat_cards": (".seats.html", "a workshop's printable seat cards (they hold keys)"),
+    "export_link_key": (".export-link.key", "the key that links your exports (--link-key)"),
+}
+
+
+def side_file(db_path: Path, kind: str) -> Path:
+    """The file of ``kind`` (a key of SIDE_FILES) beside ``db_path``."""
+    return db_path.with_name(db_path.name + SIDE_FILES[kind][0])
+
+
 def key_path(db_path: Path) -> Path:
-    return db_path.with_name(db_path.name + ".key")
+    return side_file(db_path, "key")
 
 
 def spill_path(db_path: Path) -> Path:
-    return db_path.with_name(db_path.name + ".spill.jsonl")
+    return side_file(db_path, "spill")
 
 
 def onboarding_path(db_path: Path) -> Path:
     """``trail.db.onboarding.json``: each added device's WireGuard QR code (it holds the
     device's private key), kept out of the database the dashboard can query (0600)."""
-    return db_path.with_name(db_path.name + ".onboarding.json")
+    return side_file(db_path, "onboarding")
 
 
 def private_file(path: Path) -> None:

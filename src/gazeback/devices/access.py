@@ -9,11 +9,11 @@ import socket
 import sys
 from pathlib import Path
 
-from gazeback.db.localfiles import private_file
+from gazeback.db.localfiles import private_file, side_file
 
 
 def credentials_path(db_path: Path) -> Path:
-    return db_path.with_name(db_path.name + ".proxy-users.json")
+    return side_file(db_path, "proxy_users")
 
 
 def proxy_credentials(db_path: Path, labels: list[str]) -> dict[str, str]:

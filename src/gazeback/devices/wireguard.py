@@ -16,6 +16,8 @@ from typing import TextIO
 import mitmproxy_rs
 import segno
 
+from gazeback.db.localfiles import side_file
+
 BASE_PORT = 51820  # WireGuard's usual port; devices get 51820, 51821, ...
 CLIENT_ADDRESS = "10.0.0.1/32"  # what mitmproxy's WireGuard mode gives every client
 CLIENT_DNS = "10.0.0.53"  # mitmproxy answers DNS inside the tunnel
@@ -23,7 +25,7 @@ CLIENT_DNS = "10.0.0.53"  # mitmproxy answers DNS inside the tunnel
 
 def keys_dir(db_path: Path) -> Path:
     """``trail.db.wireguard/``: the key files of every added device (0700)."""
-    return db_path.with_name(db_path.name + ".wireguard")
+    return side_file(db_path, "wireguard")
 
 
 def keys_path(db_path: Path, name: str) -> Path:
