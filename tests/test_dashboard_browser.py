@@ -22,6 +22,7 @@ from conftest import free_port
 
 from gazeback.dashboard import access, demo, serve
 from gazeback.db import migrations
+from gazeback.devices import registry
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
@@ -209,3 +210,25 @@ def test_the_token_becomes_a_private_cookie_and_leaves_the_address(browser, serv
     assert response.status == 401 and "needs its key" in page.content()
     page.screenshot(path=str(shots / "no-token.png"))
     assert errors == [] and outside == []
+
+
+def test_connect_page_draws_the_devices_qr_code(browser, tmp_path, shots):
+    """The Connect a device page shows each added device's WireGuard QR code as an image a
+    browser really draws (an SVG without its namespace is a broken image)."""
+    path = tmp_path / "trail.db"
+    db = sqlite_utils.Database(path)
+    migrations.apply(db)
+    registry.add(db, path, "phone", endpoint_host="192.0.2.10")
+    db.close()
+    proc, base, token = start_server(path)
+    try:
+        url = with_token(f"{base}/-/dashboards/connect", token)
+        errors, outside, page = visit(browser, url, shots / "connect.png")
+        images = page.locator("img[src*='/-/gazeback/qr/']")
+        assert images.count() >= 1, page.content()[:2000]
+        drawn = images.first.evaluate("img => img.complete && img.naturalWidth")
+        assert drawn and drawn > 50, "the QR code is a broken image"
+        assert errors == [] and outside == []
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -93,6 +93,19 @@ class ProcessWriter(Intake):
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         """Start the child and wait until it has opened the database (or raise why not)."""
+        for attempt in (1, 2):
+            parent, payload = self._launch()
+            if parent is not None:
+                break
+            # Killed by a Ctrl-C in the few milliseconds before its launcher ignores it: the
+            # same Ctrl-C is on its way to mitmproxy, which stops us cleanly; start again so
+            # that stop finds a writer (a second death is a real failure).
+            if attempt == 2:
+                raise OSError("the gazeback writer process exited at start")
+        assert parent is not None
+        self._finish_start(parent, payload)
+
+    def _launch(self) -> tuple[Connection | None, Any]:
         mp = multiprocessing.get_context("spawn")  # no fork of mitmproxy's threads and loop
         parent, child = mp.Pipe()
         self._proc = mp.Process(
@@ -117,9 +130,15 @@ class ProcessWriter(Intake):
             self._proc.kill()
             raise TimeoutError("the gazeback writer process did not start")
         try:
-            kind, payload = parent.recv()
+            return parent, parent.recv()
         except EOFError:
+            self._proc.join(5)
+            if self._proc.exitcode in (-signal.SIGINT, 128 + signal.SIGINT):
+                return None, None
             raise OSError("the gazeback writer process exited at start") from None
+
+    def _finish_start(self, parent: Connection, message: Any) -> None:
+        kind, payload = message
         if kind == "error":
             self._proc.join(5)
             raise OSError(payload)

@@ -65,6 +65,12 @@ def record(
             db_path, "127.0.0.1", dashboard_port, dashboard_token or access.new_token(),
             dashboard_path, stdout=subprocess.DEVNULL,
         )  # fmt: skip
+        if not serve.wait_listening(dashboard_port, dashboard):
+            serve.stop_server(dashboard)
+            raise click.ClickException(
+                f"the dashboard did not start on 127.0.0.1:{dashboard_port}; "
+                "try `gazeback dashboard` to see why, or --no-dashboard"
+            )
     _banner(db_path, listen_host, listen_port, url, creds)
     for user, spec in added:
         click.echo(f"  WireGuard:  device {user!r} on UDP port {spec.rsplit(':', 1)[1]}")

@@ -6,8 +6,10 @@ import ipaddress
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -232,6 +234,11 @@ def serve_until_interrupted(command: list[str], env: dict[str, str] | None = Non
     """Run a server command in the foreground until Ctrl-C; Ctrl-C is the normal way to stop
     it, so it ends with status 0 (not click's "Aborted!")."""
     proc = subprocess.Popen(command, env=env)
+
+    def _terminated(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # `kill` (SIGTERM) stops the server as Ctrl-C does
+
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -241,6 +248,20 @@ def serve_until_interrupted(command: list[str], env: dict[str, str] | None = Non
             proc.send_signal(signal.SIGINT)
         stop_server(proc)
         return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> bool:
+    """Wait until the server ``proc`` started accepts connections on 127.0.0.1:``port``, so
+    the address printed next is one a person can open at once. False if it never did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.05)
+    return False
 
 
 def stop_server(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:

@@ -8,6 +8,7 @@ by the port its packets arrived on. Key files hold mitmproxy's JSON
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -89,5 +90,10 @@ def qr_terminal(text: str, out: TextIO) -> None:
 
 
 def qr_svg(text: str) -> str:
-    """``text`` as an inline ``<svg>`` element (dark modules on white, 4 px each)."""
-    return str(segno.make(text, error="l").svg_inline(scale=4, light="white"))
+    """``text`` as an SVG document (dark modules on white, 4 px each), fit to serve as an
+    image and to place inline in HTML."""
+    # A standalone SVG document (with its namespace): the dashboard serves it as an image,
+    # and a browser draws an image/svg+xml only when the root element carries the namespace.
+    out = io.BytesIO()
+    segno.make(text, error="l").save(out, kind="svg", scale=4, light="white", xmldecl=False)
+    return out.getvalue().decode()
