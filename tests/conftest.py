@@ -175,7 +175,9 @@ def exported(household, tmp_path_factory):
     from gazeback.cli.export import export
 
     out = tmp_path_factory.mktemp("export") / "share.db"
-    result = CliRunner().invoke(export, [str(household[0]), str(out)], catch_exceptions=False)
+    result = CliRunner().invoke(
+        export, ["--db", str(household[0]), str(out)], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     return out
 

@@ -193,3 +193,14 @@ def test_registered_place_as_coordinates_fails_g1(exported, owner_secret, allow,
     copy = _copy(exported, tmp_path)
     _tamper(copy, "update readme set body = body || ' 52.5213, 13.4102' where rowid = 1")
     assert "registered place" in _failed(copy, allow, owner_secret)["G1"]
+
+
+def test_the_recipients_view_says_g1_was_skipped_not_passed(exported):
+    from click.testing import CliRunner
+
+    from gazeback.cli import cli
+
+    result = CliRunner().invoke(cli, ["verify-export", str(exported)])
+    assert result.exit_code == 0, result.output
+    (g1,) = [line for line in result.output.splitlines() if line.startswith("G1 ")]
+    assert g1.startswith("G1 skip") and "--against" in g1

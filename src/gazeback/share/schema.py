@@ -396,7 +396,9 @@ class Check:
     guarantee: str
     ok: bool
     reason: str
+    skipped: bool = False  # not checked in this view (it does not fail the file)
 
     @property
     def line(self) -> str:
-        return f"{self.guarantee} {'pass' if self.ok else 'FAIL'}  {TITLES[self.guarantee]}: {self.reason}"
+        word = "skip" if self.skipped else ("pass" if self.ok else "FAIL")
+        return f"{self.guarantee} {word}  {TITLES[self.guarantee]}: {self.reason}"
