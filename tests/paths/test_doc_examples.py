@@ -236,9 +236,12 @@ def test_every_example_runs(path: Path, tmp_path: Path, upstream):
         finally:
             status = stop(recorder) if recorder else 0
         where = f"{block.doc} line {block.line}:\n{block.text}"
-        assert result.returncode == 0, (
-            f"{where}\nfailed with {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        )
+        if result.returncode != 0:  # say what held the documented ports, if anything
+            ports = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout
+            raise AssertionError(
+                f"{where}\nfailed with {result.returncode}:\n{result.stdout[-3000:]}\n"
+                f"{result.stderr[-3000:]}\nlistening now:\n{ports}"
+            )
         if recorder:
             assert status == 0, f"{where}\n`gazeback run` exited {status} after Ctrl-C"
             hosts = [

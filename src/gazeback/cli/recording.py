@@ -59,25 +59,27 @@ def record(
     if creds:  # asked only of devices on the network (capture/deviceauth.py), not of
         # WireGuard peers (their key is their credential) nor of this computer's programs
         args += ["--set", f"gazeback_proxy_users={serve.write_htpasswd(db_path, creds)}"]
-    dashboard, url = None, None
-    if dashboard_port:
-        dashboard, url = serve.start_dashboard(
-            db_path, "127.0.0.1", dashboard_port, dashboard_token or access.new_token(),
-            dashboard_path, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        if not serve.wait_listening(dashboard_port, dashboard):
-            serve.stop_server(dashboard)
-            raise click.ClickException(
-                f"the dashboard did not start on 127.0.0.1:{dashboard_port}; "
-                "try `gazeback dashboard` to see why, or --no-dashboard"
-            )
-    _banner(db_path, listen_host, listen_port, url, creds)
-    for user, spec in added:
-        click.echo(f"  WireGuard:  device {user!r} on UDP port {spec.rsplit(':', 1)[1]}")
-    from mitmproxy.tools.main import mitmdump
+    dashboard = None
+    try:  # Ctrl-C at any point from here stops everything started so far, quietly
+        url = None
+        if dashboard_port:
+            dashboard, url = serve.start_dashboard(
+                db_path, "127.0.0.1", dashboard_port, dashboard_token or access.new_token(),
+                dashboard_path, stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            if not serve.wait_listening(dashboard_port, dashboard):
+                raise click.ClickException(
+                    f"the dashboard did not start on 127.0.0.1:{dashboard_port}; "
+                    "try `gazeback dashboard` to see why, or --no-dashboard"
+                )
+        _banner(db_path, listen_host, listen_port, url, creds)
+        for user, spec in added:
+            click.echo(f"  WireGuard:  device {user!r} on UDP port {spec.rsplit(':', 1)[1]}")
+        from mitmproxy.tools.main import mitmdump
 
-    try:
         mitmdump([*args, *passed])
+    except KeyboardInterrupt:
+        pass  # pressed while starting, before mitmproxy took over Ctrl-C: a normal stop
     finally:
         if dashboard is not None:
             serve.stop_server(dashboard)

@@ -115,8 +115,7 @@ def workshop(
                 dashboard_path="/-/dashboards/workshop",
             )  # fmt: skip
         except KeyboardInterrupt:
-            if not over.is_set():  # Ctrl-C before the proxy was up: still wiped, below
-                raise
+            pass  # Ctrl-C (or the timer) while starting: a normal end, wiped below
         finally:
             timer.cancel()
             pages.stop()
