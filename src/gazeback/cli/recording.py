@@ -65,12 +65,12 @@ def record(
         if dashboard_port:
             dashboard, url = serve.start_dashboard(
                 db_path, "127.0.0.1", dashboard_port, dashboard_token or access.new_token(),
-                dashboard_path, stdout=subprocess.DEVNULL,
+                dashboard_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             if not serve.wait_listening(dashboard_port, dashboard):
                 raise click.ClickException(
                     f"the dashboard did not start on 127.0.0.1:{dashboard_port}; "
-                    "try `gazeback dashboard` to see why, or --no-dashboard"
+                    "`gazeback dashboard` shows why (its server log), or use --no-dashboard"
                 )
         _banner(db_path, listen_host, listen_port, url, creds)
         for user, spec in added:
