@@ -6,9 +6,14 @@
 // table under every chart (its text alternative, reachable with the keyboard). Nothing
 // here loads anything from the internet.
 
+document.documentElement.lang = document.documentElement.lang || 'en'
+
 const GAZEBACK_COLOURS = ['#0072B2', '#E69F00', '#009E73', '#CC79A7', '#56B4E9', '#D55E00', '#F0E442', '#000000']
 
+// Every chart sits in an element with role="img" and a label naming the table under it:
+// the marks themselves stay out of the accessibility tree (aria: false, aria-hidden).
 const GAZEBACK_VEGA_CONFIG = {
+  aria: false,
   background: '#00000000',
   font: 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif',
   range: { category: GAZEBACK_COLOURS },
@@ -62,7 +67,17 @@ function gazebackAxes(encoding, rows) {
     const enc = encoding[channel]
     if (!enc) { continue }
     if (enc.type === 'quantitative') {
-      enc.axis = { tickMinStep: 1, format: ',d', ...(enc.axis || {}) }
+      // counts: whole-number ticks only (never 0.5); below 10, one tick per whole number
+      const other = encoding[channel === 'x' ? 'y' : 'x']
+      const totals = {}
+      rows.forEach(r => {
+        const key = other && other.field ? String(r[other.field]) : ''
+        totals[key] = (totals[key] || 0) + (Number(r[enc.field]) || 0)
+      })
+      const top = Math.max(0, ...Object.values(totals))
+      const axis = { tickMinStep: 1, format: ',d' }
+      if (top <= 10) { axis.values = Array.from({ length: Math.ceil(top) + 1 }, (_, i) => i) }
+      enc.axis = { ...axis, ...(enc.axis || {}) }
     }
     if (enc.type === 'temporal') {
       const times = rows.map(r => Date.parse(r[enc.field])).filter(t => !isNaN(t))
@@ -70,11 +85,11 @@ function gazebackAxes(encoding, rows) {
       const days = new Set(times.map(t => new Date(t).toDateString())).size
       let tickCount, format
       if (hours <= 12) {
-        tickCount = { interval: 'hour', step: 1 }
+        tickCount = { interval: 'hours', step: 1 }
       } else if (hours <= 36) {
-        tickCount = { interval: 'hour', step: 3 }
+        tickCount = { interval: 'hours', step: 3 }
       } else if (hours <= 96) {
-        tickCount = { interval: 'hour', step: 12 }
+        tickCount = { interval: 'hours', step: 12 }
       } else if (hours <= 24 * 21) {
         tickCount = { interval: 'day', step: 1 }
       } else {
@@ -165,8 +180,11 @@ async function renderVegaLiteChart(chart_slug, chart, query_string, absolute_url
   el.appendChild(picture)
   await vegaEmbed(picture, spec, {
     actions: false,
+    renderer: 'svg', // text a screen reader and a test can read
     loader: vega.loader({ target: '_self' }),
   })
+  // the picture's label (role="img" above) and the table below speak for the marks
+  picture.querySelectorAll('svg').forEach(svg => svg.setAttribute('aria-hidden', 'true'))
   gazebackChartTable(el, chart, data.rows)
   el.setAttribute('data-rendered', 'true')
   if (data.truncated) { enableChartTooltip(chart_slug) }
