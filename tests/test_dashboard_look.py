@@ -21,9 +21,7 @@ screenshots = importlib.util.module_from_spec(spec)
 sys.modules["screenshots"] = screenshots  # its dataclass looks itself up there
 spec.loader.exec_module(screenshots)
 
-pytestmark = pytest.mark.skipif(
-    screenshots.chromium() is None, reason="chromium is not installed"
-)
+pytestmark = pytest.mark.skipif(screenshots.chromium() is None, reason="chromium is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +33,9 @@ def trails(tmp_path_factory):
 def pages(trails, tmp_path_factory):
     pytest.importorskip("playwright.sync_api")
     pytest.importorskip("axe_playwright_python")
-    out = Path(os.environ.get("GAZEBACK_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
-    return {p.name: p for p in screenshots.run(out, trails)}
+    asked = os.environ.get("GAZEBACK_SCREENSHOTS")  # e.g. docs/screenshots: small PNGs
+    out = Path(asked or tmp_path_factory.mktemp("shots"))
+    return {p.name: p for p in screenshots.run(out, trails, small=bool(asked))}
 
 
 def number(text):
@@ -58,9 +57,12 @@ def test_no_serious_or_critical_accessibility_problem(pages):
     assert found == {}
 
 
-def test_screenshots_are_small(pages):
+def test_screenshots_are_drawn_and_the_checked_in_ones_small(pages):
     for page in pages.values():
-        assert page.png.stat().st_size <= 200 * 1024, page.png
+        assert page.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", page.png
+    for png in (ROOT / "docs" / "screenshots").glob("*.png"):
+        assert png.stat().st_size <= 200 * 1024, png
+    assert {p.stem for p in (ROOT / "docs" / "screenshots").glob("*.png")} == set(pages)
 
 
 def test_the_numbers_on_the_trail_page_agree_with_the_database(pages, trails):
@@ -70,7 +72,7 @@ def test_the_numbers_on_the_trail_page_agree_with_the_database(pages, trails):
     for name, trail in (("trail", "demo"), ("one-hour", "hour")):
         shown = pages[name].texts
         db = sqlite3.connect(trails[trail])
-        one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
+        one = lambda sql, db=db: db.execute(sql).fetchone()[0]  # noqa: E731
         n = one("select count(*) from requests")
         trackers = one(
             "select count(*) from requests r join trackers t on t.id = r.tracker_id "

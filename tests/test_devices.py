@@ -285,7 +285,21 @@ def test_status_command(tmp_path):
     devices.add(db, db_path, "phone", endpoint_host="x")
     db.close()
     r = CliRunner().invoke(cli, ["status", str(db_path)])
-    assert r.exit_code == 0 and "phone: - of 0 connections: no traffic yet" in r.output
+    assert r.exit_code == 0 and "phone: no connection: no traffic yet" in r.output
+    db = sqlite_utils.Database(db_path)
+    (phone,) = [r["id"] for r in db.query("select id from devices where label = 'phone'")]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    for i, (kind, dec) in enumerate([("http", 1), ("error", 1), ("error", 1)]):
+        db.table("requests").insert(
+            {"flow_id": f"s{i}", "device_id": phone, "started_at": now, "kind": kind,
+             "is_decrypted": dec, "host": "a.example"}
+        )  # fmt: skip
+    db.close()
+    r = CliRunner().invoke(cli, ["status", str(db_path)])
+    # one connection (not "1 connections"); the two that never reached a server are not
+    # counted as looked into
+    assert "phone: looked inside 100 % of 1 connection: working" in r.output, r.output
+    assert "and 2 that never reached their server" in r.output, r.output
 
 
 def test_wireguard_tunnel_through_mitmdump(tmp_path, upstream):

@@ -75,7 +75,7 @@ function gazebackAxes(encoding, rows) {
         totals[key] = (totals[key] || 0) + (Number(r[enc.field]) || 0)
       })
       const top = Math.max(0, ...Object.values(totals))
-      const axis = { tickMinStep: 1, format: ',d' }
+      const axis = { tickMinStep: 1, format: ',d', labelOverlap: true, labelFlush: true }
       if (top <= 10) { axis.values = Array.from({ length: Math.ceil(top) + 1 }, (_, i) => i) }
       enc.axis = { ...axis, ...(enc.axis || {}) }
     }
