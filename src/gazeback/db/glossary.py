@@ -95,15 +95,15 @@ STEPS = {
     "protobuf": "inside packed app data",
 }
 LOCATIONS = {
-    "url.query": "in the web address (the part labelled “{}”)",
+    "url.query": "in the web address (the part labelled {})",
     "url.path": "in the web address itself",
     "url": "in the web address",
-    "body.form": "in a form it sent (the part labelled “{}”)",
-    "body.json": "in the data it sent (the part labelled “{}”)",
-    "body.multipart": "in an upload (the part labelled “{}”)",
+    "body.form": "in a form it sent (the part labelled {})",
+    "body.json": "in the data it sent (the part labelled {})",
+    "body.multipart": "in an upload (the part labelled {})",
     "body": "in the data it sent",
-    "header": "in a hidden line of the request (“{}”)",
-    "cookie": "in a cookie (“{}”)",
+    "header": "in a hidden line of the request named {}",
+    "cookie": "in a cookie named {}",
 }
 CATEGORIES = {
     "advertising": "Advertising",
