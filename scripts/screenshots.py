@@ -214,7 +214,7 @@ def visit(context: Any, base: str, token: str, path: str, png: Path, small: bool
     page.route("**/*", guard)
     url = base + path
     page.goto(url + ("&" if "?" in url else "?") + f"token={token}", wait_until="networkidle")
-    page.wait_for_function(SETTLED, timeout=20_000)
+    page.wait_for_function(SETTLED, timeout=90_000)  # a busy CI machine is slow
     page.wait_for_timeout(300)
     texts = page.evaluate(
         "() => Object.fromEntries([...document.querySelectorAll('.dashboard-card-chart')]"
