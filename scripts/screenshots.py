@@ -79,6 +79,7 @@ class Page:
     links: list[str] = field(default_factory=list)  # every link on the page
     titles: list[str] = field(default_factory=list)  # the cards' titles
     tables: dict[str, list[list[str]]] = field(default_factory=dict)  # chart -> its table
+    tab_stops: list[str] = field(default_factory=list)  # "chart-slug:tag" the Tab key visits
 
     @property
     def serious(self) -> list[dict[str, Any]]:
@@ -236,14 +237,28 @@ def visit(context: Any, base: str, token: str, path: str, png: Path, small: bool
         " [...c.querySelector('table').querySelectorAll('tr')]"
         ".map(r => [...r.cells].map(x => x.textContent.trim()))]))"
     )
+    tab_stops = []
+    if png.stem == "trail":  # the keyboard: Tab through the page as a person would
+        for _ in range(400):  # until the focus reaches the glossary at the bottom
+            page.keyboard.press("Tab")
+            tab_stops.append(
+                page.evaluate(
+                    "() => { const e = document.activeElement; const c = e && e.closest"
+                    "('.dashboard-card-chart'); return (c ? c.id : '') + ':' + "
+                    "(e ? e.tagName.toLowerCase() : '') }"
+                )
+            )
+            if tab_stops[-1].startswith("chart-glossary:") or tab_stops[-1] == ":body":
+                break
     page.add_script_tag(path=str(axe_script()))
     violations = page.evaluate(AXE_RUN)
     page.screenshot(path=str(png), full_page=True)
     if small:
         shrink(png)
     result = Page(
-        png.stem, url, png, violations, errors, outside, texts, axes, header, links, titles, tables
-    )
+        png.stem, url, png, violations, errors, outside, texts, axes, header, links, titles, tables,
+        tab_stops,
+    )  # fmt: skip
     page.close()
     return result
 

@@ -164,3 +164,13 @@ def test_the_room_view_shows_no_ones_rows(pages):
     assert not [u for u in room.links if re.search(r"/trail(/|\?|$)|/-/dashboards/(?!workshop)", u)]
     assert number(room.texts["w-joined"]) == 2
     assert "Google" in room.texts["w-companies-list"]
+
+
+def test_the_keyboard_reaches_every_number_and_every_chart_table(pages):
+    """Tab alone reaches each number card's link and each chart's table (whose first
+    column links where the chart's bars do)."""
+    stops = set(pages["trail"].tab_stops)
+    for card in ("requests", "tracker-share", "companies", "leaks", "devices", "not-decrypted"):
+        assert f"chart-{card}:a" in stops, (card, sorted(stops))
+    for chart in ("timeline", "top-companies", "learned", "devices-companies", "countries"):
+        assert f"chart-{chart}:summary" in stops, (chart, sorted(stops))
