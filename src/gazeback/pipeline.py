@@ -9,7 +9,15 @@ from gazeback.knowledge.classify import TrackerIndex, classify
 from gazeback.knowledge.hostnames import normalize_host
 from gazeback.leaks.detect import Profile, detect_safe
 from gazeback.leaks.redact import redact_header, redact_url, scrub_request
-from gazeback.models import MAX_TEXT, TRUNCATION_MARKER, FlowSnapshot, Leak, Observation, Record
+from gazeback.models import (
+    MAX_TEXT,
+    TRUNCATION_MARKER,
+    Classification,
+    FlowSnapshot,
+    Leak,
+    Observation,
+    Record,
+)
 from gazeback.timestamps import iso
 
 MAX_HEADERS = 200  # headers kept per request; the rest are counted in a marker entry
@@ -47,6 +55,48 @@ def process(snap: FlowSnapshot, context: Context) -> Record:
         decode_truncated=det.truncated,
         detection=det,
     )
+
+
+def unprocessed(snap: FlowSnapshot) -> Record:
+    """The least we can store for a flow our code could not process: where and when only."""
+    obs = Observation(
+        flow_id=snap.flow_id,
+        kind=snap.kind,
+        started_at=iso(snap.started_at),
+        device=snap.device,
+        method=None,
+        scheme=None,
+        host=str(snap.host)[:1024] or "(unknown)",
+        port=snap.port or None,
+        path=None,
+        query=(),
+        request_headers=(),
+        request_body=None,
+        content_type=None,
+        user_agent=None,
+        referer=None,
+        origin=None,
+        sec_fetch_site=None,
+        status_code=None,
+        request_bytes=0,
+        response_bytes=0,
+        duration_ms=None,
+        is_decrypted=snap.is_decrypted,
+        tls_sni=None,
+        server_ip=None,
+        error="gazeback could not process this request (see the proxy log)",
+    )
+    return Record(observation=obs, classification=Classification(None, None))
+
+
+def stored_only(record: Record) -> Record:
+    """``record`` without what is never stored (body, decoded query, values as sent):
+    for records that wait in memory or cross to another process."""
+    obs = record.observation
+    if not (obs.request_body is not None or obs.query or obs.raw_secret_headers or obs.raw_path):
+        return record
+    lean = replace(obs, request_body=None, query=(), raw_secret_headers=(), raw_path=None)
+    return replace(record, observation=lean)
 
 
 def scrub(obs: Observation, leaks: tuple[Leak, ...]) -> Observation:
