@@ -1,14 +1,14 @@
-"""A room of phones: 30 devices through one gazeback workshop, HTTPS, a new connection each.
+"""A room of phones: 30 devices through one gazeback proxy, HTTPS, a new connection each.
 
     PYTHONPATH=src python bench/room.py [--minutes 10] [--rate 150] [--devices 30]
 
 Loopback only, bounded (minutes x 60 x rate requests, and at most 400 in flight):
 
-- a local HTTPS upstream (``tests/helpers/upstream.py``) answers for every host name, and the
+- a local HTTPS upstream (asyncio, an ECDSA certificate) answers for every host name, and the
   proxy sends every server connection there (``tests/helpers/hostmap.py``);
-- ``gazeback workshop --seats N`` on free loopback ports: each seat is a device as ``gazeback
-  device add`` makes it (its own proxy user and password, its own WireGuard server on
-  127.0.0.1, unused here);
+- N devices p01..pNN added as ``gazeback device add`` adds them (each its own proxy user and
+  password, its own WireGuard server on 127.0.0.1, unused here), then ``gazeback run`` on free
+  loopback ports (proxy and dashboard, whose "room" board is the workshop's big screen);
 - seat i connects from its own source address 127.0.0.(i+2), opens a new TCP connection for
   every request, sends ``CONNECT host:443`` with its proxy user (gazeback asks devices on the
   network for it; a client on this computer may present one and is then that device), does a
@@ -32,6 +32,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -65,7 +66,7 @@ MIX = [
     ("api.example.org", "/v1/feed?page={i}", None, 4),
     ("cdn.example.org", "/img/{i}.png", None, 3),
 ]  # fmt: skip
-BANNER = re.compile(r"Big screen:\s+(http://\S+)")
+BANNER = re.compile(r"Dashboard:\s+(http://\S+)")
 
 
 def free_port() -> int:
@@ -204,12 +205,67 @@ class Load:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def make_cert(folder: Path) -> tuple[Path, Path]:
+    """A self-signed ECDSA P-256 certificate for every host of the mix (cheap handshakes)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "room upstream")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h, *_ in MIX]), False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    crt, pem = folder / "upstream.crt", folder / "upstream.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))  # fmt: skip
+    return crt, pem
+
+
+async def serve_upstream(folder: Path) -> None:
+    """The internet's stand-in: HTTPS on 127.0.0.1 for every host name, one small JSON
+    answer per request (asyncio: handshakes never wait for each other)."""
+    crt, pem = make_cert(folder)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, pem)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                m = re.search(rb"content-length:\s*(\d+)", head, re.I)
+                if m:
+                    await reader.readexactly(int(m.group(1)))
+                body = b'{"ok":true}'
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                             b"content-length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
+                await writer.drain()
+                if b"connection: close" in head.lower():
+                    break
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx, backlog=2048)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+
 def start_upstream(folder: Path) -> tuple[subprocess.Popen[str], int]:
     code = (
-        "import sys, time; from pathlib import Path; "
-        f"sys.path.insert(0, {str(HELPERS)!r}); from upstream import start_upstream; "
-        f"u = start_upstream(Path({str(folder)!r})); print(u.https_port, flush=True); "
-        "time.sleep(86400)"
+        f"import asyncio, sys; from pathlib import Path; sys.path.insert(0, {str(ROOT / 'bench')!r}); "
+        f"import room; asyncio.run(room.serve_upstream(Path({str(folder)!r})))"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -261,6 +317,24 @@ def stored(db: Path) -> int:
         conn.close()
 
 
+def add_devices(db_path: Path, n: int) -> None:
+    """Seats p01..pNN as ``gazeback device add`` makes them, each WireGuard server on a UDP
+    port free right now on 127.0.0.1 (other programs on this machine hold 51820 and up)."""
+    from sqlite_utils import Database
+
+    from gazeback.db import migrations
+    from gazeback.devices import registry
+
+    db = Database(db_path)
+    migrations.apply(db)
+    for i in range(1, n + 1):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        registry.add(db, db_path, f"p{i:02d}", "phone", port=port, endpoint_host="127.0.0.1")
+    db.close()
+
+
 def bare(a: argparse.Namespace, tmp: Path, up_port: int, port: int) -> None:
     """The same load through mitmdump without gazeback (no proxy users: none are asked)."""
     proc = subprocess.Popen(
@@ -300,27 +374,29 @@ def main() -> None:
     ap.add_argument(
         "--bare",
         action="store_true",
-        help="bare mitmdump (no gazeback) instead of the workshop: mitmproxy's own share",
+        help="bare mitmdump (no gazeback) instead: mitmproxy's own share of the latency",
     )
     a = ap.parse_args()
     if not 1 <= a.devices <= 200 or a.minutes > 60:
         raise SystemExit("--devices 1-200 and --minutes up to 60")
     tmp = Path(tempfile.mkdtemp(prefix="gazeback-room-"))
     upstream, up_port = start_upstream(tmp)
-    folder = tmp / "workshop"
-    ports = {k: free_port() for k in ("proxy", "dashboard", "page")}
-    lines: list[str] = []
+    folder = tmp / "room"
+    folder.mkdir(mode=0o700)
+    db = folder / "trail.db"
+    add_devices(db, a.devices)
+    ports = {k: free_port() for k in ("proxy", "dashboard")}
     if a.bare:
         bare(a, tmp, up_port, ports["proxy"])
         upstream.terminate()
         return
+    lines: list[str] = []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gazeback", "workshop", "--hours", "2", "--seats", str(a.devices),
-         "--dir", str(folder), "--endpoint", "127.0.0.1", "--wireguard-host", "127.0.0.1",
-         "--page-host", "127.0.0.1", "--page-port", str(ports["page"]),
-         "--dashboard-port", str(ports["dashboard"]), "--proxy-port", str(ports["proxy"]),
+        [sys.executable, "-m", "gazeback", "run", "--db", str(db),
+         "--listen-port", str(ports["proxy"]), "--dashboard-port", str(ports["dashboard"]),
+         "--endpoint", "127.0.0.1", "--wireguard-host", "127.0.0.1",
          "--", "-s", str(HELPERS / "hostmap.py"), "--set", f"hostmap_port={up_port}",
-         "--set", "ssl_insecure=true"],
+         "--set", "ssl_insecure=true", "--set", f"confdir={folder / 'mitmproxy'}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -328,22 +404,17 @@ def main() -> None:
         target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True
     ).start()  # type: ignore[union-attr]
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         url = None
-        while url is None and time.monotonic() < deadline:
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
             url = next((m.group(1) for ln in lines if (m := BANNER.search(ln))), None)
             time.sleep(0.2)
         if url is None:
-            raise SystemExit("the workshop did not start:\n" + "".join(lines))
-        for _ in range(600):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", ports["proxy"])) == 0:
-                    break
-            time.sleep(0.2)
+            raise SystemExit("gazeback run did not start:\n" + "".join(lines))
         time.sleep(5)  # the writer process loads the tracker knowledge
         from gazeback.devices.access import credentials_path
 
-        creds = json.loads(credentials_path(folder / "trail.db").read_text())
+        creds = json.loads(credentials_path(db).read_text())
         seats = [(f"p{i:02d}", creds[f"p{i:02d}"]) for i in range(1, a.devices + 1)]
         print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python "
               f"{platform.python_version()}; {a.devices} seats, {a.rate:g} requests/s")  # fmt: skip
@@ -352,43 +423,53 @@ def main() -> None:
         print(f"direct baseline: {base.ok} ok, {base.errors} errors; p50 "
               f"{pct(base.latencies, .5) * 1000:.1f} ms, p99 {pct(base.latencies, .99) * 1000:.1f} ms")  # fmt: skip
         board = Dashboard(url)
-        db = folder / "trail.db"
         samples: list[dict[str, Any]] = []
         started = time.monotonic()
         print(
-            "| minute | answered | stored | backlog | p50 ms | p99 ms | proxy RSS MB | writer RSS MB | big screen page ms | slowest chart ms |"
+            "| minute | answered | stored | backlog | p50 ms | p99 ms | proxy RSS MB | writer RSS MB | dashboard RSS MB | big screen page ms | slowest chart ms |"
         )
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
         def tick(load: Load) -> None:
             pids = tree(proc.pid)
             writer = [p for p in pids if "multiprocessing" in cmdline(p)]
-            proxy = [p for p in pids if p not in writer]
+            dash = [p for p in pids if "datasette" in cmdline(p)]
+            proxy = [p for p in pids if p not in writer and p not in dash]
             page, chart = board.load()
             n = stored(db)
             s = {"minute": (time.monotonic() - started) / 60, "answered": load.ok, "stored": n,
-                 "backlog": load.ok - n, "p50": pct(load.window, .5) * 1000,
+                 "backlog": load.ok + warm.ok - n, "p50": pct(load.window, .5) * 1000,
                  "p99": pct(load.window, .99) * 1000,
                  "proxy_rss": sum(rss_mb(p) for p in proxy),
-                 "writer_rss": sum(rss_mb(p) for p in writer), "page": page, "chart": chart}  # fmt: skip
+                 "writer_rss": sum(rss_mb(p) for p in writer),
+                 "dash_rss": sum(rss_mb(p) for p in dash), "page": page, "chart": chart}  # fmt: skip
             load.window = []
             samples.append(s)
             print("| {minute:.1f} | {answered} | {stored} | {backlog} | {p50:.1f} | {p99:.1f} | "
-                  "{proxy_rss:.0f} | {writer_rss:.0f} | {page:.0f} | {chart:.0f} |".format(**s),
+                  "{proxy_rss:.0f} | {writer_rss:.0f} | {dash_rss:.0f} | {page:.0f} | {chart:.0f} |".format(**s),
                   flush=True)  # fmt: skip
 
         room = Load(a.rate, seats, ("127.0.0.1", ports["proxy"]), via_proxy=True)
+        t0 = time.perf_counter()
+        warm = Load(a.rate, seats, ("127.0.0.1", ports["proxy"]), via_proxy=True)
+        warm.plan = list(range(len(MIX)))
+        for i in range(max(len(seats), len(MIX))):  # each device joins; each host's certificate
+            warm.in_flight += 1
+            asyncio.run(warm.one(i))
+        print(f"warm-up: {warm.ok} requests one at a time (each device's first, each host's "
+              f"first) in {time.perf_counter() - t0:.1f} s, {warm.errors} errors")  # fmt: skip
         asyncio.run(room.run(a.minutes * 60, tick))
         t_end = time.monotonic() + 120
         n = stored(db)
-        while n < room.ok and time.monotonic() < t_end:
+        while n < room.ok + warm.ok and time.monotonic() < t_end:
             time.sleep(1)
             n = stored(db)
         sent = int(a.minutes * 60 * a.rate)
         p99_added = (pct(room.latencies, 0.99) - pct(base.latencies, 0.99)) * 1000
         late = [s for s in samples if s["minute"] >= 2] or samples
         print(f"\nsent {sent}, answered {room.ok}, errors {room.errors}, not sent (client over "
-              f"{MAX_IN_FLIGHT} in flight) {room.skipped}; stored {n}; lost {room.ok - n}")  # fmt: skip
+              f"{MAX_IN_FLIGHT} in flight) {room.skipped}; stored {n - warm.ok}; "
+              f"lost {room.ok + warm.ok - n}")  # fmt: skip
         if room.error_kinds:
             print("errors: " + "; ".join(f"{k} ×{v}" for k, v in room.error_kinds.items()))
         print(f"through the proxy: p50 {pct(room.latencies, .5) * 1000:.1f} ms, p99 "
@@ -410,6 +491,7 @@ def main() -> None:
             proc.kill()
         upstream.terminate()
         upstream.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)  # the trail and the devices' keys
 
 
 if __name__ == "__main__":

@@ -39,6 +39,32 @@ def sizes(db: Path) -> tuple[int, list[tuple[str, str, int, int]]]:
     return n, [(name, owner.get(name, name), b, p) for name, b, p in rows]
 
 
+_BYTES = """case typeof([{c}])
+  when 'null' then 0 when 'real' then 8
+  when 'integer' then case when [{c}] in (0, 1) then 0
+    when [{c}] between -128 and 127 then 1 when [{c}] between -32768 and 32767 then 2
+    when [{c}] between -8388608 and 8388607 then 3
+    when [{c}] between -2147483648 and 2147483647 then 4
+    when [{c}] between -140737488355328 and 140737488355327 then 6 else 8 end
+  else length(cast([{c}] as blob)) end"""
+
+
+def column_bytes(db: Path, table: str) -> tuple[int, list[tuple[str, float]]]:
+    """(rows, [(column, payload bytes per request)]): what each column stores, headers aside."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        n = conn.execute("select count(*) from requests").fetchone()[0] or 1
+        cols = [r[1] for r in conn.execute(f"pragma table_info([{table}])")]
+        rows = conn.execute(f"select count(*) from [{table}]").fetchone()[0]
+        sums = conn.execute(
+            "select " + ", ".join(f"sum({_BYTES.format(c=c)})" for c in cols) + f" from [{table}]"
+        ).fetchone()
+    finally:
+        conn.close()
+    return rows, sorted(((c, (v or 0) / n) for c, v in zip(cols, sums, strict=True)),
+                        key=lambda x: -x[1])  # fmt: skip
+
+
 async def _captured(db: Path) -> list[tuple[str, dict[str, Any]]]:
     """Every SQL statement (with its parameters) the dashboards and their links run."""
     sys.path.insert(0, str(ROOT / "bench"))
@@ -136,6 +162,10 @@ def report(db: Path) -> None:
     print("|---|---|---:|---:|")
     for name, table, b, _ in rows:
         print(f"| {name} | {table} | {b / 1e6:.1f} | {b / max(n, 1):.0f} |")
+    for table in ("requests", "leaf_fingerprints", "leaks"):
+        rows, cols = column_bytes(db, table)
+        print(f"\n{table}: {rows / max(n, 1):.2f} rows per request; payload bytes per request: "
+              + ", ".join(f"{c} {b:.1f}" for c, b in cols if b >= 0.5))  # fmt: skip
     planned = plans(db, dashboard_statements(db))
     used, unused = unused_indexes(db, planned)
     print(f"\n{len(planned)} dashboard statements planned")
