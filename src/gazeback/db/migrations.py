@@ -491,3 +491,28 @@ def m026_device_qr_codes_out_of_the_database(db: Database) -> None:
         return
     db.execute("PRAGMA secure_delete = ON")
     db.execute("alter table device_setups drop column onboarding_qr_svg")
+
+
+@migrations()
+def m030_create_requests_sent(db: Database) -> None:
+    # Data access requests the person sent (`gazeback request --mark-sent`, dashboard): to
+    # whom, when, and by when the answer is due. No identifier is stored here.
+    db.table("requests_sent").create(
+        {
+            "id": int,
+            "company_id": str,  # gazeback company id (current-owner resolution)
+            "company_name": str,
+            "record": str,  # datenanfragen record slug; NULL when the contact was unverified
+            "law": str,  # gdpr, ccpa
+            "lang": str,
+            "method": str,  # email, post, webform, other
+            "sent_on": str,  # YYYY-MM-DD
+            "due_on": str,  # YYYY-MM-DD: one month later (GDPR Art. 12(3)); CCPA 45 days
+            "reminded_on": str,  # the admonition (reminder), when sent
+            "complained_on": str,  # the complaint to the supervisory authority, when sent
+            "answered_on": str,  # when the company answered; NULL while waiting
+        },
+        pk="id",
+        not_null={"company_id", "sent_on", "due_on", "law", "method"},
+    )
+    db.table("requests_sent").create_index(["company_id"])

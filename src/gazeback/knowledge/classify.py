@@ -350,7 +350,8 @@ class TrackerIndex:
         cid = t["company_id"]
         while cid and cid in self.companies and all(c["id"] != cid for c in companies):
             c = self.companies[cid]
-            companies.append({"id": cid, **c, "sources": json.dumps(c["sources"])})
+            row = {k: v for k, v in c.items() if k != "history"}  # the artifact's, not a column
+            companies.append({"id": cid, **row, "sources": json.dumps(c["sources"])})
             cid = c["parent_id"]
         if self._by_tracker is None:
             by: dict[str, list[str]] = defaultdict(list)
