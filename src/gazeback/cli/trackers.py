@@ -125,3 +125,39 @@ def reclassify(db_path: Path) -> None:
         f"{counts['requests']:,} requests, {counts['changed']:,} changed, "
         f"{counts['trackers']:,} trackers ({counts['new']:,} new to this database)"
     )
+
+
+@trackers.command(name="update-contacts")
+@click.option(
+    "--from",
+    "src",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A checkout (or unpacked download) of the datenanfragen/data repository.",
+)
+def update_contacts(src: Path) -> None:
+    """Refresh the privacy contacts, authorities and letter templates `gazeback request` uses.
+
+    Reads a copy of the datenanfragen/data repository (CC0) you downloaded; the new data is
+    checked before it replaces the previous copy, which stays in use on any error.
+
+    Example: gazeback trackers update-contacts --from ~/Downloads/datenanfragen-data
+    """
+    from gazeback.knowledge import datenanfragen
+
+    try:
+        data = datenanfragen.build(src, f"{src.name} (local copy)")
+        target = datenanfragen.user_path()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        directory = datenanfragen.Directory(datenanfragen.read(tmp))
+        tmp.replace(target)
+    except (datenanfragen.DataError, OSError) as e:
+        raise click.ClickException(f"{e}. The previous contact data is still in use.") from None
+    datenanfragen.load.cache_clear()
+    click.echo(
+        f"Updated the contact data: {len(directory.companies):,} companies, "
+        f"{len(directory.authorities):,} supervisory authorities, "
+        f"{len(directory.templates)} languages"
+    )

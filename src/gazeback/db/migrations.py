@@ -497,6 +497,8 @@ def m026_device_qr_codes_out_of_the_database(db: Database) -> None:
 def m030_create_requests_sent(db: Database) -> None:
     # Data access requests the person sent (`gazeback request --mark-sent`, dashboard): to
     # whom, when, and by when the answer is due. No identifier is stored here.
+    if db.table("requests_sent").exists():  # re-applied after a test rolled the record back
+        return
     db.table("requests_sent").create(
         {
             "id": int,

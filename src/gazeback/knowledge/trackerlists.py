@@ -29,9 +29,12 @@ CATEGORIES = (
     "cdn",
     "hosting",
     "first_party_service",
+    "third_party_service",
     "other",
 )
-NOT_TRACKERS = frozenset({"cdn", "hosting", "first_party_service"})
+# third_party_service: payments, maps, translation, captcha — not tracking by default (a URL
+# rule still marks a request that tracks).
+NOT_TRACKERS = frozenset({"cdn", "hosting", "first_party_service", "third_party_service"})
 
 # AdGuard companiesdb and whotracks.me share category ids and names.
 WHOTRACKS_CATEGORIES = {
