@@ -4,7 +4,8 @@
     python scripts/build_datenanfragen.py [SRC] --check   # exit 1 if the shipped artifact is stale
 
 SRC defaults to ../shared/data/datenanfragen (the snapshot named in its SOURCE.md). Writes
-src/gazeback/data/datenanfragen.json.gz and licenses/datenanfragen-CC0-1.0.txt.
+src/gazeback/data/datenanfragen.json.gz, licenses/datenanfragen-CC0-1.0.txt and the build
+report data/datenanfragen-crosscheck.md (tracker companies against the records).
 """
 
 from __future__ import annotations
@@ -30,10 +31,26 @@ def version_of(src: Path) -> str:
     return f"{m[1]} ({m[2]})" if m else src.name
 
 
-def outputs(src: Path) -> dict[str, bytes]:
+REPORT = ROOT / "data" / "datenanfragen-crosscheck.md"
+
+
+def outputs(src: Path) -> dict[Path, bytes]:
+    import gzip
+    import json
+
+    from gazeback.knowledge import trackerlists
+
+    version = version_of(src)
+    artifact = datenanfragen.build(src, version)
+    directory = datenanfragen.Directory(json.loads(gzip.decompress(artifact)))
+    index_doc = trackerlists.read_artifact(trackerlists.bundled_path())
+    report = datenanfragen.crosscheck_report(
+        datenanfragen.crosscheck(index_doc, directory), version
+    )
     return {
-        "datenanfragen.json.gz": datenanfragen.build(src, version_of(src)),
-        "licenses/datenanfragen-CC0-1.0.txt": (src / "LICENSE").read_bytes(),
+        OUT / "datenanfragen.json.gz": artifact,
+        OUT / "licenses" / "datenanfragen-CC0-1.0.txt": (src / "LICENSE").read_bytes(),
+        REPORT: report.encode("utf-8"),
     }
 
 
@@ -41,8 +58,8 @@ def main(argv: list[str]) -> int:
     args = [a for a in argv if not a.startswith("--")]
     src = Path(args[0]) if args else SRC
     stale = []
-    for name, data in outputs(src).items():
-        path = OUT / name
+    for path, data in outputs(src).items():
+        name = str(path.relative_to(ROOT))
         if "--check" in argv:
             if not path.exists() or path.read_bytes() != data:
                 stale.append(name)

@@ -131,7 +131,9 @@ def request(
             raise click.UsageError("name a COMPANY (or use --list)")
         comp, tids = asks.resolve(db, index, company)
         chosen = asks.chosen_identifiers(db, db_path, tids, list(include), include_all)
-        letter = letters.access_letter(directory, comp, asks.evidence(db, tids), chosen, lang, law)
+        letter = letters.access_letter(
+            directory, comp, asks.evidence(db, tids), chosen, lang, law, country
+        )
         _emit(letter, fmt, output)
         note = letters.ownership_note(comp)
         if note:

@@ -277,14 +277,14 @@ def due_date(sent: date, law: str = "gdpr") -> date:
 
 
 def recipient(
-    directory: Directory, company: Company, lang: str
+    directory: Directory, company: Company, lang: str, country: str = ""
 ) -> tuple[str | None, dict[str, Any], str | None]:
     """(record slug, recipient fields, warning) for a company: its datenanfragen record, else
     its privacy page from the tracker lists, with a warning that the contact must be checked."""
     names = [company.name, company.id.replace("_", " ")]
     if company.owner_name:
         names.append(company.owner_name)
-    country = {"de": "de", "fr": "fr", "en": "gb"}.get(lang, lang)
+    country = country or {"en": "gb", "el": "gr", "cs": "cz", "sv": "se"}.get(lang, lang)
     slug = directory.find(list(company.domains), names, country)
     if slug is not None:
         return slug, directory.companies[slug], None
@@ -300,10 +300,13 @@ def access_letter(
     chosen: list[Identifier],
     lang: str = "en",
     law: str = "gdpr",
+    country: str = "",
 ) -> Letter:
+    """The access request; ``country`` (the person's) picks among a company's regional
+    records, else the language does (de → Germany)."""
     if law not in LAWS:
         raise ValueError(f"--law {law!r}: gazeback writes letters for {', '.join(LAWS)}")
-    slug, rec, warning = recipient(directory, company, lang)
+    slug, rec, warning = recipient(directory, company, lang, country)
     notes = []
     if law == "ccpa":
         if lang != "en":
@@ -345,7 +348,7 @@ def follow_up(
     country: str = "",
 ) -> Letter:
     """The reminder (``admonition``) to the company, or the ``complaint`` to the authority."""
-    slug, rec, warning = recipient(directory, company, lang)
+    slug, rec, warning = recipient(directory, company, lang, country)
     templates = directory.templates.get(lang, {})
     notes = []
     if kind not in templates:
