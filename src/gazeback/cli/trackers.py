@@ -59,9 +59,17 @@ def lookup(host_or_url: str, as_json: bool) -> None:
     else:
         m = index.lookup(host_or_url)
     host = host_or_url.split("//")[-1].split("/")[0]
-    answer = {"host": host, "registrable_domain": registrable_domain(host)}
+    answer: dict[str, object] = {"host": host, "registrable_domain": registrable_domain(host)}
     if m is not None:
         answer |= {k: v for k, v in m.__dict__.items()}
+        history = index.companies.get(m.company_id or "", {}).get("history")
+        if history:  # the overlay's ownership changes: "owned by Acxiom until 2018-10"
+            answer["history"] = [
+                f"{h['previous_owner'] or 'independent'} until {h['date']}"
+                f"{' (as of)' if h['date_is_as_of'] else ''}, then {h['owner'] or 'independent'}:"
+                f" {h['event']} <{h['source_url']}>"
+                for h in history
+            ]
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
@@ -71,6 +79,8 @@ def lookup(host_or_url: str, as_json: bool) -> None:
     for key, value in answer.items():
         if isinstance(value, tuple):
             value = ", ".join(value)
+        if isinstance(value, list):
+            value = "\n".join([value[0], *(f"{'':21}{v}" for v in value[1:])])
         click.echo(f"{key:20} {value}")
 
 

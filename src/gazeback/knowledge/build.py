@@ -441,5 +441,13 @@ def attribution(artifact: bytes) -> str:
         + ", ".join(f"{len(v):,} {k} domain rules" for k, v in doc["filter_domains"].items())
         + ".",
         "",
+        "## Privacy contacts and letter templates",
+        "",
+        "`datenanfragen.json.gz` (used by `gazeback request`): company privacy contacts, data",
+        "protection authorities and request templates from datenanfragen.de",
+        "(https://github.com/datenanfragen/data; its commit is the file's `version`), CC0 1.0",
+        "(`licenses/datenanfragen-CC0-1.0.txt`), reduced to the fields a letter needs by",
+        "`scripts/build_datenanfragen.py`. No attribution is required; we credit it anyway.",
+        "",
     ]
     return "\n".join(lines)
