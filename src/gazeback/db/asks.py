@@ -141,6 +141,15 @@ def evidence(db: Database, tracker_ids: list[str]) -> Evidence:
             tracker_ids,
         )
     ]
+    if "learned" in db.view_names():  # issue #14: what each request told the company
+        ev.learned = [
+            (str(k), n)
+            for k, n in db.execute(
+                f"select property_words, count(*) from learned r where {where} "
+                "group by 1 order by 2 desc, 1 limit 20",
+                tracker_ids,
+            )
+        ]
     ev.persistent_ids = db.execute(
         f"select count(distinct s.persistent_id) from persistent_id_sightings s "
         f"join persistent_ids p on p.id = s.persistent_id join requests r on r.id = s.request_id "

@@ -49,6 +49,7 @@ ANNEX = {
         "devices": "Devices",
         "hosts": "Your hosts my devices contacted (number of requests)",
         "kinds": "Kinds of personal data you received",
+        "learned": "What the requests told you about me",
         "ids": "Identifiers of mine you received",
         "none_chosen": "(none included in this letter)",
         "pids": "Other ID-like values that stayed the same across visits: {n} (not kept by gazeback)",
@@ -63,6 +64,7 @@ ANNEX = {
         "devices": "Geräte",
         "hosts": "Ihre Hosts, die meine Geräte kontaktiert haben (Anzahl der Anfragen)",
         "kinds": "Arten personenbezogener Daten, die Sie erhalten haben",
+        "learned": "Was die Anfragen Ihnen über mich mitteilten",
         "ids": "Meine Kennungen, die Sie erhalten haben",
         "none_chosen": "(in diesem Schreiben keine angegeben)",
         "pids": "Weitere gleichbleibende ID-artige Werte: {n} (von gazeback nicht gespeichert)",
@@ -77,6 +79,7 @@ ANNEX = {
         "devices": "Appareils",
         "hosts": "Vos hôtes contactés par mes appareils (nombre de requêtes)",
         "kinds": "Types de données personnelles reçues",
+        "learned": "Ce que les requêtes vous ont appris sur moi",
         "ids": "Mes identifiants que vous avez reçus",
         "none_chosen": "(aucun inclus dans ce courrier)",
         "pids": "Autres valeurs de type identifiant restées identiques : {n} (non conservées)",
@@ -140,6 +143,7 @@ class Evidence:
     devices: list[tuple[str, int]] = field(default_factory=list)  # (label, requests)
     hosts: list[tuple[str, int]] = field(default_factory=list)
     kinds: list[tuple[str, int]] = field(default_factory=list)  # (pii_type, times)
+    learned: list[tuple[str, int]] = field(default_factory=list)  # (what, times): issue #14
     persistent_ids: int = 0
     requests: int = 0
 
@@ -254,6 +258,8 @@ def annex_text(company: Company, ev: Evidence, chosen: list[Identifier], lang: s
         lines += ["", w["hosts"] + ":"] + [f"- {h} ({n})" for h, n in ev.hosts]
     if ev.kinds:
         lines += ["", w["kinds"] + ":"] + [f"- {words.get(k, k)} ({n})" for k, n in ev.kinds]
+    if ev.learned:
+        lines += ["", w["learned"] + ":"] + [f"- {k} ({n})" for k, n in ev.learned]
     lines += ["", w["ids"] + ":"]
     lines += [f"- {words.get(i.kind, i.kind)}: {i.value}" for i in chosen] or [w["none_chosen"]]
     if chosen:
