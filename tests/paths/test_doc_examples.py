@@ -46,6 +46,7 @@ SKIPPED = {
     ("docs/development.md", "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]'"),
     ("docs/benchmarks.md", "apt-get install hey          # optional: a Go load generator, cheaper on CPU than Python threads"),
     ("docs/guide/trackers.md", "gazeback trackers update"),
+    ("docs/guide/ask-them.md", "gazeback trackers update-contacts --from ~/Downloads/data-master"),
 }  # fmt: skip
 
 # Files the examples name, made from the test fixtures.

@@ -493,6 +493,33 @@ def m026_device_qr_codes_out_of_the_database(db: Database) -> None:
     db.execute("alter table device_setups drop column onboarding_qr_svg")
 
 
+@migrations()
+def m030_create_requests_sent(db: Database) -> None:
+    # Data access requests the person sent (`gazeback request --mark-sent`, dashboard): to
+    # whom, when, and by when the answer is due. No identifier is stored here.
+    if db.table("requests_sent").exists():  # re-applied after a test rolled the record back
+        return
+    db.table("requests_sent").create(
+        {
+            "id": int,
+            "company_id": str,  # gazeback company id (current-owner resolution)
+            "company_name": str,
+            "record": str,  # datenanfragen record slug; NULL when the contact was unverified
+            "law": str,  # gdpr, ccpa
+            "lang": str,
+            "method": str,  # email, post, webform, other
+            "sent_on": str,  # YYYY-MM-DD
+            "due_on": str,  # YYYY-MM-DD: one month later (GDPR Art. 12(3)); CCPA 45 days
+            "reminded_on": str,  # the admonition (reminder), when sent
+            "complained_on": str,  # the complaint to the supervisory authority, when sent
+            "answered_on": str,  # when the company answered; NULL while waiting
+        },
+        pk="id",
+        not_null={"company_id", "sent_on", "due_on", "law", "method"},
+    )
+    db.table("requests_sent").create_index(["company_id"])
+
+
 # Indexes that cost bytes on every request and serve no query (bench/storage.py; figures in
 # docs/benchmarks.md, "Storage"): name -> the CREATE statement m039 undoes. A prefix of another
 # index serves every lookup the longer one does; the others appear in no plan of a dashboard

@@ -41,7 +41,8 @@ select
   companies.country as country,
   trackers.name as tracker,
   trackers.category,
-  coalesce(trackers.is_tracker, 0) as is_tracker,
+  -- a page the person opened themselves (is_third_party 0) is never a tracker on that visit
+  coalesce(trackers.is_tracker, 0) * (coalesce(requests.is_third_party, 1) != 0) as is_tracker,
   requests.is_third_party,
   requests.is_decrypted,
   requests.status_code,
