@@ -28,8 +28,16 @@ def record(
     keep_days: int = 0,
     dashboard_token: str | None = None,
     dashboard_path: str = "/-/dashboards/trail",
+    notify_command: str | None = None,
 ) -> None:
     """What `run` does (`workshop` runs it too): proxy and dashboard until Ctrl-C."""
+    if notify_command is not None:
+        from gazeback.cli.news import notify_argv
+
+        try:
+            notify_argv(notify_command, "test")
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
     if dashboard_port:  # before anything starts: a clash must not leave `run` half-up
         check_port("127.0.0.1", dashboard_port, "--dashboard-port")
     check_port(listen_host, listen_port, "--listen-port")
@@ -60,6 +68,7 @@ def record(
         # WireGuard peers (their key is their credential) nor of this computer's programs
         args += ["--set", f"gazeback_proxy_users={serve.write_htpasswd(db_path, creds)}"]
     dashboard = None
+    notifier = None
     try:  # Ctrl-C at any point from here stops everything started so far, quietly
         url = None
         if dashboard_port:
@@ -75,12 +84,19 @@ def record(
         _banner(db_path, listen_host, listen_port, url, creds)
         for user, spec in added:
             click.echo(f"  WireGuard:  device {user!r} on UDP port {spec.rsplit(':', 1)[1]}")
+        if notify_command is not None:
+            from gazeback.cli.news import Notifier
+
+            notifier = Notifier(db_path, notify_command)
+            notifier.start()
         from mitmproxy.tools.main import mitmdump
 
         mitmdump([*args, *passed])
     except KeyboardInterrupt:
         pass  # pressed while starting, before mitmproxy took over Ctrl-C: a normal stop
     finally:
+        if notifier is not None:
+            notifier.stopping.set()
         if dashboard is not None:
             serve.stop_server(dashboard)
 
