@@ -53,7 +53,7 @@ def build(db):
     """accept all: AdCo (ID, email), StatsCo, SocialCo in both runs. reject all: AdCo (with
     an ID) in both runs, StatsCo in run 1 only (noise); the phone's requests don't count."""
     seed(db)
-    for run, (a, b) in enumerate(((0, 5), (10, 15))):
+    for a, b in ((0, 5), (10, 15)):
         ex.start(db, "banner", "accept all", device_id=1, now=t(a))
         req(db, t(a + 1), "ads", pid=True, leak="email", identity=1)
         req(db, t(a + 1), "stats")
@@ -90,8 +90,10 @@ def test_compare_finds_the_known_difference_and_the_noise(db):
         "received an ID that follows you. 1 more did in some runs only (2 runs)."
     )
     # the other way round
-    assert ex.compare(db, "banner", "reject all", "accept all").headline().startswith(
-        "After you accepted cookies, 3 companies received data in every run; 1 of them"
+    assert (
+        ex.compare(db, "banner", "reject all", "accept all")
+        .headline()
+        .startswith("After you accepted cookies, 3 companies received data in every run; 1 of them")
     )
 
 
@@ -151,7 +153,9 @@ def test_two_hars_make_one_experiment(tmp_path):
     assert "run 1" in res.output
     res = r.invoke(cli, ["experiment", "compare", "update", "--db", str(db_path)])
     assert res.exit_code == 0, res.output
-    assert "only in 'before' (1): Meta" in res.output or "only in 'before' (1): Facebook" in res.output
+    assert (
+        "only in 'before' (1): Meta" in res.output or "only in 'before' (1): Facebook" in res.output
+    )
     assert "in both (1): Google" in res.output
     res = r.invoke(cli, ["experiment", "list", "--db", str(db_path)])
     assert res.output.strip() == "update: 2 runs of before, after"
@@ -166,7 +170,8 @@ def test_cli_start_stop(tmp_path):
     res = r.invoke(cli, ["experiment", "start", "e", "--condition", "a", "--db", str(db_path)])
     assert res.exit_code == 0 and "run 1 started" in res.output, res.output
     res = r.invoke(
-        cli, ["experiment", "start", "e", "--condition", "a", "--device", "tv", "--db", str(db_path)]
+        cli,
+        ["experiment", "start", "e", "--condition", "a", "--device", "tv", "--db", str(db_path)],
     )
     assert res.exit_code == 1 and "no device is called 'tv'" in res.output
     res = r.invoke(cli, ["experiment", "stop", "--db", str(db_path)])

@@ -78,7 +78,9 @@ def import_(
     from gazeback.knowledge.classify import load_index
     from gazeback.pipeline import Context
 
-    if (experiment is None) != (condition is None) or (condition is not None and not condition.strip()):
+    if (experiment is None) != (condition is None) or (
+        condition is not None and not condition.strip()
+    ):
         raise click.ClickException(
             "--experiment and --condition go together: --experiment NAME --condition LABEL"
         )

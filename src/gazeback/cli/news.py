@@ -146,9 +146,7 @@ def baseline(
         gazeback alerts baseline tv --days 3
     """
     if (days is None) == (experiment is None) or (experiment is None) != (condition is None):
-        raise click.ClickException(
-            "give either --days N or --experiment NAME --condition LABEL"
-        )
+        raise click.ClickException("give either --days N or --experiment NAME --condition LABEL")
     db = open_existing_db(db_path)
     row = list(db.query("select id from devices where label = ?", [device]))
     if not row:
@@ -189,8 +187,7 @@ def message(items: list[dict[str, Any]]) -> str:
     if len(items) == 1:
         return str(items[0]["text"])
     return (
-        f"{len(items)} new things: {items[0]['text']} … and {len(items) - 1} more "
-        "(gazeback news)"
+        f"{len(items)} new things: {items[0]['text']} … and {len(items) - 1} more (gazeback news)"
     )
 
 
@@ -200,7 +197,10 @@ class Debouncer:
     speaks). The clock is given, so tests can move time."""
 
     def __init__(
-        self, quiet: float = 30.0, longest: float = 300.0, clock: Callable[[], float] = time.monotonic
+        self,
+        quiet: float = 30.0,
+        longest: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.quiet, self.longest, self.clock = quiet, longest, clock
         self.pending: list[dict[str, Any]] = []

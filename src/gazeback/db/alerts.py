@@ -130,10 +130,7 @@ def ensure_rules(db: Database) -> None:
     if not db.table("alert_rules").exists():
         return
     db.table("alert_rules").insert_all(
-        [
-            {"id": r.id, "title": r.title, "description": r.description, "enabled": 1}
-            for r in RULES
-        ],
+        [{"id": r.id, "title": r.title, "description": r.description, "enabled": 1} for r in RULES],
         ignore=True,
     )
     for r in RULES:  # titles follow the code; `enabled` is the person's

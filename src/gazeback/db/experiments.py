@@ -312,7 +312,7 @@ class Comparison:
 
 
 def headline(condition: str, side: Side) -> str:
-    """"After you chose <condition>, N companies still received data from this site; K of
+    """ "After you chose <condition>, N companies still received data from this site; K of
     them received an ID that follows you." Over the side's runs (a company counts when
     every run reached it; with one run, that run)."""
     runs = len(side.runs)
