@@ -165,6 +165,7 @@ def migrate(db_path: Path) -> None:
 
 
 def _register() -> None:
+    from gazeback.cli.consent import consent_check
     from gazeback.cli.demo import demo
     from gazeback.cli.devices import device, devices_, status, wipe
     from gazeback.cli.experiments import experiment
@@ -178,6 +179,7 @@ def _register() -> None:
     for command in (
         device, devices_, status, workshop, wipe, import_, demo, export, verify_export, merge,
         trackers, reclassify, identity, rescan, experiment, news, alerts_,
+        consent_check,
     ):  # fmt: skip
         cli.add_command(command)
 

@@ -41,15 +41,7 @@ def record(
     if dashboard_port:  # before anything starts: a clash must not leave `run` half-up
         check_port("127.0.0.1", dashboard_port, "--dashboard-port")
     check_port(listen_host, listen_port, "--listen-port")
-    ours = [
-        "--listen-host", listen_host, "--listen-port", str(listen_port),
-        "-s", str(Path(__file__).parent.parent / "capture" / "mitmproxy_script.py"),
-        "--set", f"gazeback_db={db_path}", "--set", "flow_detail=0",
-        "--set", "termlog_verbosity=warn",
-        "--set", f"gazeback_keep_days={keep_days}",
-        # connections to --ignore-hosts become flows gazeback can count (undecrypted)
-        "--set", "show_ignored_hosts=true",
-    ]  # fmt: skip
+    ours = proxy_args(db_path, listen_host, listen_port, keep_days)
     passed = list(mitmproxy_args or [])
     # before anything is created; without --device and without a database there will be no
     # credentials, so the regular proxy can be judged now too
@@ -99,6 +91,19 @@ def record(
             notifier.stopping.set()
         if dashboard is not None:
             serve.stop_server(dashboard)
+
+
+def proxy_args(db_path: Path, listen_host: str, listen_port: int, keep_days: int = 0) -> list[str]:
+    """mitmdump's options for gazeback's recording proxy (`run`, `consent-check`)."""
+    return [
+        "--listen-host", listen_host, "--listen-port", str(listen_port),
+        "-s", str(Path(__file__).parent.parent / "capture" / "mitmproxy_script.py"),
+        "--set", f"gazeback_db={db_path}", "--set", "flow_detail=0",
+        "--set", "termlog_verbosity=warn",
+        "--set", f"gazeback_keep_days={keep_days}",
+        # connections to --ignore-hosts become flows gazeback can count (undecrypted)
+        "--set", "show_ignored_hosts=true",
+    ]  # fmt: skip
 
 
 GATED = ("regular", "upstream")  # asked for proxy credentials beyond loopback (deviceauth.py)

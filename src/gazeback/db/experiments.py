@@ -9,6 +9,7 @@ side with the spread between repeat runs.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -263,6 +264,7 @@ def ensure_views(db: Database) -> None:
     db.create_view("experiment_requests", REQUESTS_SQL.strip(), replace=True)
     db.create_view("experiment_items", items.strip(), replace=True)
     db.create_view("experiment_run_totals", RUN_TOTALS_SQL.strip(), replace=True)
+    ensure_consent_view(db)
 
 
 # -- comparison -------------------------------------------------------------------------
@@ -409,3 +411,89 @@ def compare(db: Database, name: str, a: str | None = None, b: str | None = None)
         a = a or (known[0] if known[0] != b else known[1])
         b = b or next(c for c in known if c != a)
     return Comparison(name, side(db, name, a), side(db, name, b))
+
+
+# -- consent checks -----------------------------------------------------------------------
+
+# Each consent-check request with its phase: before the banner was answered (or no answer
+# was given), or after it.
+CONSENT_PHASES_SQL = """
+select x.run_id, x.experiment_id, x.condition, x.run, r.id as request_id, r.started_at,
+  case when er.clicked_at is null or r.started_at < er.clicked_at then 'before choice'
+    else 'after choice' end as phase,
+  r.host, r.path, c.name as company, coalesce(t.is_tracker, 0) as is_tracker,
+  case when instr(r.path, 'gcs=G1') then substr(r.path, instr(r.path, 'gcs=G1') + 4, 4) end
+    as gcs,
+  case when instr(r.path, 'gcd=') then substr(r.path, instr(r.path, 'gcd=') + 4, 12) end as gcd
+from experiment_requests x join experiment_runs er on er.id = x.run_id
+join requests r on r.id = x.request_id
+left join trackers t on t.id = r.tracker_id
+left join companies c on c.id = t.company_id
+where er.source = 'consent-check'
+"""
+
+
+def ensure_consent_view(db: Database) -> None:
+    if VIEW_TABLES <= set(db.table_names()):
+        db.create_view("consent_phases", CONSENT_PHASES_SQL.strip(), replace=True)
+
+
+def consent_report(db: Database, name: str) -> dict[str, Any]:
+    """What a consent check found: trackers before any choice, still after "reject all",
+    and whether the consent signals sent to vendors match the click."""
+    from gazeback.knowledge.consent import consent_mode, says
+
+    eid = _find(db, name)
+    runs = list(
+        db.query(
+            "select * from experiment_runs where experiment_id = ? order by condition, run", [eid]
+        )
+    )
+    rows = list(db.query("select * from consent_phases where experiment_id = ?", [eid]))
+    before = sorted(
+        {r["company"] for r in rows if r["is_tracker"] and r["company"]
+         and r["phase"] == "before choice"}
+    )  # fmt: skip
+    handled = {r["id"] for r in runs if r["click_result"] == "done"}
+    after_reject = sorted(
+        {r["company"] for r in rows if r["is_tracker"] and r["company"]
+         and r["phase"] == "after choice" and r["condition"] == "reject all"
+         and r["run_id"] in handled}
+    )  # fmt: skip
+    signals: dict[str, dict[str, int]] = {}
+    for r in rows:
+        if r["phase"] != "after choice":
+            continue
+        found = consent_mode(r["path"] or "")
+        if found:
+            word = says(found)
+            per = signals.setdefault(r["condition"], {})
+            per[word] = per.get(word, 0) + 1
+    mismatches = []
+    reject = signals.get("reject all", {})
+    if reject.get("granted"):
+        mismatches.append(
+            f"after “reject all”, {reject['granted']} requests told Google that consent was "
+            "granted (Consent Mode gcs/gcd)"
+        )
+    for r in runs:
+        if not r["tcf_summary"]:
+            continue
+        tcf = json.loads(r["tcf_summary"])
+        if r["condition"] == "reject all" and r["click_result"] == "done" and tcf.get("purposes_consented"):
+            mismatches.append(
+                f"after “reject all” (run {r['run']}), the page's TCF consent string gives "
+                f"consent to purposes {tcf['purposes_consented']}"
+            )
+        if r["condition"] == "accept all" and r["click_result"] == "done" and not tcf.get("purposes_consented"):
+            mismatches.append(
+                f"after “accept all” (run {r['run']}), the page's TCF consent string gives no consent"
+            )
+    return {
+        "runs": runs,
+        "fired_before_choice": before,
+        "still_after_reject": after_reject,
+        "consent_mode": signals,
+        "mismatches": mismatches,
+        "not_handled": sorted({r["condition"] for r in runs if r["click_result"] == "banner not handled"}),
+    }
