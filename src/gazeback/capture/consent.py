@@ -123,11 +123,14 @@ class _Run:
                 )
             elif kind in ("cmpDetected", "popupFound"):
                 self.r.banner = msg.get("cmp") or self.r.banner
-                if kind == "popupFound":
+                if kind == "popupFound" and not self.found.is_set():
+                    if self.action is not None:  # autoconsent answers it from now on
+                        self.r.clicked_at = now_iso()
                     self.found.set()
             elif kind in ("optOutResult", "optInResult"):
-                self.r.clicked_at = now_iso()
                 self.r.click_result = "done" if msg.get("result") else "failed"
+                if not msg.get("result"):
+                    self.r.clicked_at = None  # no choice was made
             elif kind == "autoconsentDone":
                 self.finished.set()
         except Exception:  # noqa: BLE001 - the frame navigated away mid-answer
@@ -168,9 +171,10 @@ async def _visit(
                     await asyncio.wait_for(state.finished.wait(), 20)
                 except TimeoutError:
                     pass
-                if result.clicked_at is None:
-                    if not state.found.is_set():
-                        result.click_result = "banner not handled"
+                if not state.found.is_set():
+                    result.click_result = "banner not handled"
+                elif result.click_result == "none":  # found, but no result came
+                    result.click_result, result.clicked_at = "failed", None
                 await asyncio.sleep(wait)  # what the page sends after the choice
             result.tcf_string = await _tcf(page, context)
     finally:
@@ -201,9 +205,29 @@ async def _tcf(page: Any, context: Any) -> str | None:
     return None
 
 
+def proxy_spki(confdir: Path) -> str:
+    """base64(sha256(SubjectPublicKeyInfo)) of the proxy's CA (mitmproxy signs every
+    certificate it makes with the CA's key), for Chromium's
+    --ignore-certificate-errors-spki-list: this throwaway browser trusts gazeback's proxy
+    and nothing else it would not trust anyway (the proxy checks the real servers)."""
+    import base64
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    pem = (confdir / "mitmproxy-ca-cert.pem").read_bytes()
+    spki = (
+        x509.load_pem_x509_certificate(pem)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
 async def _check(
     url: str, proxy: str, runs: int, wait: float, detect: float, chromium: str, headless: bool,
-    progress: Callable[[RunResult], None],
+    progress: Callable[[RunResult], None], spki: str | None,
 ) -> list[RunResult]:  # fmt: skip
     try:
         from playwright.async_api import async_playwright
@@ -218,7 +242,19 @@ async def _check(
             executable_path=chromium,
             headless=headless,
             proxy={"server": proxy},
-            args=["--no-first-run", "--disable-background-networking"],
+            # Chromium's own calls home (sign-in, updates, safe browsing) would be counted
+            # as the site's
+            args=[
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-sync",
+                "--disable-component-update",
+                "--disable-domain-reliability",
+                "--disable-client-side-phishing-detection",
+                "--no-pings",
+                "--disable-features=OptimizationHints,MediaRouter,AutofillServerCommunication",
+                *([f"--ignore-certificate-errors-spki-list={spki}"] if spki else []),
+            ],  # fmt: skip
         )
         try:
             for run in range(1, runs + 1):
@@ -242,7 +278,10 @@ def check(
     chromium: str | None = None,
     headless: bool = True,
     progress: Callable[[RunResult], None] = lambda r: None,
+    confdir: Path | None = None,
 ) -> list[RunResult]:
-    """Visit ``url`` ``runs`` times per condition through the proxy at ``proxy``."""
+    """Visit ``url`` ``runs`` times per condition through the proxy at ``proxy`` (whose
+    certificates are made in ``confdir``)."""
     exe = find_chromium(chromium)
-    return asyncio.run(_check(url, proxy, runs, wait, detect, exe, headless, progress))
+    spki = proxy_spki(confdir) if confdir else None
+    return asyncio.run(_check(url, proxy, runs, wait, detect, exe, headless, progress, spki))

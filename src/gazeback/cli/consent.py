@@ -47,6 +47,8 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: flo
               help="Seconds to watch the page (after the choice, or with no choice).")  # fmt: skip
 @click.option("--experiment", "name", metavar="NAME",
               help="Experiment name (default: consent <host> <date and time>).")  # fmt: skip
+@click.option("--detect-timeout", type=click.FloatRange(0.5, 120), default=10.0, show_default=True,
+              help="Seconds to wait for a banner a rule knows.")  # fmt: skip
 @click.option("--chromium", metavar="PATH", help="The Chromium to drive (default: found).")
 @click.option("--show-browser", is_flag=True, help="Show the browser window.")
 @click.argument("mitmproxy_args", nargs=-1, type=click.UNPROCESSED)
@@ -56,6 +58,7 @@ def consent_check(
     runs: int,
     wait: float,
     name: str | None,
+    detect_timeout: float,
     chromium: str | None,
     show_browser: bool,
     mitmproxy_args: tuple[str, ...],
@@ -109,8 +112,8 @@ def consent_check(
                 f"(Chromium: {exe})"
             )
             results = consent.check(
-                url, f"http://127.0.0.1:{port}", runs, wait, chromium=exe,
-                headless=not show_browser, progress=_progress,
+                url, f"http://127.0.0.1:{port}", runs, wait, detect_timeout, chromium=exe,
+                headless=not show_browser, progress=_progress, confdir=_confdir(args),
             )  # fmt: skip
         except consent.ConsentCheckError as e:
             raise click.ClickException(str(e)) from None
@@ -145,13 +148,24 @@ def consent_check(
     _report(db, name)
 
 
+def _confdir(args: list[str]) -> Path:
+    """mitmproxy's confdir (its CA) as the proxy was started with it."""
+    found = Path("~/.mitmproxy")
+    for i, a in enumerate(args):
+        if a == "--set" and i + 1 < len(args) and args[i + 1].startswith("confdir="):
+            found = Path(args[i + 1].split("=", 1)[1])
+    return found.expanduser()
+
+
 def _progress(r: object) -> None:
     from gazeback.capture.consent import RunResult
 
     assert isinstance(r, RunResult)
     what = r.click_result if r.condition != "no choice" else "banner left alone"
     banner = f" (banner: {r.banner})" if r.banner else ""
-    click.echo(f"  run {r.run}, {r.condition}: {what}{banner}" + (f"; {r.error}" if r.error else ""))
+    click.echo(
+        f"  run {r.run}, {r.condition}: {what}{banner}" + (f"; {r.error}" if r.error else "")
+    )
 
 
 def _report(db, name: str) -> None:  # type: ignore[no-untyped-def]
@@ -188,6 +202,5 @@ def _report(db, name: str) -> None:  # type: ignore[no-untyped-def]
     except ex.ExperimentError:
         pass
     click.echo(
-        f"Experiment {name!r}: `gazeback experiment compare {name!r}`, or the experiment "
-        "dashboard."
+        f"Experiment {name!r}: `gazeback experiment compare {name!r}`, or the experiment dashboard."
     )

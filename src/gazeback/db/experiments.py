@@ -480,12 +480,20 @@ def consent_report(db: Database, name: str) -> dict[str, Any]:
         if not r["tcf_summary"]:
             continue
         tcf = json.loads(r["tcf_summary"])
-        if r["condition"] == "reject all" and r["click_result"] == "done" and tcf.get("purposes_consented"):
+        if (
+            r["condition"] == "reject all"
+            and r["click_result"] == "done"
+            and tcf.get("purposes_consented")
+        ):
             mismatches.append(
                 f"after “reject all” (run {r['run']}), the page's TCF consent string gives "
                 f"consent to purposes {tcf['purposes_consented']}"
             )
-        if r["condition"] == "accept all" and r["click_result"] == "done" and not tcf.get("purposes_consented"):
+        if (
+            r["condition"] == "accept all"
+            and r["click_result"] == "done"
+            and not tcf.get("purposes_consented")
+        ):
             mismatches.append(
                 f"after “accept all” (run {r['run']}), the page's TCF consent string gives no consent"
             )
@@ -495,5 +503,7 @@ def consent_report(db: Database, name: str) -> dict[str, Any]:
         "still_after_reject": after_reject,
         "consent_mode": signals,
         "mismatches": mismatches,
-        "not_handled": sorted({r["condition"] for r in runs if r["click_result"] == "banner not handled"}),
+        "not_handled": sorted(
+            {r["condition"] for r in runs if r["click_result"] == "banner not handled"}
+        ),
     }
