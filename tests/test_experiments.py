@@ -178,3 +178,55 @@ def test_cli_start_stop(tmp_path):
     assert res.exit_code == 0 and "0 requests" in res.output, res.output
     res = r.invoke(cli, ["experiment", "stop", "--db", str(db_path)])
     assert res.exit_code == 1 and "no experiment is running" in res.output
+
+
+async def test_experiment_dashboard(tmp_path):
+    import sqlite_utils
+    from datasette_dashboards import replace_opts_in_query
+    from signin import signed_in
+
+    from gazeback.dashboard import serve
+    from gazeback.db import alerts, migrations
+
+    path = tmp_path / "trail.db"
+    db = sqlite_utils.Database(path)
+    migrations.apply(db)
+    build(db)
+    db.table("companies").insert({"id": "fresh", "name": "FreshCo"})
+    db.table("trackers").insert(
+        {"id": "fresh", "name": "F", "company_id": "fresh", "is_tracker": 1}
+    )
+    req(db, "2026-11-29T10:00:00.000Z", "fresh")  # after the laptop's first day: news
+    alerts.refresh(db)
+    db.close()
+    ds = await signed_in(serve.make_datasette(path))
+    boards = serve.dashboard_metadata("trail")["plugins"]["datasette-dashboards"]
+
+    async def rows(board, chart, opts):
+        sql = replace_opts_in_query(boards[board]["charts"][chart]["query"], opts)
+        r = await ds.client.get("/trail.json", params={"sql": sql, "_shape": "objects", **opts})
+        assert r.status_code == 200, r.text
+        return r.json()["rows"]
+
+    opts = {"experiment": "banner", "a": "accept all", "b": "reject all"}
+    head = (await rows("experiment", "x-headline", opts))[0]["sentence"]
+    assert head == ex.compare(db=sqlite_utils.Database(path), name="banner").headline().replace(
+        " (2 runs)", ""
+    )
+    assert (await rows("experiment", "x-headline", {}))[0]["sentence"] == head  # defaults
+    table = await rows("experiment", "x-compare", {**opts, "kind": "Companies"})
+    got = {(r["Item"], r["Where"], r["Between runs"]) for r in table}
+    assert got == {
+        ("AdCo", "in both", "steady"),
+        ("SocialCo", "only in A", "steady"),
+        ("StatsCo", "in both", "varies between runs"),
+    }
+    assert {r["In B"] for r in table if r["Item"] == "StatsCo"} == {"1 of 2 runs, 1 requests"}
+    runs = await rows("experiment", "x-runs", opts)
+    assert [r["To trackers"] for r in runs] == [3, 3, 2, 1]
+    for r in runs:  # each count links to its requests
+        link = r["Requests"].split('"')[1]
+        assert (await ds.client.get(link)).status_code == 200
+    news = await rows("trail", "news", {})
+    assert news and "FreshCo" in news[0]["What is new"]
+    assert (await ds.client.get(news[0]["Behind it"].split('"')[1])).status_code == 200

@@ -242,10 +242,13 @@ def run_notify(template: str, text: str, timeout: float = 30.0) -> int:
 
 
 class Notifier(threading.Thread):
-    """During ``gazeback run``: every ``every`` seconds raise new alerts and pass each
-    burst to the notify command. Only alerts raised after it started are sent."""
+    """During ``gazeback run``: every ``every`` seconds raise new alerts (the dashboard's
+    "What's new" panel reads them) and, given a command, pass each burst to it. Only
+    alerts raised after it started are sent."""
 
-    def __init__(self, db_path: Path, template: str, every: float = 10.0, quiet: float = 30.0):
+    def __init__(
+        self, db_path: Path, template: str | None, every: float = 10.0, quiet: float = 30.0
+    ):
         super().__init__(name="gazeback-notify", daemon=True)
         self.db_path, self.template, self.every = db_path, template, every
         self.debounce = Debouncer(quiet=quiet)
@@ -261,7 +264,7 @@ class Notifier(threading.Thread):
                 try:
                     self.debounce.add(alerts.refresh(db))
                     burst = self.debounce.due()
-                    if burst:
+                    if burst and self.template is not None:
                         code = run_notify(self.template, message(burst))
                         if code == 0:
                             alerts.mark_notified(db, [int(a["id"]) for a in burst])

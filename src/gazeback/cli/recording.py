@@ -76,11 +76,10 @@ def record(
         _banner(db_path, listen_host, listen_port, url, creds)
         for user, spec in added:
             click.echo(f"  WireGuard:  device {user!r} on UDP port {spec.rsplit(':', 1)[1]}")
-        if notify_command is not None:
-            from gazeback.cli.news import Notifier
+        from gazeback.cli.news import Notifier
 
-            notifier = Notifier(db_path, notify_command)
-            notifier.start()
+        notifier = Notifier(db_path, notify_command)  # news for the dashboard (and command)
+        notifier.start()
         from mitmproxy.tools.main import mitmdump
 
         mitmdump([*args, *passed])

@@ -498,6 +498,8 @@ def m033_create_experiments(db: Database) -> None:
     # Before/after experiments (#16): a named experiment has conditions ("reject all",
     # "accept all"); each run of a condition is a time window (optionally one device) or
     # one capture (an import, a consent check). Repeat runs of a condition are kept apart.
+    if db.table("experiments").exists():  # applied before (a migration record was removed)
+        return
     db.table("experiments").create(
         {"id": int, "name": str, "created_at": str, "url": str},  # url: consent checks
         pk="id",
@@ -536,6 +538,8 @@ def m033_create_experiments(db: Database) -> None:
 def m034_create_alerts(db: Database) -> None:
     # Alerts on what is new (#16): rules as data (a person switches one off), a baseline per
     # device, and what the rules raised (each alert names the first request behind it).
+    if db.table("alert_rules").exists():  # applied before (a migration record was removed)
+        return
     db.table("alert_rules").create(
         {"id": str, "title": str, "description": str, "enabled": int},
         pk="id",
