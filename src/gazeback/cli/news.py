@@ -247,7 +247,7 @@ class Notifier(threading.Thread):
     alerts raised after it started are sent."""
 
     def __init__(
-        self, db_path: Path, template: str | None, every: float = 10.0, quiet: float = 30.0
+        self, db_path: Path, template: str | None, every: float = 30.0, quiet: float = 30.0
     ):
         super().__init__(name="gazeback-notify", daemon=True)
         self.db_path, self.template, self.every = db_path, template, every
