@@ -230,3 +230,46 @@ async def test_experiment_dashboard(tmp_path):
     news = await rows("trail", "news", {})
     assert news and "FreshCo" in news[0]["What is new"]
     assert (await ds.client.get(news[0]["Behind it"].split('"')[1])).status_code == 200
+
+
+async def test_start_and_stop_from_the_dashboard(tmp_path):
+    import re
+
+    import sqlite_utils
+    from signin import signed_in
+
+    from gazeback.dashboard import serve
+    from gazeback.db import migrations
+
+    path = tmp_path / "trail.db"
+    db = sqlite_utils.Database(path)
+    migrations.apply(db)
+    db.close()
+    ds = await signed_in(serve.make_datasette(path))
+    page = await ds.client.get("/-/gazeback/experiment")
+    assert page.status_code == 200 and "No run is going on" in page.text
+    csrf = re.search(r'name="csrftoken" value="([^"]+)"', page.text).group(1)
+    cookie = ds.client._cookie + "; ds_csrftoken=" + page.cookies["ds_csrftoken"]
+
+    async def post(**form):
+        return await ds.client.post(
+            "/-/gazeback/experiment", data={"csrftoken": csrf, **form}, headers={"cookie": cookie}
+        )
+
+    r = await post(action="start", name="tv", condition="old <firmware>")
+    assert r.status_code == 200, r.text
+    assert "Run 1 of “old &lt;firmware&gt;” started" in r.text and "Running now" in r.text
+    r = await post(action="start", name="tv", condition="new")
+    assert r.status_code == 400 and "still running" in r.text
+    r = await post(action="stop")
+    assert r.status_code == 200 and "stopped" in r.text
+    r = await post(action="stop")
+    assert r.status_code == 400 and "no experiment is running" in r.text
+    r = await ds.client.post(
+        "/-/gazeback/experiment", data={"action": "stop"}, headers={"cookie": cookie}
+    )
+    assert r.status_code == 403  # no CSRF token: refused
+    db = sqlite_utils.Database(path)
+    assert [(r["condition"], r["run"]) for r in db["experiment_runs"].rows] == [
+        ("old <firmware>", 1)
+    ]
