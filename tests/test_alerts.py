@@ -165,3 +165,44 @@ def test_news_and_alerts_commands(tmp_path):
     assert res.exit_code == 1 and "no alert rule 'nope'" in res.output
     res = r.invoke(cli, ["alerts", "baseline", "laptop", "--days", "7", "--db", str(path)])
     assert res.exit_code == 0 and "first 7 days" in res.output
+
+
+def test_notifier_sends_a_burst_as_one_message(tmp_path):
+    import time
+
+    import sqlite_utils
+
+    from gazeback.cli.news import Notifier
+    from gazeback.db import migrations
+
+    path = tmp_path / "t.db"
+    db = sqlite_utils.Database(path)
+    migrations.apply(db)
+    seed(db)
+    req(db, day(1), "ads")  # the baseline
+    db.close()
+    out = tmp_path / "messages"
+    script = tmp_path / "save.py"
+    script.write_text("import sys; open(sys.argv[1], 'a').write(sys.argv[2] + '\\n')")
+    n = Notifier(path, f"{sys.executable} {script} {out} {{text}}", every=0.05, quiet=0.3)
+    n.start()
+    try:
+        time.sleep(0.2)
+        db = sqlite_utils.Database(path)
+        req(db, day(3), "stats")
+        req(db, day(3), "social", leak="email", identity=1)
+        db.close()
+        deadline = time.monotonic() + 10
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        n.stopping.set()
+        n.join(5)
+    lines = out.read_text().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("4 new things: ") and "(gazeback news)" in lines[0]
+    db = sqlite_utils.Database(path)
+    assert (
+        db.execute("select count(*) from alerts where notified_at is not null").fetchone()[0] == 4
+    )

@@ -260,9 +260,13 @@ class Notifier(threading.Thread):
         db = sqlite_utils.Database(self.db_path)
         try:
             alerts.refresh(db)  # what was new before this start is not news now
+            seen = self._last(db)
             while not self.stopping.wait(self.every):
                 try:
-                    self.debounce.add(alerts.refresh(db))
+                    last = self._last(db)
+                    if last != seen:  # nothing recorded since: nothing can be new
+                        seen = last
+                        self.debounce.add(alerts.refresh(db))
                     burst = self.debounce.due()
                     if burst and self.template is not None:
                         code = run_notify(self.template, message(burst))
@@ -276,3 +280,7 @@ class Notifier(threading.Thread):
                     click.secho(f"gazeback: alerts could not be checked: {e}", err=True)
         finally:
             db.close()
+
+    @staticmethod
+    def _last(db: Any) -> Any:
+        return db.execute("select max(id) from requests").fetchone()[0]
