@@ -206,3 +206,17 @@ def test_notifier_sends_a_burst_as_one_message(tmp_path):
     assert (
         db.execute("select count(*) from alerts where notified_at is not null").fetchone()[0] == 4
     )
+
+
+def test_retention_keeps_alerts_without_their_old_requests(db):
+    from datetime import UTC, datetime
+
+    from gazeback.db import store
+
+    seed(db)
+    req(db, day(1), "ads")
+    old = req(db, day(3), "stats")
+    assert raised(db) == {("new_company", 1, "stats")}
+    assert store.prune(db, 1, now=datetime(2026, 12, 5, tzinfo=UTC)) == 2
+    row = next(db.query("select * from alerts"))
+    assert row["request_id"] is None and old not in {r["id"] for r in db["requests"].rows}
