@@ -66,6 +66,7 @@ def find_chromium(given: str | None = None) -> str:
 class RunResult:
     condition: str
     run: int
+    url: str = ""
     started_at: str = ""
     ended_at: str = ""
     banner: str | None = None  # the CMP rule autoconsent matched
@@ -97,6 +98,7 @@ class _Run:
         self.r, self.action, self.rules_js = result, action, rules_js
         self.finished = asyncio.Event()
         self.found = asyncio.Event()
+        self.settled = asyncio.Event()  # a banner found, or autoconsent gave up looking
 
     async def message(self, source: Any, msg: dict[str, Any]) -> None:
         frame = source["frame"]
@@ -127,6 +129,10 @@ class _Run:
                     if self.action is not None:  # autoconsent answers it from now on
                         self.r.clicked_at = now_iso()
                     self.found.set()
+                    self.settled.set()
+            elif kind == "report" and msg.get("mainFrame"):
+                if (msg.get("state") or {}).get("lifecycle") == "nothingDetected":
+                    self.settled.set()
             elif kind in ("optOutResult", "optInResult"):
                 self.r.click_result = "done" if msg.get("result") else "failed"
                 if not msg.get("result"):
@@ -141,7 +147,7 @@ async def _visit(
     browser: Any, url: str, cond: str, action: str | None, run: int, wait: float, detect: float,
     script: str, rules_js: str,
 ) -> RunResult:  # fmt: skip
-    result = RunResult(cond, run)
+    result = RunResult(cond, run, url)
     state = _Run(result, action, rules_js)
     context = await browser.new_context(ignore_https_errors=True)  # a fresh, empty profile
     try:
@@ -155,6 +161,10 @@ async def _visit(
                 pass
 
         page.on("framenavigated", lambda frame: asyncio.ensure_future(inject(frame)))
+        inflight: set[Any] = set()
+        page.on("request", lambda r: inflight.add(r))
+        page.on("requestfinished", lambda r: inflight.discard(r))
+        page.on("requestfailed", lambda r: inflight.discard(r))
         result.started_at = now_iso()
         try:
             await page.goto(url, wait_until="commit", timeout=30_000)
@@ -167,8 +177,9 @@ async def _visit(
                 await asyncio.sleep(wait)  # no choice: leave the banner alone
             else:
                 try:
-                    await asyncio.wait_for(state.found.wait(), detect)
-                    await asyncio.wait_for(state.finished.wait(), 20)
+                    await asyncio.wait_for(state.settled.wait(), detect)
+                    if state.found.is_set():
+                        await asyncio.wait_for(state.finished.wait(), 20)
                 except TimeoutError:
                     pass
                 if not state.found.is_set():
@@ -176,6 +187,11 @@ async def _visit(
                 elif result.click_result == "none":  # found, but no result came
                     result.click_result, result.clicked_at = "failed", None
                 await asyncio.sleep(wait)  # what the page sends after the choice
+            # let what the page sent finish, so the proxy records it whole (5 s at most)
+            for _ in range(50):
+                if not inflight:
+                    break
+                await asyncio.sleep(0.1)
             result.tcf_string = await _tcf(page, context)
     finally:
         result.ended_at = now_iso()
@@ -226,7 +242,7 @@ def proxy_spki(confdir: Path) -> str:
 
 
 async def _check(
-    url: str, proxy: str, runs: int, wait: float, detect: float, chromium: str, headless: bool,
+    urls: list[str], proxy: str, runs: int, wait: float, detect: float, chromium: str, headless: bool,
     progress: Callable[[RunResult], None], spki: str | None,
 ) -> list[RunResult]:  # fmt: skip
     try:
@@ -257,20 +273,21 @@ async def _check(
             ],  # fmt: skip
         )
         try:
-            for run in range(1, runs + 1):
-                for cond, action in CONDITIONS:
-                    r = await _visit(
-                        browser, url, cond, action, run, wait, detect, script, rules_js
-                    )
-                    out.append(r)
-                    progress(r)
+            for url in urls:
+                for run in range(1, runs + 1):
+                    for cond, action in CONDITIONS:
+                        r = await _visit(
+                            browser, url, cond, action, run, wait, detect, script, rules_js
+                        )
+                        out.append(r)
+                        progress(r)
         finally:
             await browser.close()
     return out
 
 
 def check(
-    url: str,
+    urls: list[str],
     proxy: str,
     runs: int = 3,
     wait: float = 10.0,
@@ -280,8 +297,8 @@ def check(
     progress: Callable[[RunResult], None] = lambda r: None,
     confdir: Path | None = None,
 ) -> list[RunResult]:
-    """Visit ``url`` ``runs`` times per condition through the proxy at ``proxy`` (whose
-    certificates are made in ``confdir``)."""
+    """Visit each of ``urls`` ``runs`` times per condition through the proxy at ``proxy``
+    (whose certificates are made in ``confdir``), one page after the other."""
     exe = find_chromium(chromium)
     spki = proxy_spki(confdir) if confdir else None
-    return asyncio.run(_check(url, proxy, runs, wait, detect, exe, headless, progress, spki))
+    return asyncio.run(_check(urls, proxy, runs, wait, detect, exe, headless, progress, spki))

@@ -41,20 +41,24 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: flo
 @click.command(name="consent-check", cls=DbCommand)
 @db_option
 @click.argument("url")
+@click.option("--and", "more", multiple=True, metavar="URL",
+              help="Check this page too (repeatable): one browser and proxy for all.")  # fmt: skip
 @click.option("--runs", type=click.IntRange(1, 20), default=3, show_default=True,
               help="Visits per condition (repeat runs show the noise).")  # fmt: skip
 @click.option("--wait", type=click.FloatRange(0.5, 300), default=10.0, show_default=True,
               help="Seconds to watch the page (after the choice, or with no choice).")  # fmt: skip
 @click.option("--experiment", "name", metavar="NAME",
-              help="Experiment name (default: consent <host> <date and time>).")  # fmt: skip
+              help="Experiment name (default: consent <host> <date and time>); with --and, "
+              "each page's experiment is NAME <host><path>.")  # fmt: skip
 @click.option("--detect-timeout", type=click.FloatRange(0.5, 120), default=10.0, show_default=True,
-              help="Seconds to wait for a banner a rule knows.")  # fmt: skip
+              help="Seconds to wait at most for autoconsent to find a banner it knows.")  # fmt: skip
 @click.option("--chromium", metavar="PATH", help="The Chromium to drive (default: found).")
 @click.option("--show-browser", is_flag=True, help="Show the browser window.")
 @click.argument("mitmproxy_args", nargs=-1, type=click.UNPROCESSED)
 def consent_check(
     db_path: Path,
     url: str,
+    more: tuple[str, ...],
     runs: int,
     wait: float,
     name: str | None,
@@ -75,25 +79,30 @@ def consent_check(
     Example:
 
         gazeback consent-check https://www.example.com/ --runs 3
+
+        gazeback consent-check https://news.example/ --and https://shop.example/
     """
     from gazeback.capture import consent
     from gazeback.db import experiments as ex
     from gazeback.knowledge.consent import decode_tcf
     from gazeback.timestamps import now_iso
 
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise click.ClickException(
-            f"{url!r} is not a web address: give one like https://www.example.com/"
-        )
+    urls = list(dict.fromkeys([url, *more]))
+    for u in urls:
+        parts = urlsplit(u)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise click.ClickException(
+                f"{u!r} is not a web address: give one like https://www.example.com/"
+            )
     try:
         exe = consent.find_chromium(chromium)
     except consent.ConsentCheckError as e:
         raise click.ClickException(str(e)) from None
     db = open_existing_db(db_path)
-    name = name or f"consent {parts.hostname} {datetime.now(UTC):%Y-%m-%d %H:%M}"
-    if list(db.query("select 1 from experiments where name = ?", [name])):
-        raise click.ClickException(f"an experiment called {name!r} exists; give --experiment")
+    names = _names(urls, name)
+    for n in names.values():
+        if list(db.query("select 1 from experiments where name = ?", [n])):
+            raise click.ClickException(f"an experiment called {n!r} exists; give --experiment")
     db.close()
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="gazeback-consent-") as tmp:
@@ -108,11 +117,11 @@ def consent_check(
         try:
             _wait_port(port, proc, log)
             click.echo(
-                f"Checking {url}: {runs} run(s) of no choice, reject all, accept all "
-                f"(Chromium: {exe})"
+                f"Checking {', '.join(urls)}: {runs} run(s) of no choice, reject all, "
+                f"accept all (Chromium: {exe})"
             )
             results = consent.check(
-                url, f"http://127.0.0.1:{port}", runs, wait, detect_timeout, chromium=exe,
+                urls, f"http://127.0.0.1:{port}", runs, wait, detect_timeout, chromium=exe,
                 headless=not show_browser, progress=_progress, confdir=_confdir(args),
             )  # fmt: skip
         except consent.ConsentCheckError as e:
@@ -140,12 +149,28 @@ def consent_check(
             except ValueError as e:
                 tcf = json.dumps({"error": str(e)})
         ex.add_capture(
-            db, name, r.condition, int(cap), source="consent-check", url=url,
+            db, names[r.url], r.condition, int(cap), source="consent-check", url=r.url,
             started_at=r.started_at, ended_at=r.ended_at, banner=r.banner,
             click_result=r.click_result, clicked_at=r.clicked_at, tcf_string=r.tcf_string,
             tcf_summary=tcf,
         )  # fmt: skip
-    _report(db, name)
+    for u in urls:
+        if len(urls) > 1:
+            click.echo(f"\n== {u}")
+        _report(db, names[u])
+
+
+def _names(urls: list[str], name: str | None) -> dict[str, str]:
+    """Each page's experiment name."""
+    if len(urls) == 1:
+        host = urlsplit(urls[0]).hostname
+        return {urls[0]: name or f"consent {host} {datetime.now(UTC):%Y-%m-%d %H:%M}"}
+    out = {}
+    for u in urls:
+        parts = urlsplit(u)
+        page = f"{parts.hostname}{parts.path}"
+        out[u] = f"{name} {page}" if name else f"consent {page} {datetime.now(UTC):%Y-%m-%d %H:%M}"
+    return out
 
 
 def _confdir(args: list[str]) -> Path:
