@@ -540,3 +540,91 @@ def m039_drop_unused_indexes(db: Database) -> None:
     # The pages they held are reused by new rows (VACUUM gives them back to the disk).
     for name in UNUSED_INDEXES:
         db.execute(f"drop index if exists [{name}]")
+
+
+@migrations()
+def m033_create_experiments(db: Database) -> None:
+    # Before/after experiments (#16): a named experiment has conditions ("reject all",
+    # "accept all"); each run of a condition is a time window (optionally one device) or
+    # one capture (an import, a consent check). Repeat runs of a condition are kept apart.
+    if db.table("experiments").exists():  # applied before (a migration record was removed)
+        return
+    db.table("experiments").create(
+        {"id": int, "name": str, "created_at": str, "url": str},  # url: consent checks
+        pk="id",
+        not_null={"name", "created_at"},
+    )
+    db.table("experiments").create_index(["name"], unique=True)
+    db.table("experiment_runs").create(
+        {
+            "id": int,
+            "experiment_id": int,
+            "condition": str,  # the person's label, e.g. "reject all"
+            "run": int,  # 1, 2, 3 … within its condition
+            "device_id": int,  # a window limited to one device (NULL: every device)
+            "capture_id": int,  # a run that is one capture (import, consent check)
+            "started_at": str,
+            "ended_at": str,  # NULL while the run is going on
+            "source": str,  # window, import, consent-check
+            "banner": str,  # consent check: the CMP autoconsent recognised, or "not handled"
+            "clicked_at": str,  # consent check: when the banner was answered
+            "click_result": str,  # consent check: done, failed, not handled, none
+            "tcf_string": str,  # consent check: the TCF v2 string the page stored, if any
+            "tcf_summary": str,  # JSON: purposes / vendors consented, read from the string
+        },
+        pk="id",
+        not_null={"experiment_id", "condition", "run", "started_at", "source"},
+        foreign_keys=[
+            ("experiment_id", "experiments", "id"),
+            ("device_id", "devices", "id"),
+            ("capture_id", "captures", "id"),
+        ],
+    )
+    db.table("experiment_runs").create_index(["experiment_id", "condition", "run"], unique=True)
+
+
+@migrations()
+def m034_create_alerts(db: Database) -> None:
+    # Alerts on what is new (#16): rules as data (a person switches one off), a baseline per
+    # device, and what the rules raised (each alert names the first request behind it).
+    if db.table("alert_rules").exists():  # applied before (a migration record was removed)
+        return
+    db.table("alert_rules").create(
+        {"id": str, "title": str, "description": str, "enabled": int},
+        pk="id",
+        not_null={"title", "enabled"},
+        defaults={"enabled": 1},
+    )
+    db.table("alert_baselines").create(
+        {
+            "device_id": int,
+            "days": int,  # the first N days of the device are its baseline ...
+            "experiment_id": int,  # ... or the runs of one experiment condition
+            "condition": str,
+            "set_at": str,
+        },
+        pk="device_id",
+        foreign_keys=[("device_id", "devices", "id")],
+    )
+    db.table("alerts").create(
+        {
+            "id": int,
+            "rule_id": str,
+            "device_id": int,
+            "subject": str,  # what is new: a company id, "company|pii_type", a host ...
+            "text": str,  # the sentence shown and passed to --notify-command
+            "request_id": int,  # the first request behind it
+            "seen_at": str,  # when that request was sent
+            "raised_at": str,  # when gazeback noticed
+            "notified_at": str,  # when --notify-command was run for it
+        },
+        pk="id",
+        not_null={"rule_id", "subject", "text", "raised_at"},
+        foreign_keys=[
+            ("rule_id", "alert_rules", "id"),
+            ("device_id", "devices", "id"),
+            ("request_id", "requests", "id"),
+        ],
+    )
+    db.table("alerts").create_index(["rule_id", "device_id", "subject"], unique=True)
+    db.table("alerts").create_index(["raised_at"])

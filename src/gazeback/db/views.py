@@ -258,6 +258,10 @@ def ensure_db_shape(db: Database) -> None:
     for name, (needs, sql) in VIEWS.items():
         if needs <= tables:
             db.create_view(name, sql.strip(), replace=True)
+    from gazeback.db.alerts import ensure_rules
+    from gazeback.db.experiments import ensure_views
     from gazeback.db.glossary import refresh
 
     refresh(db)
+    ensure_views(db)
+    ensure_rules(db)
