@@ -354,6 +354,9 @@ COUNTRIES: dict[str, str] = {
 
 
 def rows() -> list[dict[str, str]]:
+    from gazeback.knowledge.properties import GROUP_WORDS, PROPERTIES
+
+    learned = {k: words for k, (_, words) in PROPERTIES.items()}
     out = []
     for kind, table in (
         ("pii", PII),
@@ -361,6 +364,8 @@ def rows() -> list[dict[str, str]]:
         ("location", LOCATIONS),
         ("category", CATEGORIES),
         ("country", COUNTRIES),
+        ("learned", learned),  # TrackHAR property → plain words (knowledge/properties.py)
+        ("learned_group", GROUP_WORDS),
     ):
         out += [{"kind": kind, "key": k, "words": v} for k, v in table.items()]
     return out

@@ -69,6 +69,19 @@ def record_item(record: Record) -> Item:
             for leak in record.leaks
         ],
         "detection": _detection_item(record.detection),
+        "learned": [
+            {
+                "adapter": x.adapter,
+                "company": x.company,
+                "property": x.property,
+                "location": x.location,
+                "kind_group": x.group,
+                "value": x.value,
+                "fingerprint": x.fingerprint,
+                "preview": x.preview,
+            }
+            for x in record.learned
+        ],
     }
 
 
@@ -242,6 +255,17 @@ def save_items(
             )
             batch = [(pk[i["request"]["flow_id"]], _detection(i)) for i in detected]
             save_batch(db, [(rid, det) for rid, det in batch if det is not None])
+        learned = [i for i in items if i.get("learned") and i["request"]["flow_id"] in new_flows]
+        if learned:
+            pk = _ids_by_flow(db, [i["request"]["flow_id"] for i in learned])
+            _insert_learned(
+                db,
+                [
+                    {**x, "request_id": pk[i["request"]["flow_id"]]}
+                    for i in learned
+                    for x in i["learned"]
+                ],
+            )
     return len(rows)
 
 
@@ -260,6 +284,28 @@ def _insert_requests(db: Database, rows: list[dict[str, Any]]) -> None:
     db.conn.executemany(
         f"insert into requests ({names}) values ({marks})",
         [tuple(row.get(c) for c in columns) for row in rows],
+    )
+
+
+LEARNED_COLUMNS = (
+    "request_id",
+    "adapter",
+    "company",
+    "property",
+    "location",
+    "kind_group",
+    "value",
+    "fingerprint",
+    "preview",
+)
+
+
+def _insert_learned(db: Database, rows: list[dict[str, Any]]) -> None:
+    names = ", ".join(LEARNED_COLUMNS)
+    marks = ", ".join("?" for _ in LEARNED_COLUMNS)
+    db.conn.executemany(
+        f"insert into learned_items ({names}) values ({marks})",
+        [tuple(row.get(c) for c in LEARNED_COLUMNS) for row in rows],
     )
 
 
@@ -299,7 +345,7 @@ def pinned_hosts(db: Database) -> dict[str, float]:
 
 # Rows that belong to a request, deleted with it. (Requests go first: the summary triggers
 # read a request's leaks when it is deleted.)
-DEPENDENT_TABLES = ("leaks", "leaf_fingerprints", "persistent_id_sightings")
+DEPENDENT_TABLES = ("leaks", "leaf_fingerprints", "persistent_id_sightings", "learned_items")
 
 
 def prune(db: Database, keep_days: int, now: datetime | None = None) -> int:

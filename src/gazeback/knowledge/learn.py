@@ -692,10 +692,11 @@ class AdapterIndex:
         adapters = [a for a in cands if a.matches(request.method, request.path)]
         if not adapters:
             return ()
-        return _apply(adapters, request)
+        return apply(adapters, request)
 
 
-def _apply(adapters: list[Adapter], request: Request) -> tuple[Found, ...]:
+def apply(adapters: Sequence[Adapter], request: Request) -> tuple[Found, ...]:
+    """What these adapters (matched to the request already) find in it."""
     sources = _Sources(request)
     out: list[Found] = []
     seen: set[tuple[str, str, str]] = set()
