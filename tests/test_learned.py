@@ -161,3 +161,80 @@ def test_store_writes_learned_rows_with_the_request_and_views_read_them(tmp_path
     # saving the same items again writes nothing twice
     assert save_items(db, 1, items) == 0
     assert db["learned_items"].count == len(rows)
+
+
+def test_exports_carry_no_learned_values(tmp_path):
+    from click.testing import CliRunner
+
+    from gazeback.cli.export import export
+
+    src = tmp_path / "t.db"
+    db = Database(src)
+    migrations.apply(db)
+    model = "Canary-Model-5b7e19"
+    items = [
+        record_item(
+            run(
+                f"https://x.ads.example/v1/event?n={i}",
+                event(device={"ifa": IFA, "model": model}),
+                [("Content-Type", "application/json")],
+            )
+        )
+        for i in range(5)
+    ]
+    save_items(db, 1, items)
+    assert db["learned_items"].count == 5 * 6
+    db.close()
+    out = tmp_path / "share.db"
+    result = CliRunner().invoke(export, [str(src), str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = out.read_bytes()
+    assert model.encode() not in data and IFA.encode() not in data and b"52.52" not in data
+    assert "learned_items" not in Database(out).table_names()
+
+
+def test_reclassify_applies_adapters_to_traffic_recorded_before(tmp_path):
+    from click.testing import CliRunner
+
+    from gazeback.cli.trackers import reclassify
+    from gazeback.db.localfiles import load_or_create_key
+
+    path = tmp_path / "t.db"
+    db = Database(path)
+    migrations.apply(db)
+    key = load_or_create_key(path)
+    fbp = "fb.1.1700000000000.987654321"
+
+    def old(url, body=b"", headers=()):  # recorded before any adapter existed
+        f = tflow.tflow(resp=True)
+        f.request.url = url
+        f.request.method = "POST" if body else "GET"
+        for name, value in headers:
+            f.request.headers[name] = value
+        f.request.content = body
+        return record_item(process(snapshot_http(f), Context(key, None, build_profile([]), None)))
+
+    items = [
+        old("https://www.google-analytics.com/collect?v=1&tid=UA-9-9&cid=555.666&dl=https%3A%2F%2Fexample.org%2Fa&sr=1920x1080"),
+        old("https://www.facebook.com/tr/", b"id=42&ev=Purchase&fbp=" + fbp.encode(),
+            [("Content-Type", "application/x-www-form-urlencoded")]),
+    ]  # fmt: skip
+    save_items(db, 1, items)
+    assert db["learned_items"].count == 0
+    result = CliRunner().invoke(reclassify, ["--db", str(path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "2 requests to endpoints adapters know, " in result.output
+    got = {(r["property"], r["value"]) for r in db.query("select * from learned")}
+    assert ("propertyId", "UA-9-9") in got and ("viewedPage", "https://example.org/a") in got
+    assert ("screenWidth", "1920") in got
+    fb = {
+        r["property"]: r
+        for r in db.query("select * from learned_items where adapter = 'meta-pixel'")
+    }
+    # the body is gone: its identifier comes back from the leaf fingerprint, its other values do not
+    assert (
+        fb["browserId"]["fingerprint"] == fingerprint(key, fbp) and fb["browserId"]["value"] is None
+    )
+    assert "userAction" not in fb
+    again = CliRunner().invoke(reclassify, ["--db", str(path)], catch_exceptions=False)
+    assert "0 new findings" in again.output

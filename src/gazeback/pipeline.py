@@ -150,6 +150,70 @@ def safe_learned(found: learn.Found, company: str, context: Context) -> Learned 
     )
 
 
+def learn_stored(
+    method: str,
+    host: str,
+    path: str,
+    headers: list[tuple[str, str]],
+    leaves: dict[str, list[int]],
+    context: Context,
+) -> tuple[Learned, ...]:
+    """What the adapters find in a request recorded earlier, from what gazeback stored of it.
+
+    Reads the stored path and query and the stored (redacted) headers, as live capture would,
+    skipping values redaction replaced; identifier properties elsewhere (the body, redacted
+    cookies) come from the stored leaf fingerprints (``leaves``: location → fingerprints), whose
+    preview the caller fills from live findings of the same fingerprint. Bodies are not stored:
+    descriptive values inside a body, values under a list index, and anything behind a transform
+    other than JSON inside a form field cannot be recovered."""
+    index = context.adapters
+    if index is None or not host:
+        return ()
+    path_only, _, qs = (path or "/").partition("?")
+    adapters = index.match(method, host, path_only)
+    if not adapters:
+        return ()
+    request = learn.Request(
+        method=method,
+        host=host,
+        path=path_only,
+        query=tuple(parse_qsl(qs, keep_blank_values=True)),
+        headers={name.lower(): value for name, value in headers},
+    )
+    companies = {a.id: a.company for a in adapters}
+    out: dict[tuple[str, str, str, object], Learned] = {}
+    for found in learn.apply(adapters, request):
+        if "[secret:" in found.value or "[leak:" in found.value:
+            continue
+        x = safe_learned(found, companies[found.adapter], context)
+        if x is not None:
+            out.setdefault((x.adapter, x.property, x.location, x.fingerprint or x.value), x)
+    for a in adapters:
+        for rule in a.rules:
+            if rule.property not in IDENTIFIERS:
+                continue
+            skip = {fingerprint(context.key, v) for v in rule.not_if}
+            container, _, rest = rule.path.text.partition(".")
+            location = f"{container}:{rest}" if rest else container
+            location = location.split("|")[0]
+            for loc in learn.leaf_locations(rule.path, a.body):
+                for fp in leaves.get(loc, ()):
+                    if fp in skip:
+                        continue
+                    x = Learned(
+                        adapter=a.id,
+                        company=a.company,
+                        property=rule.property,
+                        location=location,
+                        group="identifier",
+                        value=None,
+                        fingerprint=fp,
+                        preview="",
+                    )
+                    out.setdefault((x.adapter, x.property, x.location, fp), x)
+    return tuple(out.values())
+
+
 def mask_identifier(value: str) -> str:
     """A hint that tells the person which identifier it is, and nobody else much."""
     v = value.strip()

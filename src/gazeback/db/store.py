@@ -17,6 +17,7 @@ from sqlite_utils import Database
 
 from gazeback.db.identities import save_batch
 from gazeback.db.knowledge import save_knowledge
+from gazeback.db.learned import insert_learned
 from gazeback.knowledge.classify import TrackerIndex
 from gazeback.leaks.detect import Candidate, Detection
 from gazeback.models import CaptureId, FlowSnapshot, Observation, Record
@@ -258,7 +259,7 @@ def save_items(
         learned = [i for i in items if i.get("learned") and i["request"]["flow_id"] in new_flows]
         if learned:
             pk = _ids_by_flow(db, [i["request"]["flow_id"] for i in learned])
-            _insert_learned(
+            insert_learned(
                 db,
                 [
                     {**x, "request_id": pk[i["request"]["flow_id"]]}
@@ -284,28 +285,6 @@ def _insert_requests(db: Database, rows: list[dict[str, Any]]) -> None:
     db.conn.executemany(
         f"insert into requests ({names}) values ({marks})",
         [tuple(row.get(c) for c in columns) for row in rows],
-    )
-
-
-LEARNED_COLUMNS = (
-    "request_id",
-    "adapter",
-    "company",
-    "property",
-    "location",
-    "kind_group",
-    "value",
-    "fingerprint",
-    "preview",
-)
-
-
-def _insert_learned(db: Database, rows: list[dict[str, Any]]) -> None:
-    names = ", ".join(LEARNED_COLUMNS)
-    marks = ", ".join("?" for _ in LEARNED_COLUMNS)
-    db.conn.executemany(
-        f"insert into learned_items ({names}) values ({marks})",
-        [tuple(row.get(c) for c in LEARNED_COLUMNS) for row in rows],
     )
 
 
