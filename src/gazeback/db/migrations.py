@@ -500,6 +500,8 @@ def m027_create_learned_items(db: Database) -> None:
     # keep only the keyed fingerprint (the leak detector's leaf fingerprint) and a masked
     # preview, never the value; coordinates are rounded; other values are short and scrubbed.
     # Read through the `learned` and `learned_links` views. Local only: never exported.
+    if db.table("learned_items").exists():  # a db whose migration records were reset
+        return
     db.table("learned_items").create(
         {
             "id": int,

@@ -248,7 +248,7 @@ where s.is_shared = 1 group by d.id order by requests desc
     # descriptive properties, the masked preview for identifiers (never the identifier).
     "learned": (
         {"learned_items", "requests", "devices", "companies", "glossary_words"},
-        """
+        f"""
 select
   l.request_id,
   requests.started_at,
@@ -268,7 +268,10 @@ select
   coalesce(groups.words, l.kind_group) as kind_group_words,
   l.fingerprint,
   requests.device_id,
-  requests.app
+  requests.tracker_id,
+  requests.app,
+  {_html("l.company")} as company_html,
+  {_url("l.company")} as company_q
 from learned_items l
 join requests on requests.id = l.request_id
 left join devices on devices.id = requests.device_id
