@@ -5,13 +5,15 @@ storing-safe conversion included), and the proxy's throughput with adapters vs w
 
 Micro-benchmarks time ``pipeline.learn_from`` (what the writer runs per request) on prepared
 observations: the median of ``--repeat`` timings of ``--calls`` calls. The proxy part runs
-mitmdump + gazeback twice per round, with ``gazeback_learn`` on and off, interleaved, on the
-tracker-like POST of bench/bench_proxy.py (a Google Analytics 4 hit, which an adapter reads).
+mitmdump + gazeback twice per round, with ``gazeback_learn`` on and off, interleaved, in regular
+proxy mode on the tracker-like POST of bench/bench_proxy.py (a Google Analytics 4 hit to
+www.google-analytics.com, which an adapter reads; tests/helpers/hostmap.py answers it locally).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import platform
@@ -19,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -26,7 +29,7 @@ from mitmproxy.test import tflow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_proxy import ROOT, free_port, load, start_mitmdump, wait_port  # noqa: E402
+from bench_proxy import BODY, HOST, PATH, ROOT, free_port, wait_port  # noqa: E402
 
 from gazeback.capture.snapshot import snapshot_http  # noqa: E402
 from gazeback.knowledge.learn import load_index  # noqa: E402
@@ -83,6 +86,58 @@ def micro(calls: int, repeat: int) -> dict[str, tuple[float, int]]:
     return out
 
 
+def start_proxy(upstream_port: int, tmp: Path, learn: bool) -> tuple:
+    """mitmdump + gazeback in regular mode; the test hostmap addon sends every connection to
+    the local upstream while the request keeps its tracker host name (nothing leaves)."""
+    port = free_port()
+    db = tmp / f"bench-{port}.db"
+    args = [
+        sys.executable, "-c", "from mitmproxy.tools.main import mitmdump; mitmdump()",
+        "-q", "--listen-host", "127.0.0.1", "--listen-port", str(port),
+        "--set", f"confdir={tmp / 'conf'}",
+        "-s", str(ROOT / "tests" / "helpers" / "hostmap.py"),
+        "--set", f"hostmap_http_port={upstream_port}", "--set", f"hostmap_port={upstream_port}",
+        "-s", str(ROOT / "addons" / "gazeback_addon.py"), "--set", f"gazeback_db={db}",
+        "--set", f"gazeback_learn={'true' if learn else 'false'}",
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc, port, db
+
+
+def worker(port: int, n: int, errors: list[int]) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for _ in range(n):
+        try:
+            conn.request(
+                "POST", f"http://{HOST}{PATH}", body=BODY,
+                headers={"Host": HOST, "Content-Type": "text/plain"},
+            )  # fmt: skip
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                errors.append(resp.status)
+        except (OSError, http.client.HTTPException):
+            errors.append(0)
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.close()
+
+
+def load(port: int, total: int, concurrency: int) -> tuple[float, int]:
+    errors: list[int] = []
+    per = total // concurrency
+    threads = [
+        threading.Thread(target=worker, args=(port, per, errors)) for _ in range(concurrency)
+    ]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return per * concurrency / (time.perf_counter() - t0), len(errors)
+
+
 def proxy(rounds: int, requests: int, concurrency: int) -> dict[str, list[float]]:
     upstream_port = free_port()
     upstream = subprocess.Popen(
@@ -95,11 +150,10 @@ def proxy(rounds: int, requests: int, concurrency: int) -> dict[str, list[float]
             for rnd in range(rounds):
                 order = list(rps) if rnd % 2 == 0 else list(reversed(rps))
                 for name in order:
-                    extra = [] if name == "adapters on" else ["--set", "gazeback_learn=false"]
-                    proc, port, db = start_mitmdump(upstream_port, True, Path(d), *extra)
+                    proc, port, db = start_proxy(upstream_port, Path(d), name == "adapters on")
                     try:
                         load(port, 300, 4)  # warm-up
-                        r, _, errors = load(port, requests, concurrency)
+                        r, errors = load(port, requests, concurrency)
                     finally:
                         proc.terminate()
                         proc.wait(30)
@@ -132,8 +186,9 @@ def main() -> None:
         for k in ("1", "50", "x"):
             d.get(k)
     ref = (time.perf_counter_ns() - t0) / 60000
-    print(f"Reference: one dict lookup in a Python loop takes {ref:.0f} ns here (about 25-35 ns "
-          "on an idle machine of this kind; scale the figures below by it)")  # fmt: skip
+    load = os.getloadavg()[0]
+    print(f"Reference: one dict lookup in a Python loop took {ref:.0f} ns during this run "
+          f"(load average {load:.1f} on {os.cpu_count()} CPUs): compare runs by it")  # fmt: skip
     index = load_index()
     endpoints = sum(len(a.endpoints) for a in index.adapters)
     print(f"{len(index.adapters)} adapters, {endpoints} endpoints\n")

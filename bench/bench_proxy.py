@@ -45,7 +45,7 @@ def wait_port(port: int, timeout: float = 20) -> None:
     raise TimeoutError(port)
 
 
-def start_mitmdump(upstream_port: int, with_gazeback: bool, tmp: Path, *extra: str) -> tuple:
+def start_mitmdump(upstream_port: int, with_gazeback: bool, tmp: Path) -> tuple:
     port = free_port()
     args = [
         sys.executable, "-c", "from mitmproxy.tools.main import mitmdump; mitmdump()",
@@ -57,7 +57,6 @@ def start_mitmdump(upstream_port: int, with_gazeback: bool, tmp: Path, *extra: s
     db = tmp / f"bench-{port}.db"
     if with_gazeback:
         args += ["-s", str(ROOT / "addons" / "gazeback_addon.py"), "--set", f"gazeback_db={db}"]
-        args += extra
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
     return proc, port, db
