@@ -34,7 +34,7 @@ from bench_proxy import BODY, HOST, PATH, ROOT, free_port, wait_port  # noqa: E4
 from gazeback.capture.snapshot import snapshot_http  # noqa: E402
 from gazeback.knowledge.learn import load_index  # noqa: E402
 from gazeback.leaks.needles import build_profile  # noqa: E402
-from gazeback.pipeline import Context, learn_from, observe  # noqa: E402
+from gazeback.pipeline import Context, learn_from, observe, process  # noqa: E402
 
 KEY = b"k" * 32
 IFA = "6d92078a-8246-4ba4-ae5b-76104861e7dc"
@@ -138,6 +138,33 @@ def load(port: int, total: int, concurrency: int) -> tuple[float, int]:
     return per * concurrency / (time.perf_counter() - t0), len(errors)
 
 
+def writer_cost(calls: int, repeat: int) -> dict[str, float]:
+    """``pipeline.process`` + the stored item, per request, adapters on and off, interleaved:
+    what the writer process spends on the bench_proxy request."""
+    from gazeback.db.store import record_item
+    from gazeback.knowledge.classify import load_index as load_trackers
+
+    f = tflow.tflow(resp=True)
+    f.request.url = f"http://{HOST}{PATH}"
+    f.request.method = "POST"
+    f.request.headers["Content-Type"] = "text/plain"
+    f.request.content = BODY
+    snap = snapshot_http(f)
+    trackers, profile = load_trackers(), build_profile([])
+    contexts = {
+        "adapters on": Context(KEY, trackers, profile, load_index()),
+        "adapters off": Context(KEY, trackers, profile, None),
+    }
+    runs: dict[str, list[float]] = {k: [] for k in contexts}
+    for _ in range(repeat):
+        for name, context in contexts.items():
+            t0 = time.perf_counter_ns()
+            for _ in range(calls):
+                record_item(process(snap, context))
+            runs[name].append((time.perf_counter_ns() - t0) / calls / 1000)
+    return {k: statistics.median(v) for k, v in runs.items()}
+
+
 def proxy(rounds: int, requests: int, concurrency: int) -> dict[str, list[float]]:
     upstream_port = free_port()
     upstream = subprocess.Popen(
@@ -197,6 +224,10 @@ def main() -> None:
     results = micro(args.calls, args.repeat)
     for name, (us, found) in results.items():
         print(f"| {name} | {us:.2f} | {found} |")
+    cost = writer_cost(args.calls // 4, args.repeat)
+    print(f"\nWriter cost per request (`process` + row, the bench_proxy GA4 hit, medians): "
+          f"adapters on {cost['adapters on']:.1f} µs, off {cost['adapters off']:.1f} µs "
+          f"(+{cost['adapters on'] - cost['adapters off']:.1f} µs)")  # fmt: skip
     if args.no_proxy:
         return
     rps = proxy(args.rounds, args.requests, args.concurrency)
