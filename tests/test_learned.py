@@ -238,3 +238,43 @@ def test_reclassify_applies_adapters_to_traffic_recorded_before(tmp_path):
     assert "userAction" not in fb
     again = CliRunner().invoke(reclassify, ["--db", str(path)], catch_exceptions=False)
     assert "0 new findings" in again.output
+
+
+def test_an_imported_har_is_learned_from_like_live_traffic(tmp_path):
+    from click.testing import CliRunner
+
+    from gazeback.cli.imports import import_
+
+    def entry(method, url, text=None, mime=""):
+        request = {"method": method, "url": url, "httpVersion": "HTTP/1.1", "cookies": [],
+                   "headers": [{"name": "User-Agent", "value": "Mozilla/5.0"}],
+                   "queryString": [], "headersSize": -1, "bodySize": len(text or "")}  # fmt: skip
+        if text is not None:
+            request["postData"] = {"mimeType": mime, "text": text}
+        return {
+            "startedDateTime": "2026-11-20T10:00:00.000Z", "time": 5, "request": request,
+            "response": {"status": 200, "statusText": "OK", "httpVersion": "HTTP/1.1",
+                         "cookies": [], "headers": [], "content": {"size": 0, "mimeType": ""},
+                         "redirectURL": "", "headersSize": -1, "bodySize": 0},
+            "cache": {}, "timings": {"send": 0, "wait": 5, "receive": 0},
+        }  # fmt: skip
+
+    har = tmp_path / "s.har"
+    har.write_text(json.dumps({"log": {"version": "1.2", "creator": {"name": "t", "version": "1"},
+        "entries": [
+            entry("GET", "https://www.google-analytics.com/collect?v=1&tid=UA-3-3&cid=9.8&sr=800x600"),
+            entry("POST", "https://www.facebook.com/tr/", "id=5&ev=Lead&fbp=fb.1.2.3",
+                  "application/x-www-form-urlencoded"),
+            entry("GET", "https://www.google-analytics.com/analytics.js"),
+        ]}}))  # fmt: skip
+    db_path = tmp_path / "t.db"
+    migrations.apply(Database(db_path))
+    result = CliRunner().invoke(
+        import_, ["--db", str(db_path), str(har), "-s"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(Database(db_path).query("select host, property, value from learned"))
+    got = {(r["property"], r["value"]) for r in rows}
+    assert {("propertyId", "UA-3-3"), ("screenWidth", "800"), ("propertyId", "5")} <= got
+    assert {r["host"] for r in rows} == {"www.google-analytics.com", "www.facebook.com"}
+    assert "fb.1.2.3" not in json.dumps(rows)
