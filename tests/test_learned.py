@@ -9,8 +9,9 @@ from mitmproxy.test import tflow
 from sqlite_utils import Database
 
 from gazeback.capture.snapshot import snapshot_http
+from gazeback.capture.spill import decode, encode
 from gazeback.db import migrations
-from gazeback.db.store import record_item, save_items
+from gazeback.db.store import save_records
 from gazeback.knowledge import learn
 from gazeback.leaks.detect import fingerprint
 from gazeback.leaks.needles import build_profile
@@ -91,7 +92,7 @@ def test_identifiers_are_fingerprinted_coordinates_rounded_values_scrubbed():
     assert (by["latitude"].value, by["longitude"].value) == ("52.52", "13.40")
     page = by["viewedPage"].value
     assert page is not None and "Zq8xK2mW9pL4vN7rT3yB6cD1" not in page and "item=shoes" in page
-    stored = json.dumps(record_item(record))
+    stored = json.dumps(encode(record))
     assert (
         IFA not in stored and "52.520008" not in stored and "Zq8xK2mW9pL4vN7rT3yB6cD1" not in stored
     )
@@ -107,7 +108,7 @@ def test_registered_identities_never_stored_in_clear():
     )
     by = {x.property: x for x in record.learned}
     assert by["model"].value == "[your email]"
-    assert EMAIL not in json.dumps(record_item(record))
+    assert EMAIL not in json.dumps(encode(record))
     assert by["viewedPage"].value is not None and "[your email]" in by["viewedPage"].value
 
 
@@ -135,15 +136,15 @@ def test_store_writes_learned_rows_with_the_request_and_views_read_them(tmp_path
     items = []
     for n, host in enumerate(["x.ads.example", "y.ads.example"]):
         rec = run(f"https://{host}/v1/event?n={n}", event(), [("Content-Type", "application/json")])
-        items.append(record_item(rec))
+        items.append(rec)
     # the same identifier, as a plain leaf of a request to another company (no adapter for it)
     other = run(
         "https://collector.other.example/p",
         json.dumps({"aid": IFA}).encode(),
         [("Content-Type", "application/json")],
     )
-    items.append(record_item(other))
-    assert save_items(db, 1, items) == 3
+    items.append(other)
+    assert save_records(db, 1, items) == 3
     rows = list(db.query("select * from learned order by request_id, property"))
     assert {r["property"] for r in rows} >= {"advertisingId", "model", "latitude"}
     ifa = [r for r in rows if r["property"] == "advertisingId"]
@@ -158,8 +159,10 @@ def test_store_writes_learned_rows_with_the_request_and_views_read_them(tmp_path
     link = links[0]
     assert link["company_count"] == 2 and "Example Ads" in link["companies"]
     assert link["requests"] == 3 and link["preview"] == ifa[0]["value"]
+    # a spilled record comes back with what it learned (the spill file is the one serialised form)
+    assert decode(json.loads(json.dumps(encode(items[0])))).learned == items[0].learned
     # saving the same items again writes nothing twice
-    assert save_items(db, 1, items) == 0
+    assert save_records(db, 1, items) == 0
     assert db["learned_items"].count == len(rows)
 
 
@@ -173,7 +176,7 @@ def test_exports_carry_no_learned_values(tmp_path):
     migrations.apply(db)
     model = "Canary-Model-5b7e19"
     items = [
-        record_item(
+        (
             run(
                 f"https://x.ads.example/v1/event?n={i}",
                 event(device={"ifa": IFA, "model": model}),
@@ -182,7 +185,7 @@ def test_exports_carry_no_learned_values(tmp_path):
         )
         for i in range(5)
     ]
-    save_items(db, 1, items)
+    save_records(db, 1, items)
     assert db["learned_items"].count == 5 * 6
     db.close()
     out = tmp_path / "share.db"
@@ -212,14 +215,14 @@ def test_reclassify_applies_adapters_to_traffic_recorded_before(tmp_path):
         for name, value in headers:
             f.request.headers[name] = value
         f.request.content = body
-        return record_item(process(snapshot_http(f), Context(key, None, build_profile([]), None)))
+        return process(snapshot_http(f), Context(key, None, build_profile([]), None))
 
     items = [
         old("https://www.google-analytics.com/collect?v=1&tid=UA-9-9&cid=555.666&dl=https%3A%2F%2Fexample.org%2Fa&sr=1920x1080"),
         old("https://www.facebook.com/tr/", b"id=42&ev=Purchase&fbp=" + fbp.encode(),
             [("Content-Type", "application/x-www-form-urlencoded")]),
     ]  # fmt: skip
-    save_items(db, 1, items)
+    save_records(db, 1, items)
     assert db["learned_items"].count == 0
     result = CliRunner().invoke(reclassify, ["--db", str(path)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
