@@ -30,6 +30,7 @@ from gazeback.models import (
     Detection,
     DeviceKey,
     Leak,
+    Learned,
     Observation,
     Record,
 )
@@ -110,6 +111,20 @@ def encode(record: Record) -> dict[str, Any]:
             "leaf_fingerprints": [list(fp) for fp in det.leaf_fingerprints],
             "candidates": [[c.fingerprint, c.location, c.shape] for c in det.candidates],
         },
+        # what adapters found, already in its stored form (fingerprints, masked previews)
+        "learned": [
+            [
+                x.adapter,
+                x.company,
+                x.property,
+                x.location,
+                x.group,
+                x.value,
+                x.fingerprint,
+                x.preview,
+            ]
+            for x in record.learned
+        ],  # fmt: skip
     }
 
 
@@ -198,7 +213,22 @@ def decode(line: Any) -> Record:
                 Candidate(int(fp), str(loc), str(sh)) for fp, loc, sh in det["candidates"]
             ),
         )
-    return Record(obs, cls, record_leaks, truncated, detection)
+    learned_raw = line.get("learned") or []
+    if not isinstance(learned_raw, list) or not all(
+        isinstance(x, list) and len(x) == 8 for x in learned_raw
+    ):
+        raise ValueError("learned is not a list of findings")
+    learned = tuple(
+        Learned(
+            str(a), str(c), str(p), str(loc), g if g in GROUPS else "activity",
+            None if v is None else str(v), None if fp is None else int(fp), str(pv),
+        )
+        for a, c, p, loc, g, v, fp, pv in learned_raw
+    )  # fmt: skip
+    return Record(obs, cls, record_leaks, truncated, detection, learned)
+
+
+GROUPS = ("identifier", "device", "activity", "location")
 
 
 def write(db_path: Path, records: list[Record]) -> Path:

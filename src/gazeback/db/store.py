@@ -17,6 +17,7 @@ from sqlite_utils import Database
 
 from gazeback.db.identities import save_batch
 from gazeback.db.knowledge import save_knowledge
+from gazeback.db.learned import insert_learned, learned_row
 from gazeback.knowledge.classify import TrackerIndex
 from gazeback.models import CaptureId, Detection, Observation, Record
 from gazeback.timestamps import iso, now_iso
@@ -233,6 +234,13 @@ def save_records(
                     if r.detection is not None and _keyed(r.detection)
                 ],
             )
+        learned = [r for r in new if r.learned]
+        if learned:
+            pk = _ids_by_flow(db, [r.observation.flow_id for r in learned])
+            insert_learned(
+                db,
+                [learned_row(pk[r.observation.flow_id], x) for r in learned for x in r.learned],
+            )
     return len(new)
 
 
@@ -292,7 +300,7 @@ def pinned_hosts(db: Database) -> dict[str, float]:
 
 # Rows that belong to a request, deleted with it. (Requests go first: the summary triggers
 # read a request's leaks when it is deleted.)
-DEPENDENT_TABLES = ("leaks", "leaf_fingerprints", "persistent_id_sightings")
+DEPENDENT_TABLES = ("leaks", "leaf_fingerprints", "persistent_id_sightings", "learned_items")
 
 
 def prune(db: Database, keep_days: int, now: datetime | None = None) -> int:
