@@ -237,6 +237,10 @@ def visit(context: Any, base: str, token: str, path: str, png: Path, small: bool
         " [...c.querySelector('table').querySelectorAll('tr')]"
         ".map(r => [...r.cells].map(x => x.textContent.trim()))]))"
     )
+    # the picture first: the keyboard walk below scrolls tables and leaves a focus ring
+    page.screenshot(path=str(png), full_page=True)
+    if small:
+        shrink(png)
     tab_stops = []
     if png.stem == "trail":  # the keyboard: Tab through the page as a person would
         for _ in range(400):  # until the focus reaches the glossary at the bottom
@@ -252,9 +256,6 @@ def visit(context: Any, base: str, token: str, path: str, png: Path, small: bool
                 break
     page.add_script_tag(path=str(axe_script()))
     violations = page.evaluate(AXE_RUN)
-    page.screenshot(path=str(png), full_page=True)
-    if small:
-        shrink(png)
     result = Page(
         png.stem, url, png, violations, errors, outside, texts, axes, header, links, titles, tables,
         tab_stops,
