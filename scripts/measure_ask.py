@@ -1,4 +1,4 @@
-"""Figures for docs/guide/ask-them.md (issue #15), from tests/data/ask_labeled.csv.
+"""Figures for docs/guide/ask-them.md (issue #15), from tests/ask/labeled.csv.
 
     python scripts/measure_ask.py [--before OLD_trackers.json.gz] [--trail DB]
 
@@ -28,7 +28,7 @@ from gazeback.knowledge.classify import TrackerIndex, classify, registrable_doma
 from gazeback.models import Observation
 
 ROOT = Path(__file__).resolve().parent.parent
-LABELS = ROOT / "tests" / "data" / "ask_labeled.csv"
+LABELS = ROOT / "tests" / "ask" / "labeled.csv"
 
 
 def rows(path: Path = LABELS) -> list[dict[str, str]]:

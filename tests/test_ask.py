@@ -30,7 +30,7 @@ from gazeback.knowledge import trackerlists as tl
 from gazeback.knowledge.classify import TrackerIndex, classify, load_index
 
 ROOT = Path(__file__).resolve().parent.parent
-GOLDEN = Path(__file__).parent / "data" / "letters"
+GOLDEN = Path(__file__).parent / "ask" / "letters"
 END = datetime(2026, 11, 27, tzinfo=UTC)
 REGEN = os.environ.get("GAZEBACK_REGEN_GOLDEN") == "1"
 

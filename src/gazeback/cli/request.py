@@ -157,7 +157,7 @@ def request(
             )
             due = db.execute("select due_on from requests_sent where id = ?", [rid]).fetchone()[0]
             click.echo(f"\nRecorded as sent request {rid}; the answer is due by {due}.", err=True)
-    except (asks.AskError, datenanfragen.DataError, ValueError) as e:
+    except (asks.AskError, datenanfragen.DataError, ValueError, OSError) as e:
         raise click.ClickException(f"{e}. Nothing was recorded.") from None
 
 
