@@ -165,6 +165,7 @@ def migrate(db_path: Path) -> None:
 
 
 def _register() -> None:
+    from gazeback.cli.adapters import adapters
     from gazeback.cli.consent import consent_check
     from gazeback.cli.demo import demo
     from gazeback.cli.devices import device, devices_, status, wipe
@@ -173,12 +174,13 @@ def _register() -> None:
     from gazeback.cli.identity import identity, rescan
     from gazeback.cli.imports import import_
     from gazeback.cli.news import alerts_, news
+    from gazeback.cli.request import request
     from gazeback.cli.trackers import reclassify, trackers
     from gazeback.cli.workshop import workshop
 
     for command in (
         device, devices_, status, workshop, wipe, import_, demo, export, verify_export, merge,
-        trackers, reclassify, identity, rescan, experiment, news, alerts_,
+        trackers, reclassify, adapters, identity, rescan, request, experiment, news, alerts_,
         consent_check,
     ):  # fmt: skip
         cli.add_command(command)

@@ -217,11 +217,59 @@ def register_routes(datasette: Any) -> list[tuple[str, Any]]:
         return Response(svg, content_type="image/svg+xml",
                         headers={"cache-control": "no-store"})  # fmt: skip
 
+    async def ask_them(request: Any) -> Any:
+        from datetime import date
+
+        from sqlite_utils import Database
+
+        from gazeback.dashboard import ask
+        from gazeback.db.asks import AskError
+
+        database = datasette.get_database()
+        args = {k: request.args.getlist(k) for k in request.args.keys()}
+        token = request.scope.get("csrftoken", lambda: "")()
+
+        def page(conn: Any) -> tuple[int, str, str]:
+            db = Database(conn)
+            try:
+                if request.path.endswith("/requests"):
+                    return 200, ask.requests_page(db, date.today()), "text/html; charset=utf-8"
+                if args.get("format") == ["html"]:
+                    letter = ask.letter_for(db, Path(database.path), args)[0]
+                    return 200, letter.html(), "text/html; charset=utf-8"
+                return (
+                    200,
+                    ask.ask_page(db, Path(database.path), args, token),
+                    "text/html; charset=utf-8",
+                )
+            except (AskError, ValueError, OSError) as e:
+                return 400, f"gazeback: {e}.\n", "text/plain; charset=utf-8"
+
+        if request.method == "POST":
+            form = dict(await request.post_vars())
+
+            def write(conn: Any) -> str | None:
+                try:
+                    ask.record_sent(Database(conn), form)
+                except (AskError, ValueError) as e:
+                    return str(e)
+                return None
+
+            problem = await database.execute_write_fn(write, block=True)
+            if problem:
+                return Response.text(f"gazeback: {problem}. Nothing was recorded.\n", 400)
+            return Response.redirect("/-/gazeback/requests")
+        status, body, kind = await database.execute_fn(page)
+        return Response(body, status=status, content_type=kind,
+                        headers={"cache-control": "no-store"})  # fmt: skip
+
     async def experiment(request: Any) -> Any:
         return await _experiment_page(datasette, request)
 
     return [
         (r"^/-/gazeback/qr/(?P<device_id>[0-9]+)\.svg$", qr),
+        (r"^/-/gazeback/ask$", ask_them),
+        (r"^/-/gazeback/requests$", ask_them),
         (r"^/-/gazeback/experiment$", experiment),
     ]
 

@@ -494,6 +494,86 @@ def m026_device_qr_codes_out_of_the_database(db: Database) -> None:
 
 
 @migrations()
+def m027_create_learned_items(db: Database) -> None:
+    # What adapters (knowledge/adapters/*.yaml) found in each request: the kind of data
+    # (TrackHAR property), where it sat and which adapter said so. Identifier-like properties
+    # keep only the keyed fingerprint (the leak detector's leaf fingerprint) and a masked
+    # preview, never the value; coordinates are rounded; other values are short and scrubbed.
+    # Read through the `learned` and `learned_links` views. Local only: never exported.
+    if db.table("learned_items").exists():  # a db whose migration records were reset
+        return
+    db.table("learned_items").create(
+        {
+            "id": int,
+            "request_id": int,
+            "adapter": str,  # adapter id, e.g. google-analytics-ua
+            "company": str,  # the adapter file's company
+            "property": str,  # TrackHAR vocabulary name, e.g. advertisingId
+            "location": str,  # query:cid, body:events.0.device.ifa, header:x-device, path:2
+            "kind_group": str,  # identifier, device, activity, location
+            "value": str,  # NULL for identifiers
+            "fingerprint": int,  # identifiers only: keyed fingerprint (as leaf_fingerprints)
+            "preview": str,  # masked identifier, or the value
+        },
+        pk="id",
+        not_null={"request_id", "adapter", "property", "location", "kind_group"},
+        foreign_keys=[("request_id", "requests", "id")],
+    )
+    db.table("learned_items").create_index(["request_id"])
+    db.table("learned_items").create_index(["fingerprint"])
+    db.table("learned_items").create_index(["company", "property"])
+
+
+@migrations()
+def m030_create_requests_sent(db: Database) -> None:
+    # Data access requests the person sent (`gazeback request --mark-sent`, dashboard): to
+    # whom, when, and by when the answer is due. No identifier is stored here.
+    if db.table("requests_sent").exists():  # re-applied after a test rolled the record back
+        return
+    db.table("requests_sent").create(
+        {
+            "id": int,
+            "company_id": str,  # gazeback company id (current-owner resolution)
+            "company_name": str,
+            "record": str,  # datenanfragen record slug; NULL when the contact was unverified
+            "law": str,  # gdpr, ccpa
+            "lang": str,
+            "method": str,  # email, post, webform, other
+            "sent_on": str,  # YYYY-MM-DD
+            "due_on": str,  # YYYY-MM-DD: one month later (GDPR Art. 12(3)); CCPA 45 days
+            "reminded_on": str,  # the admonition (reminder), when sent
+            "complained_on": str,  # the complaint to the supervisory authority, when sent
+            "answered_on": str,  # when the company answered; NULL while waiting
+        },
+        pk="id",
+        not_null={"company_id", "sent_on", "due_on", "law", "method"},
+    )
+    db.table("requests_sent").create_index(["company_id"])
+
+
+# Indexes that cost bytes on every request and serve no query (bench/storage.py; figures in
+# docs/benchmarks.md, "Storage"): name -> the CREATE statement m039 undoes. A prefix of another
+# index serves every lookup the longer one does; the others appear in no plan of a dashboard
+# statement and in no statement gazeback runs (leaf fingerprints are looked up by fingerprint
+# only; retention deletes them with a scan).
+UNUSED_INDEXES = {
+    "idx_requests_host": "create index idx_requests_host on requests (host)",
+    "idx_requests_tracker_id": "create index idx_requests_tracker_id on requests (tracker_id)",
+    "idx_requests_kind_started_at":
+        "create index idx_requests_kind_started_at on requests (kind, started_at)",
+    "idx_leaf_fingerprints_request_id":
+        "create index idx_leaf_fingerprints_request_id on leaf_fingerprints (request_id)",
+}  # fmt: skip
+
+
+@migrations()
+def m039_drop_unused_indexes(db: Database) -> None:
+    # The pages they held are reused by new rows (VACUUM gives them back to the disk).
+    for name in UNUSED_INDEXES:
+        db.execute(f"drop index if exists [{name}]")
+
+
+@migrations()
 def m033_create_experiments(db: Database) -> None:
     # Before/after experiments (#16): a named experiment has conditions ("reject all",
     # "accept all"); each run of a condition is a time window (optionally one device) or
