@@ -126,6 +126,12 @@ def consent_check(
             )  # fmt: skip
         except consent.ConsentCheckError as e:
             raise click.ClickException(str(e)) from None
+        except Exception as e:  # noqa: BLE001 - Playwright's errors: one sentence, no traceback
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise click.ClickException(
+                f"Chromium ({exe}) could not be started or driven: {first}. Nothing was "
+                "added to the trail's experiments."
+            ) from None
         finally:
             proc.terminate()
             try:
