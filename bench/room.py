@@ -95,6 +95,15 @@ def tree(pid: int) -> list[int]:
     return out
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used (children it waited for not included)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -327,10 +336,15 @@ def add_devices(db_path: Path, n: int) -> None:
 
     db = Database(db_path)
     migrations.apply(db)
-    for i in range(1, n + 1):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+    held = []
+    for _ in range(n):  # held open together, so no port is handed out twice
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        held.append(s)
+    ports = [s.getsockname()[1] for s in held]
+    for s in held:
+        s.close()
+    for i, port in enumerate(ports, 1):
         registry.add(db, db_path, f"p{i:02d}", "phone", port=port, endpoint_host="127.0.0.1")
     db.close()
 
@@ -353,7 +367,12 @@ def bare(a: argparse.Namespace, tmp: Path, up_port: int, port: int) -> None:
         base = Load(a.rate, seats, ("127.0.0.1", up_port), via_proxy=False)
         asyncio.run(base.run(a.baseline_seconds))
         load = Load(a.rate, seats, ("127.0.0.1", port), via_proxy=True)
+        c0 = cpu_s(proc.pid)
         asyncio.run(load.run(a.minutes * 60))
+        print(
+            f"bare mitmdump CPU per answered request: "
+            f"{(cpu_s(proc.pid) - c0) / max(load.ok, 1) * 1000:.1f} ms"
+        )
         print(f"bare mitmdump, {a.rate:g} requests/s: answered {load.ok}, errors {load.errors}, "
               f"not sent {load.skipped}; p50 {pct(load.latencies, .5) * 1000:.1f} ms, p99 "
               f"{pct(load.latencies, .99) * 1000:.1f} ms; direct p50 "
@@ -380,15 +399,18 @@ def main() -> None:
     if not 1 <= a.devices <= 200 or a.minutes > 60:
         raise SystemExit("--devices 1-200 and --minutes up to 60")
     tmp = Path(tempfile.mkdtemp(prefix="gazeback-room-"))
-    upstream, up_port = start_upstream(tmp)
     folder = tmp / "room"
     folder.mkdir(mode=0o700)
     db = folder / "trail.db"
     add_devices(db, a.devices)
+    upstream, up_port = start_upstream(tmp)
     ports = {k: free_port() for k in ("proxy", "dashboard")}
     if a.bare:
-        bare(a, tmp, up_port, ports["proxy"])
-        upstream.terminate()
+        try:
+            bare(a, tmp, up_port, ports["proxy"])
+        finally:
+            upstream.terminate()
+            shutil.rmtree(tmp, ignore_errors=True)
         return
     lines: list[str] = []
     proc = subprocess.Popen(
@@ -450,6 +472,13 @@ def main() -> None:
                   flush=True)  # fmt: skip
 
         room = Load(a.rate, seats, ("127.0.0.1", ports["proxy"]), via_proxy=True)
+
+        def cpu() -> tuple[float, float]:
+            pids = tree(proc.pid)
+            w = [p for p in pids if "multiprocessing" in cmdline(p)]
+            px = [p for p in pids if p not in w and "datasette" not in cmdline(p)]
+            return sum(map(cpu_s, px)), sum(map(cpu_s, w))
+
         t0 = time.perf_counter()
         warm = Load(a.rate, seats, ("127.0.0.1", ports["proxy"]), via_proxy=True)
         warm.plan = list(range(len(MIX)))
@@ -458,7 +487,9 @@ def main() -> None:
             asyncio.run(warm.one(i))
         print(f"warm-up: {warm.ok} requests one at a time (each device's first, each host's "
               f"first) in {time.perf_counter() - t0:.1f} s, {warm.errors} errors")  # fmt: skip
+        cpu0 = cpu()
         asyncio.run(room.run(a.minutes * 60, tick))
+        cpu1 = cpu()
         t_end = time.monotonic() + 120
         n = stored(db)
         while n < room.ok + warm.ok and time.monotonic() < t_end:
@@ -479,6 +510,8 @@ def main() -> None:
         print(f"RSS from minute {late[0]['minute']:.1f} to the end: proxy "
               f"{late[0]['proxy_rss']:.0f} → {late[-1]['proxy_rss']:.0f} MB, writer "
               f"{late[0]['writer_rss']:.0f} → {late[-1]['writer_rss']:.0f} MB")  # fmt: skip
+        print(f"CPU per answered request: proxy {(cpu1[0] - cpu0[0]) / max(room.ok, 1) * 1000:.1f} ms, "
+              f"writer {(cpu1[1] - cpu0[1]) / max(room.ok, 1) * 1000:.2f} ms")  # fmt: skip
         print(f"big screen: page max {max(s['page'] for s in samples):.0f} ms, slowest chart max "
               f"{max(s['chart'] for s in samples):.0f} ms")  # fmt: skip
     finally:

@@ -132,7 +132,8 @@ def test_a_failing_export_stops_the_merge_and_nothing_is_written(exports, tmp_pa
     out = tmp_path / "research"
     r = CliRunner().invoke(merge, [str(out), str(exports[1]), str(bad), "--dataset"])
     assert r.exit_code == 1
-    assert f"{bad} fails verification: G2 FAIL" in r.output and "nothing was written" in r.output
+    assert f"{bad} fails verification: FAIL" in r.output and "(check G2)" in r.output
+    assert "nothing was written" in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.db"]
 
 

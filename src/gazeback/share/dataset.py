@@ -242,6 +242,8 @@ def stream_source(src: Source, who: Contributor, parts: Partitions) -> None:
             columns = list(zip(*chunk, strict=True))
             n = len(chunk)
             device = pc.take(numbers, pc.index_in(pa.array(columns[0], pa.string()), pids))
+            if device.null_count:
+                raise MergeRefused(f"{src.path}: {table} has a device_pid its devices table lacks")
             arrays = [pa.array([who.number] * n, pa.int32()), device]
             for c, values in zip(cols[1:], columns[1:], strict=True):
                 if c in FLAGS:
