@@ -321,3 +321,71 @@ def test_hosts_match_exactly_or_as_subdomains() -> None:
     assert not index.learn(_req("https://t.example.com/c?u=1"))  # "*." is not the bare domain
     assert not index.learn(_req("https://xt.example.com/c?u=1"))
     assert not index.learn(_req("https://a.t.example.com/cc?u=1"))  # path regex
+
+
+# -- gazeback adapters list|test ---------------------------------------------------------------
+
+
+def _har(tmp_path: Path, entries: list[dict[str, Any]]) -> Path:
+    path = tmp_path / "c.har"
+    path.write_text(json.dumps({"log": {"version": "1.2", "entries": entries}}))
+    return path
+
+
+def _entry(method: str, url: str, text: str | None = None, mime: str = "") -> dict[str, Any]:
+    req: dict[str, Any] = {
+        "method": method,
+        "url": url,
+        "headers": [{"name": "User-Agent", "value": "x"}],
+    }
+    if text is not None:
+        req["postData"] = {"mimeType": mime, "text": text}
+    return {"request": req, "response": {"status": 200, "content": {}}}
+
+
+def test_cli_adapters_list_and_test(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gazeback.cli import cli
+
+    listed = CliRunner().invoke(cli, ["adapters", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "google-analytics-ua  (Google: " in listed.output
+    assert "^/(r/|j/)?collect$" in listed.output
+    har = _har(
+        tmp_path,
+        [
+            _entry("GET", "https://www.google-analytics.com/analytics.js"),
+            _entry("POST", "https://www.google-analytics.com/j/collect", "v=1&tid=UA-7-7&cid=3.4", "text/plain"),
+            {"request": {"method": "GET"}},
+        ],
+    )  # fmt: skip
+    result = CliRunner().invoke(cli, ["adapters", "test", str(har), "--all"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "entry 0: GET www.google-analytics.com/analytics.js — no adapter" in lines
+    assert "entry 1: POST www.google-analytics.com/j/collect — google-analytics-ua" in lines
+    assert any(line.split() == ["propertyId", "body.tid", "UA-7-7"] for line in lines)
+    assert any(line.split() == ["browserId", "body.cid", "3.4"] for line in lines)
+    assert lines[4].startswith("entry 2: not a HAR request (KeyError")
+    assert lines[-1] == "3 requests, 1 matched an adapter, 2 properties found"
+
+
+def test_cli_adapters_bad_input_is_one_sentence(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gazeback.cli import cli
+
+    bad = tmp_path / "x.har"
+    bad.write_text("{not json")
+    result = CliRunner().invoke(cli, ["adapters", "test", str(bad)])
+    assert result.exit_code == 1 and f"Error: {bad} is not a HAR file:" in result.output
+    folder = tmp_path / "wip"
+    folder.mkdir()
+    (folder / "ex.yaml").write_text(GOOD.replace("userId:", "userIdentifier:"))
+    result = CliRunner().invoke(cli, ["adapters", "list", "--adapters", str(folder)])
+    assert result.exit_code == 1
+    assert (
+        "Error: ex.yaml: adapter 'ex-one': properties: 'userIdentifier' is not a TrackHAR"
+        in result.output
+    )

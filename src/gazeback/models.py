@@ -170,6 +170,25 @@ class IdentityValue:
 
 
 @dataclass(frozen=True)
+class Learned:
+    """One property a tracker learned from a request (an adapter found it), stored safely.
+
+    Identifier-like properties keep only ``fingerprint`` (the leak detector's keyed leaf
+    fingerprint) and a masked ``preview``; ``value`` is then None. Coordinates are rounded to
+    2 decimals; other values are short, secret- and identity-scrubbed text.
+    """
+
+    adapter: str  # the adapter's id, e.g. "google-analytics-ua"
+    company: str  # the adapter file's company
+    property: str  # TrackHAR vocabulary name, e.g. "advertisingId"
+    location: str  # "query:cid", "body:events.0.device.ifa", "header:x-device", "path:2"
+    group: Literal["identifier", "device", "activity", "location"]
+    value: str | None
+    fingerprint: int | None
+    preview: str  # what the dashboard shows: the masked identifier, or the value
+
+
+@dataclass(frozen=True)
 class Record:
     """The pipeline's output for one flow: what the store writes."""
 
@@ -180,6 +199,7 @@ class Record:
     # the leak detector's Detection (leaf fingerprints, ID candidates); typed loosely so
     # models stays free of the detector's imports
     detection: Any = None
+    learned: tuple[Learned, ...] = ()  # what adapters found (see knowledge/learn.py)
 
 
 _T = TypeVar("_T")

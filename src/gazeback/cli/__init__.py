@@ -156,6 +156,7 @@ def migrate(db_path: Path) -> None:
 
 
 def _register() -> None:
+    from gazeback.cli.adapters import adapters
     from gazeback.cli.demo import demo
     from gazeback.cli.devices import device, devices_, status, wipe
     from gazeback.cli.export import export, merge, verify_export
@@ -166,7 +167,7 @@ def _register() -> None:
 
     for command in (
         device, devices_, status, workshop, wipe, import_, demo, export, verify_export, merge,
-        trackers, reclassify, identity, rescan,
+        trackers, reclassify, adapters, identity, rescan,
     ):  # fmt: skip
         cli.add_command(command)
 

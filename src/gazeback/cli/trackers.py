@@ -110,13 +110,20 @@ def update(from_files: tuple[Path, ...]) -> None:
 @click.command(cls=DbCommand)
 @db_option
 def reclassify(db_path: Path) -> None:
-    """Apply the current tracker knowledge to every request stored in the database.
+    """Apply the current tracker knowledge to every request stored in the database: the
+    tracker lists, and the adapters that say what each tracker learned (from the stored path,
+    query and headers, and identifiers from the stored leaf fingerprints; bodies are not
+    stored, so other values sent in a body cannot be found again).
 
     Example:
 
         gazeback reclassify
     """
     from gazeback.cli.options import open_existing_db
+    from gazeback.db.learned import relearn
+    from gazeback.db.localfiles import load_or_create_key
+    from gazeback.knowledge.learn import load_index as load_adapters
+    from gazeback.pipeline import Context, learn_stored
 
     db = open_existing_db(Path(db_path))
     migrations.apply(db)
@@ -124,4 +131,18 @@ def reclassify(db_path: Path) -> None:
     click.echo(
         f"{counts['requests']:,} requests, {counts['changed']:,} changed, "
         f"{counts['trackers']:,} trackers ({counts['new']:,} new to this database)"
+    )
+    context = Context(load_or_create_key(Path(db_path)), None, None, load_adapters())
+    adapters = context.adapters
+    assert adapters is not None
+    learned = relearn(
+        db,
+        adapters,
+        lambda method, host, path, headers, leaves: learn_stored(
+            method, host, path, headers, leaves, context
+        ),
+    )
+    click.echo(
+        f"What they learned: {learned['requests']:,} requests to endpoints adapters know, "
+        f"{learned['added']:,} new findings"
     )

@@ -354,6 +354,14 @@ COUNTRIES: dict[str, str] = {
 
 
 def rows() -> list[dict[str, str]]:
+    from gazeback.knowledge.learn import load_index
+    from gazeback.knowledge.properties import GROUP_WORDS, PROPERTIES
+
+    learned = {k: words for k, (_, words) in PROPERTIES.items()}
+    reasons: dict[str, str] = {}  # "adapter property" → the first reason given for it
+    for adapter in load_index().adapters:
+        for rule in adapter.rules:
+            reasons.setdefault(f"{adapter.id} {rule.property}", rule.reason)
     out = []
     for kind, table in (
         ("pii", PII),
@@ -361,6 +369,9 @@ def rows() -> list[dict[str, str]]:
         ("location", LOCATIONS),
         ("category", CATEGORIES),
         ("country", COUNTRIES),
+        ("learned", learned),  # TrackHAR property → plain words (knowledge/properties.py)
+        ("learned_group", GROUP_WORDS),
+        ("learned_reason", reasons),
     ):
         out += [{"kind": kind, "key": k, "words": v} for k, v in table.items()]
     return out

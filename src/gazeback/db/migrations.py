@@ -491,3 +491,34 @@ def m026_device_qr_codes_out_of_the_database(db: Database) -> None:
         return
     db.execute("PRAGMA secure_delete = ON")
     db.execute("alter table device_setups drop column onboarding_qr_svg")
+
+
+@migrations()
+def m027_create_learned_items(db: Database) -> None:
+    # What adapters (knowledge/adapters/*.yaml) found in each request: the kind of data
+    # (TrackHAR property), where it sat and which adapter said so. Identifier-like properties
+    # keep only the keyed fingerprint (the leak detector's leaf fingerprint) and a masked
+    # preview, never the value; coordinates are rounded; other values are short and scrubbed.
+    # Read through the `learned` and `learned_links` views. Local only: never exported.
+    if db.table("learned_items").exists():  # a db whose migration records were reset
+        return
+    db.table("learned_items").create(
+        {
+            "id": int,
+            "request_id": int,
+            "adapter": str,  # adapter id, e.g. google-analytics-ua
+            "company": str,  # the adapter file's company
+            "property": str,  # TrackHAR vocabulary name, e.g. advertisingId
+            "location": str,  # query:cid, body:events.0.device.ifa, header:x-device, path:2
+            "kind_group": str,  # identifier, device, activity, location
+            "value": str,  # NULL for identifiers
+            "fingerprint": int,  # identifiers only: keyed fingerprint (as leaf_fingerprints)
+            "preview": str,  # masked identifier, or the value
+        },
+        pk="id",
+        not_null={"request_id", "adapter", "property", "location", "kind_group"},
+        foreign_keys=[("request_id", "requests", "id")],
+    )
+    db.table("learned_items").create_index(["request_id"])
+    db.table("learned_items").create_index(["fingerprint"])
+    db.table("learned_items").create_index(["company", "property"])

@@ -17,6 +17,7 @@ from sqlite_utils import Database
 
 from gazeback.db.identities import save_batch
 from gazeback.db.knowledge import save_knowledge
+from gazeback.db.learned import insert_learned
 from gazeback.knowledge.classify import TrackerIndex
 from gazeback.leaks.detect import Candidate, Detection
 from gazeback.models import CaptureId, FlowSnapshot, Observation, Record
@@ -69,6 +70,19 @@ def record_item(record: Record) -> Item:
             for leak in record.leaks
         ],
         "detection": _detection_item(record.detection),
+        "learned": [
+            {
+                "adapter": x.adapter,
+                "company": x.company,
+                "property": x.property,
+                "location": x.location,
+                "kind_group": x.group,
+                "value": x.value,
+                "fingerprint": x.fingerprint,
+                "preview": x.preview,
+            }
+            for x in record.learned
+        ],
     }
 
 
@@ -242,6 +256,17 @@ def save_items(
             )
             batch = [(pk[i["request"]["flow_id"]], _detection(i)) for i in detected]
             save_batch(db, [(rid, det) for rid, det in batch if det is not None])
+        learned = [i for i in items if i.get("learned") and i["request"]["flow_id"] in new_flows]
+        if learned:
+            pk = _ids_by_flow(db, [i["request"]["flow_id"] for i in learned])
+            insert_learned(
+                db,
+                [
+                    {**x, "request_id": pk[i["request"]["flow_id"]]}
+                    for i in learned
+                    for x in i["learned"]
+                ],
+            )
     return len(rows)
 
 
@@ -299,7 +324,7 @@ def pinned_hosts(db: Database) -> dict[str, float]:
 
 # Rows that belong to a request, deleted with it. (Requests go first: the summary triggers
 # read a request's leaks when it is deleted.)
-DEPENDENT_TABLES = ("leaks", "leaf_fingerprints", "persistent_id_sightings")
+DEPENDENT_TABLES = ("leaks", "leaf_fingerprints", "persistent_id_sightings", "learned_items")
 
 
 def prune(db: Database, keep_days: int, now: datetime | None = None) -> int:

@@ -244,6 +244,80 @@ left join trackers t on t.id = r.tracker_id and t.is_tracker
 where s.is_shared = 1 group by d.id order by requests desc
 """,
     ),
+    # What adapters found in each request (learned_items), with where and when: the value for
+    # descriptive properties, the masked preview for identifiers (never the identifier).
+    "learned": (
+        {"learned_items", "requests", "devices", "companies", "glossary_words"},
+        f"""
+select
+  l.request_id,
+  requests.started_at,
+  devices.label as device,
+  requests.host,
+  l.company,
+  coalesce(
+    (select coalesce(o.name, c.name) from companies c left join companies o on o.id = c.owner_id
+     where c.name = l.company limit 1),
+    l.company) as owner,
+  l.property,
+  coalesce(words.words, l.property) as property_words,
+  l.location,
+  l.adapter,
+  l.preview as value,
+  l.kind_group,
+  coalesce(groups.words, l.kind_group) as kind_group_words,
+  l.fingerprint,
+  requests.device_id,
+  requests.tracker_id,
+  requests.app,
+  {_html("l.company")} as company_html,
+  {_url("l.company")} as company_q
+from learned_items l
+join requests on requests.id = l.request_id
+left join devices on devices.id = requests.device_id
+left join glossary_words words on words.kind = 'learned' and words.key = l.property
+left join glossary_words groups on groups.kind = 'learned_group' and groups.key = l.kind_group
+""",
+    ),
+    # Linking: one identifier (same keyed fingerprint) sent to two or more companies, by an
+    # adapter's finding or as a decoded leaf of any other request. Masked, never the value.
+    "learned_links": (
+        {"learned_items", "requests", "devices", "leaf_fingerprints", "trackers", "companies"},
+        """
+with ids as (
+  select fingerprint, min(preview) as preview, group_concat(distinct property) as properties
+  from learned_items where fingerprint is not null group by fingerprint
+),
+sightings as (
+  select l.fingerprint, l.company, requests.device_id, requests.started_at, requests.id as request_id
+  from learned_items l join requests on requests.id = l.request_id
+  where l.fingerprint is not null
+  union
+  select f.fingerprint, coalesce(c.name, requests.registrable_domain, requests.host),
+    requests.device_id, requests.started_at, requests.id
+  from leaf_fingerprints f
+  join ids on ids.fingerprint = f.fingerprint
+  join requests on requests.id = f.request_id
+  left join trackers t on t.id = requests.tracker_id
+  left join companies c on c.id = t.company_id
+)
+select
+  ids.fingerprint,
+  ids.preview,
+  ids.properties,
+  count(distinct s.company) as company_count,
+  group_concat(distinct s.company) as companies,
+  group_concat(distinct devices.label) as devices,
+  min(s.started_at) as first_seen,
+  max(s.started_at) as last_seen,
+  count(distinct s.request_id) as requests
+from ids
+join sightings s on s.fingerprint = ids.fingerprint
+left join devices on devices.id = s.device_id
+group by ids.fingerprint
+having count(distinct s.company) > 1
+""",
+    ),
 }
 
 

@@ -692,10 +692,11 @@ class AdapterIndex:
         adapters = [a for a in cands if a.matches(request.method, request.path)]
         if not adapters:
             return ()
-        return _apply(adapters, request)
+        return apply(adapters, request)
 
 
-def _apply(adapters: list[Adapter], request: Request) -> tuple[Found, ...]:
+def apply(adapters: Sequence[Adapter], request: Request) -> tuple[Found, ...]:
+    """What these adapters (matched to the request already) find in it."""
     sources = _Sources(request)
     out: list[Found] = []
     seen: set[tuple[str, str, str]] = set()
@@ -825,6 +826,49 @@ def _content_decode(raw: bytes, headers: Mapping[str, str]) -> bytes | None:
     except Exception:  # noqa: BLE001 - a body that does not decode yields nothing
         return None
     return None
+
+
+def leaf_locations(path: PropertyPath, body_mode: str) -> tuple[str, ...]:
+    """Where the leak detector's stored leaf fingerprints (``leaf_fingerprints.location``) would
+    hold this path's value: ``url.query:cid``, ``body.json:$.events[*].device.ifa``,
+    ``body.form:data>$.k``. Empty when the path cannot be read from them (transforms other than
+    JSON inside a form field, list indexes, which the stored locations do not keep)."""
+    steps = path.steps
+    first = steps[0] if steps else None
+    if path.container in ("query", "header", "cookie"):
+        if len(steps) != 1 or first is None or first.kind != "key":
+            return ()
+        prefix = {"query": "url.query:", "header": "header:", "cookie": "cookie:"}[path.container]
+        return (f"{prefix}{first.arg}",)
+    if path.container == "path":
+        if len(steps) == 1 and first is not None and first.kind == "index":
+            return (f"url.path:{first.arg}",)
+        return ()
+    out: list[str] = []
+    if body_mode in ("json", "auto", "gzip+json"):
+        json_loc = _json_location(steps)
+        if json_loc is not None:
+            out.append(f"body.json:{json_loc}")
+    if body_mode in ("form", "auto") and first is not None and first.kind == "key":
+        if len(steps) == 1:
+            out.append(f"body.form:{first.arg}")
+        elif steps[1].kind == "json":
+            inner = _json_location(steps[2:])
+            if inner is not None:
+                out.append(f"body.form:{first.arg}>{inner}")
+    return tuple(out)
+
+
+def _json_location(steps: Sequence[Step]) -> str | None:
+    parts = ["$"]
+    for step in steps:
+        if step.kind == "key":
+            parts.append(f".{step.arg}")
+        elif step.kind == "star":
+            parts.append("[*]")
+        else:
+            return None
+    return "".join(parts) if len(parts) > 1 else None
 
 
 @lru_cache(maxsize=1)

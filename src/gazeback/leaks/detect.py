@@ -22,7 +22,15 @@ from gazeback.leaks.decode import MAX_BYTES, Decoder, Leaf, grpc_messages, safe_
 from gazeback.leaks.needles import ID_KEYS, NAME_KEYS, Needle, Place, Profile, Tier, build_profile
 from gazeback.models import Leak, Observation
 
-__all__ = ["Candidate", "Detection", "build_profile", "detect", "fingerprint", "Profile"]
+__all__ = [
+    "Candidate",
+    "Detection",
+    "build_profile",
+    "detect",
+    "fingerprint",
+    "Profile",
+    "scrub_identities",
+]
 
 SEP = "\n"  # joins leaves for one automaton pass; never inside a needle
 TIER_RANK = {"strong": 3, "medium": 2, "weak": 1}
@@ -503,3 +511,28 @@ def detect_safe(obs: Observation, profile: Profile, key: bytes | None = None) ->
         raise
     except Exception:  # noqa: BLE001 - one odd request must not stop the writer
         return Detection(truncated=True)
+
+
+def scrub_identities(text: str, profile: Profile | None) -> str:
+    """``text`` with every registered identity in it replaced by ``[your <kind>]``.
+
+    For values gazeback stores outside the request row (what adapters learned): the same
+    needles as leak detection (every registered form, encoding and digest), plus a value that is
+    exactly one of the person's short values. Locations are not text: callers round coordinates."""
+    if profile is None or not text:
+        return text
+    whole = profile.whole_leaf.get(text.strip().lower()) or profile.exact.get(text.strip())
+    if whole:
+        return f"[your {whole[0].pii_type}]"
+    hits = _match_needles([Leaf("learned", text)], profile).get(0)
+    if not hits:
+        return text
+    out, end = [], 0
+    for start, length, needle in sorted(hits, key=lambda h: (h[0], -h[1])):
+        if start < end:
+            continue
+        out.append(text[end:start])
+        out.append(f"[your {needle.pii_type}]")
+        end = start + length
+    out.append(text[end:])
+    return "".join(out)
