@@ -59,3 +59,16 @@ def test_scoring_counts_a_wrong_and_a_missed_value() -> None:
     assert res.wrong == ["t: screenWidth='1440'"] and res.misses == ["t: screenHeight='900'"]
     static = {**entry, "kind": "static", "labels": {}}
     assert score([static]).off_endpoint == ["t: propertyId='42'", "t: screenWidth='1440'"]
+
+
+def test_the_docs_show_the_current_figures() -> None:
+    from learnedeval import table
+
+    docs = Path(__file__).parents[1] / "docs" / "what-they-learned-accuracy.md"
+    res = score(load())
+    assert table(res) in docs.read_text("utf-8"), (
+        "docs/what-they-learned-accuracy.md: the table differs from `python bench/eval_learned.py`"
+    )
+    t = res.total
+    assert f"precision **{t.precision:.3f}**" in docs.read_text("utf-8")
+    assert f"recall **{t.recall:.3f}**" in docs.read_text("utf-8")
