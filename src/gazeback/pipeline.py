@@ -24,6 +24,7 @@ from gazeback.models import (
     Learned,
     Observation,
     Record,
+    frozen_from,
 )
 from gazeback.timestamps import iso
 
@@ -77,12 +78,14 @@ def learn_from(obs: Observation, context: Context) -> tuple[Learned, ...]:
     index = context.adapters
     if index is None or obs.kind != "http" or not obs.host:
         return ()
-    if index.candidates(obs.host) is None:
+    candidates = index.candidates(obs.host)
+    if candidates is None:
         return ()
     path = obs.raw_path or obs.path or "/"
     if "?" in path:
         path = path.partition("?")[0]
-    adapters = index.match(obs.method or "", obs.host, path)
+    method = obs.method or ""
+    adapters = [a for a in candidates if a.matches(method, path)]
     if not adapters:
         return ()
     headers = {name.lower(): value for name, value in obs.request_headers}
@@ -100,27 +103,33 @@ def learn_from(obs: Observation, context: Context) -> tuple[Learned, ...]:
     except Exception:  # noqa: BLE001 - one odd request must not stop the writer
         return ()
     companies = {a.id: a.company for a in adapters}
-    out = (safe_learned(f, companies[f.adapter], context) for f in found)
-    return tuple(x for x in out if x is not None)
+    out = []
+    for f in found:
+        x = safe_learned(f, companies[f.adapter], context)
+        if x is not None:
+            out.append(x)
+    return tuple(out)
 
 
 def safe_learned(found: learn.Found, company: str, context: Context) -> Learned | None:
     """Turn a finding into what may be stored: identifiers as keyed fingerprint + masked preview,
     coordinates rounded to 2 decimals, other values secret- and identity-scrubbed and short."""
     prop, value = found.property, found.value
-    container, _, rest = found.location.partition(".")
-    location = f"{container}:{rest}" if rest else container
+    location = found.location.replace(".", ":", 1)
     group = group_of(prop)
     if prop in IDENTIFIERS:
-        return Learned(
-            adapter=found.adapter,
-            company=company,
-            property=prop,
-            location=location,
-            group=group,
-            value=None,
-            fingerprint=fingerprint(context.key, value),
-            preview=mask_identifier(value),
+        return frozen_from(
+            Learned,
+            {
+                "adapter": found.adapter,
+                "company": company,
+                "property": prop,
+                "location": location,
+                "group": group,
+                "value": None,
+                "fingerprint": fingerprint(context.key, value),
+                "preview": mask_identifier(value),
+            },
         )
     if prop in COORDINATES:
         try:
@@ -133,20 +142,27 @@ def safe_learned(found: learn.Found, company: str, context: Context) -> Learned 
     else:
         if "://" in value[:12]:
             text = redact_url(value, context.key)[0]
-        else:
+        elif len(value) >= 16:
             text = scrub_text(value, context.key)
-        text = scrub_identities(text, context.profile)
+        else:
+            text = value
+        profile = context.profile
+        if profile is not None and (profile.automaton is not None or profile.whole_leaf):
+            text = scrub_identities(text, profile)
         if len(text) > MAX_VALUE_CHARS:
             text = text[: MAX_VALUE_CHARS - 1] + "…"
-    return Learned(
-        adapter=found.adapter,
-        company=company,
-        property=prop,
-        location=location,
-        group=group,
-        value=text,
-        fingerprint=None,
-        preview=text,
+    return frozen_from(
+        Learned,
+        {
+            "adapter": found.adapter,
+            "company": company,
+            "property": prop,
+            "location": location,
+            "group": group,
+            "value": text,
+            "fingerprint": None,
+            "preview": text,
+        },
     )
 
 

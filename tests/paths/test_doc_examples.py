@@ -46,6 +46,7 @@ SKIPPED = {
     ("docs/development.md", "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]'"),
     ("docs/benchmarks.md", "apt-get install hey          # optional: a Go load generator, cheaper on CPU than Python threads"),
     ("docs/guide/trackers.md", "gazeback trackers update"),
+    ("docs/benchmarks.md", "python bench/bench_learn.py --rounds 3 --requests 2000 --calls 5000 --repeat 5"),
 }  # fmt: skip
 
 # Files the examples name, made from the test fixtures.

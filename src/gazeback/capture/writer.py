@@ -23,6 +23,7 @@ from gazeback.capture import spill
 from gazeback.db import migrations, store
 from gazeback.db.identities import load_profile, profile_stamp
 from gazeback.knowledge.classify import TrackerIndex, load_index
+from gazeback.knowledge.learn import load_index as load_adapters
 from gazeback.models import FlowSnapshot, Record
 from gazeback.pipeline import Context, process
 
@@ -105,6 +106,7 @@ class Writer(Intake):
         process_fn: Callable[[FlowSnapshot, Context], Record] = process,
         index: TrackerIndex | None = None,
         detect_leaks: bool = True,
+        learn: bool = True,
         busy_timeout_ms: int = 5000,
         keep_days: int = 0,
         backlog_max: int = 20_000,
@@ -119,6 +121,7 @@ class Writer(Intake):
         self.process_fn = process_fn
         self.index = index
         self.detect_leaks = detect_leaks
+        self.learn = learn  # apply the adapters (what each tracker learned)
         self.context = Context(key)
         self._stamp = ""
         self._stamp_checked = 0.0
@@ -247,7 +250,8 @@ class Writer(Intake):
 
     def _load_profile(self) -> None:
         profile = load_profile(self.db_path) if self.detect_leaks else None
-        self.context = Context(self.key, self.index, profile)
+        adapters = load_adapters() if self.learn else None
+        self.context = Context(self.key, self.index, profile, adapters)
         self._stamp = profile_stamp(self.db_path) if self.detect_leaks else ""
         self._stamp_checked = time.monotonic()
 

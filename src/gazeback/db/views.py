@@ -247,18 +247,15 @@ where s.is_shared = 1 group by d.id order by requests desc
     # What adapters found in each request (learned_items), with where and when: the value for
     # descriptive properties, the masked preview for identifiers (never the identifier).
     "learned": (
-        {"learned_items", "requests", "devices", "companies", "glossary_words"},
+        {"learned_items", "requests", "devices", "trackers", "companies", "glossary_words"},
         f"""
 select
   l.request_id,
   requests.started_at,
   devices.label as device,
   requests.host,
-  l.company,
-  coalesce(
-    (select coalesce(o.name, c.name) from companies c left join companies o on o.id = c.owner_id
-     where c.name = l.company limit 1),
-    l.company) as owner,
+  coalesce(companies.name, l.company) as company,
+  coalesce(owners.name, companies.name, l.company) as owner,
   l.property,
   coalesce(words.words, l.property) as property_words,
   l.location,
@@ -270,11 +267,15 @@ select
   requests.device_id,
   requests.tracker_id,
   requests.app,
-  {_html("l.company")} as company_html,
-  {_url("l.company")} as company_q
+  {_html("coalesce(companies.name, l.company)")} as company_html,
+  {_url("coalesce(companies.name, l.company)")} as company_q,
+  l.company as adapter_company
 from learned_items l
 join requests on requests.id = l.request_id
 left join devices on devices.id = requests.device_id
+left join trackers on trackers.id = requests.tracker_id
+left join companies on companies.id = trackers.company_id
+left join companies as owners on owners.id = companies.owner_id
 left join glossary_words words on words.kind = 'learned' and words.key = l.property
 left join glossary_words groups on groups.kind = 'learned_group' and groups.key = l.kind_group
 """,
@@ -289,8 +290,11 @@ with ids as (
   from learned_items where fingerprint is not null group by fingerprint
 ),
 sightings as (
-  select l.fingerprint, l.company, requests.device_id, requests.started_at, requests.id as request_id
+  select l.fingerprint, coalesce(c.name, l.company) as company, requests.device_id,
+    requests.started_at, requests.id as request_id
   from learned_items l join requests on requests.id = l.request_id
+  left join trackers t on t.id = requests.tracker_id
+  left join companies c on c.id = t.company_id
   where l.fingerprint is not null
   union
   select f.fingerprint, coalesce(c.name, requests.registrable_domain, requests.host),

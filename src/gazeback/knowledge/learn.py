@@ -446,6 +446,9 @@ class Rule:
     not_if: frozenset[str]
     reason: str
 
+    fast: str | None = None  # the key, when the path is one plain key in its container
+    fast_location: str = ""
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -474,7 +477,10 @@ class Adapter:
         return tuple(dict.fromkeys(r.property for r in self.rules))
 
     def matches(self, method: str, path: str) -> bool:
-        return any(e.matches(method, path) for e in self.endpoints)
+        for e in self.endpoints:
+            if e.matches(method, path):
+                return True
+        return False
 
 
 @lru_cache(maxsize=1)
@@ -557,8 +563,17 @@ def _rule(where: str, prop: str, raw: object) -> Rule:
         not_if = [not_if]
     if any(isinstance(v, (dict, list)) for v in not_if):
         raise _fail(f"{where}: not_if", "must be a value or a list of values")
+    fast = None
+    steps = path.steps
+    if len(steps) == 1 and steps[0].kind == "key" and path.container != "path":
+        fast = str(steps[0].arg)
     return Rule(
-        property=prop, path=path, not_if=frozenset(value_text(v) for v in not_if), reason=reason
+        property=prop,
+        path=path,
+        not_if=frozenset(value_text(v) for v in not_if),
+        reason=reason,
+        fast=fast,
+        fast_location=f"{path.container}.{_location_part(steps[0], fast)}" if fast else "",
     )
 
 
@@ -701,19 +716,38 @@ def apply(adapters: Sequence[Adapter], request: Request) -> tuple[Found, ...]:
     out: list[Found] = []
     seen: set[tuple[str, str, str]] = set()
     for a in adapters:
+        body_key = "body:" + a.body
         for rule in a.rules:
-            root = sources.get(rule.path.container, a.body)
+            container = rule.path.container
+            key = body_key if container == "body" else container
+            root = sources.cache[key] if key in sources.cache else sources.get(container, a.body)
             if root is None:
                 continue
-            for loc, value in _walk(root, rule.path.steps, 0, rule.path.container):
-                text = _as_text(value)
+            fast = rule.fast
+            if fast is not None:  # one plain key: no walk
+                if not isinstance(root, dict):
+                    continue
+                value = root.get(fast)
+                if value is None:
+                    continue
+                if type(value) is _QueryValues:
+                    value = value[0]
+                text = value if type(value) is str else _as_text(value)
                 if not text or text in rule.not_if:
                     continue
-                key = (rule.property, loc, text)
-                if key in seen:
+                seen_key = (rule.property, rule.fast_location, text)
+                if seen_key not in seen:
+                    seen.add(seen_key)
+                    out.append(Found(a.id, rule.property, rule.fast_location, text))
+                continue
+            for loc, v in _walk(root, rule.path.steps, 0, container):
+                text = _as_text(v)
+                if not text or text in rule.not_if:
                     continue
-                seen.add(key)
-                out.append(Found(a.id, rule.property, loc, text))
+                seen_key = (rule.property, loc, text)
+                if seen_key not in seen:
+                    seen.add(seen_key)
+                    out.append(Found(a.id, rule.property, loc, text))
     return tuple(out)
 
 
