@@ -141,7 +141,7 @@ def load(port: int, total: int, concurrency: int) -> tuple[float, int]:
 def writer_cost(calls: int, repeat: int) -> dict[str, float]:
     """``pipeline.process`` + the stored item, per request, adapters on and off, interleaved:
     what the writer process spends on the bench_proxy request."""
-    from gazeback.db.store import record_item
+    from gazeback.db.store import request_row
     from gazeback.knowledge.classify import load_index as load_trackers
 
     f = tflow.tflow(resp=True)
@@ -160,7 +160,7 @@ def writer_cost(calls: int, repeat: int) -> dict[str, float]:
         for name, context in contexts.items():
             t0 = time.perf_counter_ns()
             for _ in range(calls):
-                record_item(process(snap, context))
+                request_row(process(snap, context))
             runs[name].append((time.perf_counter_ns() - t0) / calls / 1000)
     return {k: statistics.median(v) for k, v in runs.items()}
 

@@ -389,3 +389,34 @@ def test_cli_adapters_bad_input_is_one_sentence(tmp_path: Path) -> None:
         "Error: ex.yaml: adapter 'ex-one': properties: 'userIdentifier' is not a TrackHAR"
         in result.output
     )
+
+
+@pytest.mark.parametrize("mode", learn.BODY_MODES)
+def test_odd_bodies_never_raise(mode: str) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    paths = ["body.a", "body.*.b", "body.1|protobuf|2", "body.x|base64|json|y", "body.j|jwt|sub",
+             "body.g|gunzip|json|k", "body.0|split:,|1", "body.q|urldecode|form|z"]  # fmt: skip
+    indexes = [
+        learn.AdapterIndex(
+            learn.parse_file(
+                "ex.yaml",
+                GOOD.replace("path: query.u", f"path: '{p}'").replace(
+                    "    name: Example\n", f"    name: Example\n    body: {mode}\n"
+                ),
+            )
+        )
+        for p in paths
+        if mode != "none"
+    ]
+
+    @settings(max_examples=25, deadline=None)
+    @given(st.binary(max_size=300), st.sampled_from(["", "gzip", "br", "deflate", "zstd"]))
+    def run(body: bytes, encoding: str) -> None:
+        request = _req(body=body, content_encoding=encoding, content_type="application/json")
+        for index in indexes:
+            for found in index.learn(request):
+                assert isinstance(found.value, str) and found.value
+
+    run()

@@ -9,8 +9,9 @@ from mitmproxy.test import tflow
 from sqlite_utils import Database
 
 from gazeback.capture.snapshot import snapshot_http
+from gazeback.capture.spill import decode, encode
 from gazeback.db import migrations
-from gazeback.db.store import record_item, save_items
+from gazeback.db.store import save_records
 from gazeback.knowledge import learn
 from gazeback.leaks.detect import fingerprint
 from gazeback.leaks.needles import build_profile
@@ -91,7 +92,7 @@ def test_identifiers_are_fingerprinted_coordinates_rounded_values_scrubbed():
     assert (by["latitude"].value, by["longitude"].value) == ("52.52", "13.40")
     page = by["viewedPage"].value
     assert page is not None and "Zq8xK2mW9pL4vN7rT3yB6cD1" not in page and "item=shoes" in page
-    stored = json.dumps(record_item(record))
+    stored = json.dumps(encode(record))
     assert (
         IFA not in stored and "52.520008" not in stored and "Zq8xK2mW9pL4vN7rT3yB6cD1" not in stored
     )
@@ -107,7 +108,7 @@ def test_registered_identities_never_stored_in_clear():
     )
     by = {x.property: x for x in record.learned}
     assert by["model"].value == "[your email]"
-    assert EMAIL not in json.dumps(record_item(record))
+    assert EMAIL not in json.dumps(encode(record))
     assert by["viewedPage"].value is not None and "[your email]" in by["viewedPage"].value
 
 
@@ -135,15 +136,15 @@ def test_store_writes_learned_rows_with_the_request_and_views_read_them(tmp_path
     items = []
     for n, host in enumerate(["x.ads.example", "y.ads.example"]):
         rec = run(f"https://{host}/v1/event?n={n}", event(), [("Content-Type", "application/json")])
-        items.append(record_item(rec))
+        items.append(rec)
     # the same identifier, as a plain leaf of a request to another company (no adapter for it)
     other = run(
         "https://collector.other.example/p",
         json.dumps({"aid": IFA}).encode(),
         [("Content-Type", "application/json")],
     )
-    items.append(record_item(other))
-    assert save_items(db, 1, items) == 3
+    items.append(other)
+    assert save_records(db, 1, items) == 3
     rows = list(db.query("select * from learned order by request_id, property"))
     assert {r["property"] for r in rows} >= {"advertisingId", "model", "latitude"}
     ifa = [r for r in rows if r["property"] == "advertisingId"]
@@ -158,8 +159,10 @@ def test_store_writes_learned_rows_with_the_request_and_views_read_them(tmp_path
     link = links[0]
     assert link["company_count"] == 2 and "Example Ads" in link["companies"]
     assert link["requests"] == 3 and link["preview"] == ifa[0]["value"]
+    # a spilled record comes back with what it learned (the spill file is the one serialised form)
+    assert decode(json.loads(json.dumps(encode(items[0])))).learned == items[0].learned
     # saving the same items again writes nothing twice
-    assert save_items(db, 1, items) == 0
+    assert save_records(db, 1, items) == 0
     assert db["learned_items"].count == len(rows)
 
 
@@ -173,7 +176,7 @@ def test_exports_carry_no_learned_values(tmp_path):
     migrations.apply(db)
     model = "Canary-Model-5b7e19"
     items = [
-        record_item(
+        (
             run(
                 f"https://x.ads.example/v1/event?n={i}",
                 event(device={"ifa": IFA, "model": model}),
@@ -182,7 +185,7 @@ def test_exports_carry_no_learned_values(tmp_path):
         )
         for i in range(5)
     ]
-    save_items(db, 1, items)
+    save_records(db, 1, items)
     assert db["learned_items"].count == 5 * 6
     db.close()
     out = tmp_path / "share.db"
@@ -212,14 +215,14 @@ def test_reclassify_applies_adapters_to_traffic_recorded_before(tmp_path):
         for name, value in headers:
             f.request.headers[name] = value
         f.request.content = body
-        return record_item(process(snapshot_http(f), Context(key, None, build_profile([]), None)))
+        return process(snapshot_http(f), Context(key, None, build_profile([]), None))
 
     items = [
         old("https://www.google-analytics.com/collect?v=1&tid=UA-9-9&cid=555.666&dl=https%3A%2F%2Fexample.org%2Fa&sr=1920x1080"),
         old("https://www.facebook.com/tr/", b"id=42&ev=Purchase&fbp=" + fbp.encode(),
             [("Content-Type", "application/x-www-form-urlencoded")]),
     ]  # fmt: skip
-    save_items(db, 1, items)
+    save_records(db, 1, items)
     assert db["learned_items"].count == 0
     result = CliRunner().invoke(reclassify, ["--db", str(path)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -238,3 +241,43 @@ def test_reclassify_applies_adapters_to_traffic_recorded_before(tmp_path):
     assert "userAction" not in fb
     again = CliRunner().invoke(reclassify, ["--db", str(path)], catch_exceptions=False)
     assert "0 new findings" in again.output
+
+
+def test_an_imported_har_is_learned_from_like_live_traffic(tmp_path):
+    from click.testing import CliRunner
+
+    from gazeback.cli.imports import import_
+
+    def entry(method, url, text=None, mime=""):
+        request = {"method": method, "url": url, "httpVersion": "HTTP/1.1", "cookies": [],
+                   "headers": [{"name": "User-Agent", "value": "Mozilla/5.0"}],
+                   "queryString": [], "headersSize": -1, "bodySize": len(text or "")}  # fmt: skip
+        if text is not None:
+            request["postData"] = {"mimeType": mime, "text": text}
+        return {
+            "startedDateTime": "2026-11-20T10:00:00.000Z", "time": 5, "request": request,
+            "response": {"status": 200, "statusText": "OK", "httpVersion": "HTTP/1.1",
+                         "cookies": [], "headers": [], "content": {"size": 0, "mimeType": ""},
+                         "redirectURL": "", "headersSize": -1, "bodySize": 0},
+            "cache": {}, "timings": {"send": 0, "wait": 5, "receive": 0},
+        }  # fmt: skip
+
+    har = tmp_path / "s.har"
+    har.write_text(json.dumps({"log": {"version": "1.2", "creator": {"name": "t", "version": "1"},
+        "entries": [
+            entry("GET", "https://www.google-analytics.com/collect?v=1&tid=UA-3-3&cid=9.8&sr=800x600"),
+            entry("POST", "https://www.facebook.com/tr/", "id=5&ev=Lead&fbp=fb.1.2.3",
+                  "application/x-www-form-urlencoded"),
+            entry("GET", "https://www.google-analytics.com/analytics.js"),
+        ]}}))  # fmt: skip
+    db_path = tmp_path / "t.db"
+    migrations.apply(Database(db_path))
+    result = CliRunner().invoke(
+        import_, ["--db", str(db_path), str(har), "-s"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(Database(db_path).query("select host, property, value from learned"))
+    got = {(r["property"], r["value"]) for r in rows}
+    assert {("propertyId", "UA-3-3"), ("screenWidth", "800"), ("propertyId", "5")} <= got
+    assert {r["host"] for r in rows} == {"www.google-analytics.com", "www.facebook.com"}
+    assert "fb.1.2.3" not in json.dumps(rows)

@@ -34,9 +34,10 @@ async def test_dashboard_shows_what_each_company_learned_without_any_identity(pr
             params={"v": "1", "t": "pageview", "tid": "UA-55-1", "cid": CID,
                     "dl": "https://shop.example/shoes", "sr": "1170x2532", "ul": "de-de"},
         )  # fmt: skip
-        meta = client.post(
+        meta = client.get(
             "https://www.facebook.com/tr/",
-            data={"id": "98765", "ev": "Purchase", "dl": "https://shop.example/thanks", "fbp": FBP},
+            params={"id": "98765", "ev": "Purchase", "dl": "https://shop.example/thanks"},
+            headers={"Cookie": f"_fbp={FBP}; other=1"},
         )
         script = client.get("https://www.google-analytics.com/analytics.js")
     assert (ga.status_code, meta.status_code, script.status_code) == (200, 200, 200)
@@ -60,7 +61,7 @@ async def test_dashboard_shows_what_each_company_learned_without_any_identity(pr
         if proxy.db_path.with_name("trail.db-wal").exists()
         else b""
     )
-    assert FBP.encode() not in dump  # sent in the body: nowhere in the database
+    assert FBP.encode() not in dump  # sent in a cookie: nowhere in the database
     # (the cid sat in the URL, which gazeback keeps as sent unless it looks like a secret)
     assert CID not in json.dumps(proxy.rows("select * from learned_items"))
 

@@ -19,12 +19,12 @@ from gazeback.leaks.redact import redact_header, redact_url, scrub_request, scru
 from gazeback.models import (
     MAX_TEXT,
     TRUNCATION_MARKER,
+    Classification,
     FlowSnapshot,
     Leak,
     Learned,
     Observation,
     Record,
-    frozen_from,
 )
 from gazeback.timestamps import iso
 
@@ -118,18 +118,15 @@ def safe_learned(found: learn.Found, company: str, context: Context) -> Learned 
     location = found.location.replace(".", ":", 1)
     group = group_of(prop)
     if prop in IDENTIFIERS:
-        return frozen_from(
-            Learned,
-            {
-                "adapter": found.adapter,
-                "company": company,
-                "property": prop,
-                "location": location,
-                "group": group,
-                "value": None,
-                "fingerprint": fingerprint(context.key, value),
-                "preview": mask_identifier(value),
-            },
+        return Learned(
+            found.adapter,
+            company,
+            prop,
+            location,
+            group,
+            None,
+            fingerprint(context.key, value),
+            mask_identifier(value),
         )
     if prop in COORDINATES:
         try:
@@ -151,19 +148,7 @@ def safe_learned(found: learn.Found, company: str, context: Context) -> Learned 
             text = scrub_identities(text, profile)
         if len(text) > MAX_VALUE_CHARS:
             text = text[: MAX_VALUE_CHARS - 1] + "…"
-    return frozen_from(
-        Learned,
-        {
-            "adapter": found.adapter,
-            "company": company,
-            "property": prop,
-            "location": location,
-            "group": group,
-            "value": text,
-            "fingerprint": None,
-            "preview": text,
-        },
-    )
+    return Learned(found.adapter, company, prop, location, group, text, None, text)
 
 
 def learn_stored(
@@ -236,6 +221,48 @@ def mask_identifier(value: str) -> str:
     if len(v) >= 12:
         return f"{v[:2]}…{v[-2:]}"
     return "…"
+
+
+def unprocessed(snap: FlowSnapshot) -> Record:
+    """The least we can store for a flow our code could not process: where and when only."""
+    obs = Observation(
+        flow_id=snap.flow_id,
+        kind=snap.kind,
+        started_at=iso(snap.started_at),
+        device=snap.device,
+        method=None,
+        scheme=None,
+        host=str(snap.host)[:1024] or "(unknown)",
+        port=snap.port or None,
+        path=None,
+        query=(),
+        request_headers=(),
+        request_body=None,
+        content_type=None,
+        user_agent=None,
+        referer=None,
+        origin=None,
+        sec_fetch_site=None,
+        status_code=None,
+        request_bytes=0,
+        response_bytes=0,
+        duration_ms=None,
+        is_decrypted=snap.is_decrypted,
+        tls_sni=None,
+        server_ip=None,
+        error="gazeback could not process this request (see the proxy log)",
+    )
+    return Record(observation=obs, classification=Classification(None, None))
+
+
+def stored_only(record: Record) -> Record:
+    """``record`` without what is never stored (body, decoded query, values as sent):
+    for records that wait in memory or cross to another process."""
+    obs = record.observation
+    if not (obs.request_body is not None or obs.query or obs.raw_secret_headers or obs.raw_path):
+        return record
+    lean = replace(obs, request_body=None, query=(), raw_secret_headers=(), raw_path=None)
+    return replace(record, observation=lean)
 
 
 def scrub(obs: Observation, leaks: tuple[Leak, ...]) -> Observation:

@@ -28,8 +28,12 @@ def record(
     keep_days: int = 0,
     dashboard_token: str | None = None,
     dashboard_path: str = "/-/dashboards/trail",
+    passwords_at: Path | None = None,
 ) -> None:
-    """What `run` does (`workshop` runs it too): proxy and dashboard until Ctrl-C."""
+    """What `run` does (`workshop` runs it too): proxy and dashboard until Ctrl-C.
+
+    ``passwords_at``: the devices' proxy passwords are in this file, so the banner names the
+    file instead of printing every seat's password on a workshop's projected screen."""
     if dashboard_port:  # before anything starts: a clash must not leave `run` half-up
         check_port("127.0.0.1", dashboard_port, "--dashboard-port")
     check_port(listen_host, listen_port, "--listen-port")
@@ -72,7 +76,7 @@ def record(
                     f"the dashboard did not start on 127.0.0.1:{dashboard_port}; "
                     "`gazeback dashboard` shows why (its server log), or use --no-dashboard"
                 )
-        _banner(db_path, listen_host, listen_port, url, creds)
+        _banner(db_path, listen_host, listen_port, url, creds, passwords_at)
         for user, spec in added:
             click.echo(f"  WireGuard:  device {user!r} on UDP port {spec.rsplit(':', 1)[1]}")
         from mitmproxy.tools.main import mitmdump
@@ -120,15 +124,27 @@ def _check_listeners(args: list[str], creds: dict[str, str] | None) -> None:
 
 
 def _banner(
-    db_path: Path, host: str, port: int, dashboard_url: str | None, creds: dict[str, str]
+    db_path: Path,
+    host: str,
+    port: int,
+    dashboard_url: str | None,
+    creds: dict[str, str],
+    passwords_at: Path | None = None,
 ) -> None:
     shown = (
         (serve.lan_address() or "this computer's address") if host in ("0.0.0.0", "::") else host
     )
     click.echo(f"gazeback is recording to {db_path}")
     click.echo(f"  Proxy:      {shown}:{port}  (set this as the HTTP and HTTPS proxy)")
-    for user, password in creds.items():
-        click.echo(f"    device {user!r}: proxy user {user}  password {password}")
+    if creds and passwords_at is not None:
+        n = len(creds)
+        click.echo(
+            f"    {n} device{'s' if n != 1 else ''} joining by Wi-Fi proxy instead of "
+            f"WireGuard: proxy users and passwords in {passwords_at} (readable by you only)"
+        )
+    else:
+        for user, password in creds.items():
+            click.echo(f"    device {user!r}: proxy user {user}  password {password}")
     click.echo("  Certificate: open http://mitm.it through the proxy and follow the steps")
     if dashboard_url:
         click.echo(f"  Dashboard:  {dashboard_url}")

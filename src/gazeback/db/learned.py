@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from gazeback.knowledge.learn import AdapterIndex
+from gazeback.knowledge.learn import AdapterIndex, leaf_locations
+from gazeback.knowledge.properties import IDENTIFIERS as identifier_properties
 from gazeback.models import Learned
 
 # (method, host, path, headers, leaf location → fingerprints) → findings
@@ -28,6 +29,21 @@ COLUMNS = (
     "fingerprint",
     "preview",
 )
+
+
+def learned_row(request_id: int, x: Learned) -> dict[str, Any]:
+    """The ``learned_items`` row of one finding."""
+    return {
+        "request_id": request_id,
+        "adapter": x.adapter,
+        "company": x.company,
+        "property": x.property,
+        "location": x.location,
+        "kind_group": x.group,
+        "value": x.value,
+        "fingerprint": x.fingerprint,
+        "preview": x.preview,
+    }
 
 
 def insert_learned(db: Database, rows: Iterable[dict[str, Any]]) -> None:
@@ -55,7 +71,26 @@ def relearn(db: Database, adapters: AdapterIndex, learn_fn: LearnFn) -> dict[str
             "where fingerprint is not null and preview != '' group by fingerprint"
         ).fetchall()
     }
-    has_leaves = "leaf_fingerprints" in db.table_names()
+    # the stored leaves where an identifier rule's value can sit, in one pass over the table
+    # (leaf_fingerprints is indexed by fingerprint only)
+    locations = sorted(
+        {
+            loc
+            for a in adapters.adapters
+            for rule in a.rules
+            if rule.property in identifier_properties
+            for loc in leaf_locations(rule.path, a.body)
+        }
+    )
+    leaves_of: dict[int, dict[str, list[int]]] = {}
+    if hosts and locations and "leaf_fingerprints" in db.table_names():
+        marks = ",".join("?" * len(locations))
+        for request_id, fp, loc in db.execute(
+            "select request_id, fingerprint, location from leaf_fingerprints "
+            f"where location in ({marks})",
+            locations,
+        ):
+            leaves_of.setdefault(int(request_id), {}).setdefault(loc, []).append(int(fp))
     looked = 0
     rows: list[dict[str, Any]] = []
     for host in hosts:
@@ -67,13 +102,7 @@ def relearn(db: Database, adapters: AdapterIndex, learn_fn: LearnFn) -> dict[str
         for request_id, method, path, headers_json in requests:
             looked += 1
             headers = [(str(h[0]), str(h[1])) for h in json.loads(headers_json or "[]")]
-            leaves: dict[str, list[int]] = {}
-            if has_leaves:
-                for fp, loc in db.execute(
-                    "select fingerprint, location from leaf_fingerprints where request_id = ?",
-                    [request_id],
-                ).fetchall():
-                    leaves.setdefault(loc, []).append(int(fp))
+            leaves = leaves_of.get(int(request_id), {})
             found = learn_fn(method or "", host, path or "/", headers, leaves)
             if not found:
                 continue
@@ -95,22 +124,10 @@ def relearn(db: Database, adapters: AdapterIndex, learn_fn: LearnFn) -> dict[str
                 if k in have:
                     continue
                 have.add(k)
-                preview = x.preview
-                if x.fingerprint is not None and not preview:
-                    preview = previews.get(x.fingerprint, "(an identifier; recorded before)")
-                rows.append(
-                    {
-                        "request_id": request_id,
-                        "adapter": x.adapter,
-                        "company": x.company,
-                        "property": x.property,
-                        "location": x.location,
-                        "kind_group": x.group,
-                        "value": x.value,
-                        "fingerprint": x.fingerprint,
-                        "preview": preview,
-                    }
-                )
+                row = learned_row(request_id, x)
+                if x.fingerprint is not None and not x.preview:
+                    row["preview"] = previews.get(x.fingerprint, "(an identifier; recorded before)")
+                rows.append(row)
     with db.atomic():
         insert_learned(db, rows)
     return {"requests": looked, "added": len(rows)}

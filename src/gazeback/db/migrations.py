@@ -522,3 +522,25 @@ def m027_create_learned_items(db: Database) -> None:
     db.table("learned_items").create_index(["request_id"])
     db.table("learned_items").create_index(["fingerprint"])
     db.table("learned_items").create_index(["company", "property"])
+
+
+# Indexes that cost bytes on every request and serve no query (bench/storage.py; figures in
+# docs/benchmarks.md, "Storage"): name -> the CREATE statement m039 undoes. A prefix of another
+# index serves every lookup the longer one does; the others appear in no plan of a dashboard
+# statement and in no statement gazeback runs (leaf fingerprints are looked up by fingerprint
+# only; retention deletes them with a scan).
+UNUSED_INDEXES = {
+    "idx_requests_host": "create index idx_requests_host on requests (host)",
+    "idx_requests_tracker_id": "create index idx_requests_tracker_id on requests (tracker_id)",
+    "idx_requests_kind_started_at":
+        "create index idx_requests_kind_started_at on requests (kind, started_at)",
+    "idx_leaf_fingerprints_request_id":
+        "create index idx_leaf_fingerprints_request_id on leaf_fingerprints (request_id)",
+}  # fmt: skip
+
+
+@migrations()
+def m039_drop_unused_indexes(db: Database) -> None:
+    # The pages they held are reused by new rows (VACUUM gives them back to the disk).
+    for name in UNUSED_INDEXES:
+        db.execute(f"drop index if exists [{name}]")

@@ -189,12 +189,16 @@ left join glossary_words loc on loc.kind = 'location' and loc.key = p.place
         {"requests", "devices"},
         """
 select d.label as device, d.kind, count(*) as connections,
-  cast(round(100.0 * sum(r.is_decrypted) / count(*)) as int) as decrypted_pct,
+  cast(round(100.0 * sum(r.kind in ('http', 'websocket') and r.is_decrypted) / count(*)) as int)
+    as decrypted_pct,
   group_concat(distinct case when r.is_decrypted = 0 and r.kind in ('tls_failed', 'tunnel')
     then coalesce(r.app || ': ', '') || r.host end) as refusing_the_certificate,
-  max(r.started_at) as last_seen_at
+  max(r.started_at) as last_seen_at,
+  exists(select 1 from requests x where x.device_id = d.id and x.is_decrypted = 1
+    and x.kind in ('http', 'websocket')) as ever_decrypted
 from requests r join devices d on d.id = r.device_id
 where r.started_at >= strftime('%Y-%m-%dT%H:%M:%S', 'now', '-10 minutes')
+  and r.kind in ('http', 'websocket', 'tls_failed', 'tunnel')
 group by d.id order by d.label
 """,
     ),

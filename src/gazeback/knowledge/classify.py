@@ -7,7 +7,7 @@ import json
 import logging
 import re
 from collections import defaultdict
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from gazeback.knowledge.hostnames import (
     normalize_host as normalize_host,  # re-exported: its old home
 )
 from gazeback.knowledge.urlrules import LIST_CATEGORY, UrlRules
-from gazeback.models import Classification, Observation, frozen_from
+from gazeback.models import Classification, Observation
 
 log = logging.getLogger(__name__)
 
@@ -112,16 +112,9 @@ class Match:
     country: str | None = None
 
 
-_MATCH_FIELDS = tuple(f.name for f in fields(Match))
-
-
 def _build_match(base: dict[str, Any], domain: str | None) -> Match:
-    """``Match(**base)`` with ``matched_domain=domain``, minus the frozen per-field setattr.
-
-    ``base`` holds every field in declaration order (``_MATCH_FIELDS``), so the instance
-    ``__dict__`` (shown by ``gazeback trackers lookup``) keeps that order.
-    """
-    return frozen_from(Match, {**base, "matched_domain": domain})
+    """``Match(**base)`` with ``matched_domain=domain``."""
+    return Match(**{**base, "matched_domain": domain})
 
 
 _DEST_TYPES = {
@@ -229,7 +222,7 @@ class TrackerIndex:
             base = self._bases.get(hit)
             if base is None:
                 base = self._bases[hit] = self._match_fields(tid, source, self.tracker(tid))
-            return frozen_from(Match, {**base, "matched_domain": domain})
+            return Match(**{**base, "matched_domain": domain})
         # A filter-list host rule: a tracker entry on a parent keeps its richer name;
         # a non-tracker parent (metrics.apple.com under apple.com) loses to the rule.
         domains = self._domains
@@ -251,14 +244,13 @@ class TrackerIndex:
         if base is None:
             row = self._synthetic_row(f"{source}:", entity)  # for domain "": " (... rule)"
             base = self._synthetic_bases[key] = self._match_fields("", source, row)
-        return frozen_from(
-            Match,
-            {
+        return Match(
+            **{
                 **base,
                 "tracker_id": f"{source}:{domain}",
                 "tracker_name": domain + base["tracker_name"],  # "<domain> (EasyPrivacy host rule)"
                 "matched_domain": domain,
-            },
+            }
         )
 
     def _synthetic(self, tid: str) -> dict[str, Any]:
@@ -435,35 +427,22 @@ def classify(obs: Observation, index: TrackerIndex | None = None) -> Classificat
     return _classification(domain, is_third, m)
 
 
-# Classification's fields in order, with their defaults (the two without one set per call).
-_UNATTRIBUTED = {
-    f.name: None if f.default is MISSING else f.default for f in fields(Classification)
-}
-
-
 def _classification(domain: str | None, is_third: bool | None, m: Match | None) -> Classification:
-    """``Classification(...)`` from a Match, minus the frozen dataclass's per-field setattr."""
     if m is None:
-        return frozen_from(
-            Classification,
-            {**_UNATTRIBUTED, "registrable_domain": domain, "is_third_party": is_third},
-        )
-    return frozen_from(
-        Classification,
-        {
-            "registrable_domain": domain,
-            "is_third_party": is_third,
-            "tracker_id": m.tracker_id,
-            "tracker_name": m.tracker_name,
-            "company_id": m.company_id,
-            "category": m.category,
-            "is_tracker": m.is_tracker,
-            "matched_domain": m.matched_domain,
-            "source": m.source,
-            "owner_id": m.owner_id,
-            "country": m.country,
-            "sources": m.sources,
-        },
+        return Classification(domain, is_third)
+    return Classification(
+        registrable_domain=domain,
+        is_third_party=is_third,
+        tracker_id=m.tracker_id,
+        tracker_name=m.tracker_name,
+        company_id=m.company_id,
+        category=m.category,
+        is_tracker=m.is_tracker,
+        matched_domain=m.matched_domain,
+        source=m.source,
+        owner_id=m.owner_id,
+        country=m.country,
+        sources=m.sources,
     )
 
 

@@ -15,12 +15,11 @@ import math
 import re
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
 from hashlib import blake2b
 
 from gazeback.leaks.decode import MAX_BYTES, Decoder, Leaf, grpc_messages, safe_key
 from gazeback.leaks.needles import ID_KEYS, NAME_KEYS, Needle, Place, Profile, Tier, build_profile
-from gazeback.models import Leak, Observation
+from gazeback.models import Candidate, Detection, Leak, Observation
 
 __all__ = [
     "Candidate",
@@ -58,24 +57,6 @@ _DIGITID = re.compile(r"\d{12,24}")
 _NUMBER = re.compile(r"(?<![\d.])-?\d{1,3}\.(\d{2,})(?![\d.])")
 _INT = re.compile(r"-?\d{6,10}")
 _INDEX = re.compile(r"\[\d+\]")
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """An ID-shaped value, by keyed fingerprint only: input to the persistent-ID heuristic."""
-
-    fingerprint: int  # fingerprint(key, value): keyed BLAKE2b, 64 bits, signed
-    location: str  # array indices replaced by [*]
-    shape: str  # uuid, hex, b64, digits
-
-
-@dataclass(frozen=True)
-class Detection:
-    leaks: tuple[Leak, ...] = ()
-    truncated: bool = False  # a budget was hit: store the request with decode_truncated = 1
-    # (keyed fingerprint of the lower-cased leaf, location) for retroactive matching
-    leaf_fingerprints: tuple[tuple[int, str], ...] = ()
-    candidates: tuple[Candidate, ...] = ()
 
 
 _HASHER: tuple[bytes, blake2b] | None = None  # one slot: the key in use and its state
