@@ -29,23 +29,23 @@ def record(
     dashboard_token: str | None = None,
     dashboard_path: str = "/-/dashboards/trail",
     passwords_at: Path | None = None,
+    notify_command: str | None = None,
 ) -> None:
     """What `run` does (`workshop` runs it too): proxy and dashboard until Ctrl-C.
 
     ``passwords_at``: the devices' proxy passwords are in this file, so the banner names the
     file instead of printing every seat's password on a workshop's projected screen."""
+    if notify_command is not None:
+        from gazeback.cli.news import notify_argv
+
+        try:
+            notify_argv(notify_command, "test")
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
     if dashboard_port:  # before anything starts: a clash must not leave `run` half-up
         check_port("127.0.0.1", dashboard_port, "--dashboard-port")
     check_port(listen_host, listen_port, "--listen-port")
-    ours = [
-        "--listen-host", listen_host, "--listen-port", str(listen_port),
-        "-s", str(Path(__file__).parent.parent / "capture" / "mitmproxy_script.py"),
-        "--set", f"gazeback_db={db_path}", "--set", "flow_detail=0",
-        "--set", "termlog_verbosity=warn",
-        "--set", f"gazeback_keep_days={keep_days}",
-        # connections to --ignore-hosts become flows gazeback can count (undecrypted)
-        "--set", "show_ignored_hosts=true",
-    ]  # fmt: skip
+    ours = proxy_args(db_path, listen_host, listen_port, keep_days)
     passed = list(mitmproxy_args or [])
     # before anything is created; without --device and without a database there will be no
     # credentials, so the regular proxy can be judged now too
@@ -64,6 +64,7 @@ def record(
         # WireGuard peers (their key is their credential) nor of this computer's programs
         args += ["--set", f"gazeback_proxy_users={serve.write_htpasswd(db_path, creds)}"]
     dashboard = None
+    notifier = None
     try:  # Ctrl-C at any point from here stops everything started so far, quietly
         url = None
         if dashboard_port:
@@ -79,14 +80,33 @@ def record(
         _banner(db_path, listen_host, listen_port, url, creds, passwords_at)
         for user, spec in added:
             click.echo(f"  WireGuard:  device {user!r} on UDP port {spec.rsplit(':', 1)[1]}")
+        from gazeback.cli.news import Notifier
+
+        notifier = Notifier(db_path, notify_command)  # news for the dashboard (and command)
+        notifier.start()
         from mitmproxy.tools.main import mitmdump
 
         mitmdump([*args, *passed])
     except KeyboardInterrupt:
         pass  # pressed while starting, before mitmproxy took over Ctrl-C: a normal stop
     finally:
+        if notifier is not None:
+            notifier.stopping.set()
         if dashboard is not None:
             serve.stop_server(dashboard)
+
+
+def proxy_args(db_path: Path, listen_host: str, listen_port: int, keep_days: int = 0) -> list[str]:
+    """mitmdump's options for gazeback's recording proxy (`run`, `consent-check`)."""
+    return [
+        "--listen-host", listen_host, "--listen-port", str(listen_port),
+        "-s", str(Path(__file__).parent.parent / "capture" / "mitmproxy_script.py"),
+        "--set", f"gazeback_db={db_path}", "--set", "flow_detail=0",
+        "--set", "termlog_verbosity=warn",
+        "--set", f"gazeback_keep_days={keep_days}",
+        # connections to --ignore-hosts become flows gazeback can count (undecrypted)
+        "--set", "show_ignored_hosts=true",
+    ]  # fmt: skip
 
 
 GATED = ("regular", "upstream")  # asked for proxy credentials beyond loopback (deviceauth.py)

@@ -59,9 +59,17 @@ def lookup(host_or_url: str, as_json: bool) -> None:
     else:
         m = index.lookup(host_or_url)
     host = host_or_url.split("//")[-1].split("/")[0]
-    answer = {"host": host, "registrable_domain": registrable_domain(host)}
+    answer: dict[str, object] = {"host": host, "registrable_domain": registrable_domain(host)}
     if m is not None:
         answer |= {k: v for k, v in m.__dict__.items()}
+        history = index.companies.get(m.company_id or "", {}).get("history")
+        if history:  # the overlay's ownership changes: "owned by Acxiom until 2018-10"
+            answer["history"] = [
+                f"{h['previous_owner'] or 'independent'} until {h['date']}"
+                f"{' (as of)' if h['date_is_as_of'] else ''}, then {h['owner'] or 'independent'}:"
+                f" {h['event']} <{h['source_url']}>"
+                for h in history
+            ]
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
@@ -71,6 +79,8 @@ def lookup(host_or_url: str, as_json: bool) -> None:
     for key, value in answer.items():
         if isinstance(value, tuple):
             value = ", ".join(value)
+        if isinstance(value, list):
+            value = "\n".join([value[0], *(f"{'':21}{v}" for v in value[1:])])
         click.echo(f"{key:20} {value}")
 
 
@@ -145,4 +155,40 @@ def reclassify(db_path: Path) -> None:
     click.echo(
         f"What they learned: {learned['requests']:,} requests to endpoints adapters know, "
         f"{learned['added']:,} new findings"
+    )
+
+
+@trackers.command(name="update-contacts")
+@click.option(
+    "--from",
+    "src",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A checkout (or unpacked download) of the datenanfragen/data repository.",
+)
+def update_contacts(src: Path) -> None:
+    """Refresh the privacy contacts, authorities and letter templates `gazeback request` uses.
+
+    Reads a copy of the datenanfragen/data repository (CC0) you downloaded; the new data is
+    checked before it replaces the previous copy, which stays in use on any error.
+
+    Example: gazeback trackers update-contacts --from ~/Downloads/datenanfragen-data
+    """
+    from gazeback.knowledge import datenanfragen
+
+    try:
+        data = datenanfragen.build(src, f"{src.name} (local copy)")
+        target = datenanfragen.user_path()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        directory = datenanfragen.Directory(datenanfragen.read(tmp))
+        tmp.replace(target)
+    except (datenanfragen.DataError, OSError) as e:
+        raise click.ClickException(f"{e}. The previous contact data is still in use.") from None
+    datenanfragen.load.cache_clear()
+    click.echo(
+        f"Updated the contact data: {len(directory.companies):,} companies, "
+        f"{len(directory.authorities):,} supervisory authorities, "
+        f"{len(directory.templates)} languages"
     )

@@ -118,6 +118,7 @@ CATEGORIES = {
     "cdn": "Content delivery (not tracking)",
     "hosting": "Hosting (not tracking)",
     "first_party_service": "The service itself",
+    "third_party_service": "Third-party service (payments, maps, translation: not tracking)",
     "essential": "Essential",
     "misc": "Other trackers",
 }

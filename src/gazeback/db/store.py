@@ -321,6 +321,11 @@ def prune(db: Database, keep_days: int, now: datetime | None = None) -> int:
                     db.execute(
                         f"delete from [{table}] where request_id not in (select id from requests)"
                     )
+            if "alerts" in tables:  # the alert stays; the request behind it is gone
+                db.execute(
+                    "update alerts set request_id = null "
+                    "where request_id not in (select id from requests)"
+                )
             if "summary_hourly" in tables:
                 db.execute("delete from summary_hourly where requests <= 0")
                 db.execute("delete from summary_leaks where leaks <= 0")

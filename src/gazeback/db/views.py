@@ -41,7 +41,8 @@ select
   companies.country as country,
   trackers.name as tracker,
   trackers.category,
-  coalesce(trackers.is_tracker, 0) as is_tracker,
+  -- a page the person opened themselves (is_third_party 0) is never a tracker on that visit
+  coalesce(trackers.is_tracker, 0) * (coalesce(requests.is_third_party, 1) != 0) as is_tracker,
   requests.is_third_party,
   requests.is_decrypted,
   requests.status_code,
@@ -335,6 +336,10 @@ def ensure_db_shape(db: Database) -> None:
     for name, (needs, sql) in VIEWS.items():
         if needs <= tables:
             db.create_view(name, sql.strip(), replace=True)
+    from gazeback.db.alerts import ensure_rules
+    from gazeback.db.experiments import ensure_views
     from gazeback.db.glossary import refresh
 
     refresh(db)
+    ensure_views(db)
+    ensure_rules(db)

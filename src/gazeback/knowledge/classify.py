@@ -71,7 +71,7 @@ def third_party(
     With an ``index``, hosts of the same owning company are first party to each other
     (``fonts.googleapis.com`` on a ``www.google.com`` page), even across sites.
     """
-    if obs.sec_fetch_site in ("same-origin", "same-site"):
+    if obs.sec_fetch_site in ("same-origin", "same-site") or is_top_level_visit(obs):
         return False
     page = context_host(obs)
     if index is not None and page is not None and index.same_owner(page, obs.host):
@@ -81,6 +81,20 @@ def third_party(
     if page is None or domain is None:
         return None
     return registrable_domain(page) != domain
+
+
+def is_top_level_visit(obs: Observation) -> bool:
+    """The person opened this page themselves (typed it, followed a link, a bookmark): a
+    top-level navigation (``Sec-Fetch-Mode: navigate`` with ``Sec-Fetch-Dest: document``).
+    The site visited is the first party on that visit, whoever owns it (facebook.com opened
+    is Meta as a first party, not a tracker)."""
+    mode = dest = ""
+    for name, value in obs.request_headers:
+        if name == "sec-fetch-mode":
+            mode = value
+        elif name == "sec-fetch-dest":
+            dest = value
+    return mode == "navigate" and dest == "document"
 
 
 def _suffixes(host: str) -> list[str]:
@@ -342,7 +356,8 @@ class TrackerIndex:
         cid = t["company_id"]
         while cid and cid in self.companies and all(c["id"] != cid for c in companies):
             c = self.companies[cid]
-            companies.append({"id": cid, **c, "sources": json.dumps(c["sources"])})
+            row = {k: v for k, v in c.items() if k != "history"}  # the artifact's, not a column
+            companies.append({"id": cid, **row, "sources": json.dumps(c["sources"])})
             cid = c["parent_id"]
         if self._by_tracker is None:
             by: dict[str, list[str]] = defaultdict(list)
