@@ -94,6 +94,13 @@ def test_the_numbers_on_the_trail_page_agree_with_the_database(pages, trails):
             "join companies c on c.id = t.company_id group by c.id order by k desc, c.name "
             "limit 3"
         ).fetchall()
+        # what the company told the most learned (#14): straight from learned_items
+        learned = db.execute(
+            "select coalesce(c.name, l.company), count(distinct l.request_id) as k "
+            "from learned_items l join requests r on r.id = l.request_id "
+            "left join trackers t on t.id = r.tracker_id left join companies c on c.id = t.company_id "
+            "group by 1 order by k desc limit 1"
+        ).fetchone()
         db.close()
         assert number(shown["requests"].splitlines()[0]) == n
         assert number(shown["tracker-share"].splitlines()[0]) == round(100 * trackers / n)
@@ -107,7 +114,12 @@ def test_the_numbers_on_the_trail_page_agree_with_the_database(pages, trails):
             f"received some of them. Most went to {most} of all requests. Your own personal "
             f"data reached {reached} companies."
         )
-        assert shown["headline"].strip() == sentence
+        if learned:
+            times = "time" if learned[1] == 1 else "times"
+            assert shown["headline"].strip().startswith(f"{sentence} {learned[0]} received ")
+            assert shown["headline"].strip().endswith(f" — {learned[1]:,} {times}.")
+        else:
+            assert shown["headline"].strip() == sentence
         # the chart right below: its first three bars are the sentence's three companies
         bars = pages[name].tables["top-companies"]
         assert [row[0] for row in bars[1:4]] == [c for c, _ in top], bars[:4]
