@@ -21,7 +21,7 @@ from gazeback.knowledge import learn
 
 EXAMPLES = Path(__file__).parent / "data" / "adapters"
 EXAMPLE_KEYS = {"adapter", "title", "request", "expect"}
-REQUEST_KEYS = {"method", "url", "headers", "body", "body_json"}
+REQUEST_KEYS = {"method", "url", "headers", "body", "body_json", "body_base64"}
 
 
 def _examples() -> Iterator[tuple[str, int, dict[str, Any]]]:
@@ -48,6 +48,8 @@ def _request(where: str, ex: dict[str, Any]) -> learn.Request:
     if "body_json" in req:
         body = json.dumps(req["body_json"]).encode()
         headers.setdefault("Content-Type", "application/json")
+    elif "body_base64" in req:  # binary bodies (protobuf, gzip) written as base64
+        body = base64.b64decode(str(req["body_base64"]))
     elif req.get("body"):
         body = str(req["body"]).encode()
     return learn.request_from_url(req.get("method", "GET"), req["url"], headers, body)

@@ -167,6 +167,8 @@ async def test_every_link_leads_somewhere(demo_db):
                 text = json.dumps(await chart_rows(ds, "trail", chart, opts))
                 links |= set(re.findall(r'href=\\"([^"\\]+)', text))
                 links |= set(re.findall(r'"url": "([^"]+)"', text))
+    # reasons link to public documentation outside (not fetched offline); every local link must answer
+    links = {link for link in links if not link.startswith(("http://", "https://"))}
     assert len(links) > 20
     for link in sorted(links)[:80]:
         r = await ds.client.get(link.replace("&amp;", "&"))

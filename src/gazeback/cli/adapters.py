@@ -87,6 +87,9 @@ def _request(entry: dict[str, Any]) -> learn.Request:
     if post.get("text"):
         text = str(post["text"])
         body = base64.b64decode(text) if post.get("encoding") == "base64" else text.encode()
+        headers.pop(
+            "content-encoding", None
+        )  # HAR keeps the body decoded; the header names the wire form
         if post.get("mimeType") and "content-type" not in headers:
             headers["content-type"] = str(post["mimeType"])
     return learn.request_from_url(str(req.get("method") or "GET"), str(req["url"]), headers, body)

@@ -385,6 +385,23 @@ def _transform(step: Step, value: object) -> object:
     return None
 
 
+# Adapters read the same decoded field through many paths (`body.extinfo|json|1`, `...|json|2`, ...):
+# decoding a text once per request instead of once per path keeps matching requests cheap. Transforms
+# are pure and their results are only read, so equal inputs may share one result.
+_MEMO_MAX = 64 * 1024  # longest input (characters or bytes) whose result is kept
+
+
+@lru_cache(maxsize=64)
+def _transform_cached(kind: str, arg: str | int | None, value: str | bytes) -> object:
+    return _transform(Step(kind, arg), value)
+
+
+def _transform_memo(step: Step, value: object) -> object:
+    if isinstance(value, (str, bytes)) and len(value) <= _MEMO_MAX:
+        return _transform_cached(step.kind, step.arg, value)
+    return _transform(step, value)
+
+
 def _walk(value: object, steps: tuple[Step, ...], i: int, loc: str) -> Iterator[tuple[str, object]]:
     """Every (location, value) the steps from ``i`` reach in ``value``."""
     while i < len(steps):
@@ -429,7 +446,7 @@ def _walk(value: object, steps: tuple[Step, ...], i: int, loc: str) -> Iterator[
                 yield from _walk(v, steps, i + 1, f"{loc}.{_location_part(step, k)}")
             return
         else:
-            value = _transform(step, value)
+            value = _transform_memo(step, value)
             if value is None:
                 return
         i += 1
