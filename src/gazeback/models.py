@@ -180,6 +180,7 @@ class Record:
     # the leak detector's Detection (leaf fingerprints, ID candidates); typed loosely so
     # models stays free of the detector's imports
     detection: Any = None
+    app: str | None = None  # the app the request says it came from (inferred; knowledge.apps)
 
 
 _T = TypeVar("_T")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl
 
+from gazeback.knowledge.apps import infer_app
 from gazeback.knowledge.classify import TrackerIndex, classify
 from gazeback.knowledge.hostnames import normalize_host
 from gazeback.leaks.detect import Profile, detect_safe
@@ -35,8 +36,9 @@ def process(snap: FlowSnapshot, context: Context) -> Record:
     """Turn one captured flow into what the store writes."""
     obs = observe(snap, context.key)
     cls = classify(obs, context.index)
+    app = infer_app(obs.user_agent, obs.request_headers, obs.query, obs.request_body)
     if context.profile is None:
-        return Record(observation=obs, classification=cls)
+        return Record(observation=obs, classification=cls, app=app)
     det = detect_safe(obs, context.profile, context.key)
     if det.leaks:
         obs = scrub(obs, det.leaks)
@@ -46,6 +48,7 @@ def process(snap: FlowSnapshot, context: Context) -> Record:
         leaks=det.leaks,
         decode_truncated=det.truncated,
         detection=det,
+        app=app,
     )
 
 

@@ -57,6 +57,8 @@ def record_item(record: Record) -> Item:
             "decode_truncated": int(record.decode_truncated),
             "redacted_fields": json.dumps(obs.redacted_fields) if obs.redacted_fields else None,
             "request_headers": headers_json(obs) if obs.request_headers else None,
+            "app": record.app,
+            "app_source": "inferred" if record.app else None,
         },
         "leaks": [
             {
