@@ -152,7 +152,7 @@ def parse_har(
             kind="http" if snap.status_code else "error",
             error=entry.get("_error") or response.get("_error") or None,
         )
-        if pages_are_apps and snap.request_body is None and (raw := _toolkit_body(request)):
+        if pages_are_apps and not snap.request_body and (raw := _toolkit_body(request)):
             snap = replace(snap, request_body=raw)
         page = entry.get("pageref") if pages_are_apps else None
         app = page.strip()[:200] if isinstance(page, str) and page.strip() else None
