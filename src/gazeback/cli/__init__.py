@@ -161,12 +161,13 @@ def _register() -> None:
     from gazeback.cli.export import export, merge, verify_export
     from gazeback.cli.identity import identity, rescan
     from gazeback.cli.imports import import_
+    from gazeback.cli.summary import summary
     from gazeback.cli.trackers import reclassify, trackers
     from gazeback.cli.workshop import workshop
 
     for command in (
         device, devices_, status, workshop, wipe, import_, demo, export, verify_export, merge,
-        trackers, reclassify, identity, rescan,
+        trackers, reclassify, identity, rescan, summary,
     ):  # fmt: skip
         cli.add_command(command)
 
