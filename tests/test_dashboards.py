@@ -24,6 +24,7 @@ FILTERS = {
     "category": "Advertising",
     "company": "Meta Platforms, Inc.",
     "host": "graph.facebook.com",
+    "app": "com.example.weather",
 }
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,7 +52,15 @@ def boards(meta):
 def test_metadata_is_the_worktree_file():
     assert serve.dashboards_dir() == ROOT / "dashboards"
     meta = yaml.safe_load((ROOT / "dashboards" / "metadata.yml").read_text())
-    assert set(boards(meta)) == {"trail", "company", "device", "host", "connect", "workshop"}
+    assert set(boards(meta)) == {
+        "trail",
+        "company",
+        "device",
+        "host",
+        "connect",
+        "workshop",
+        "apps",
+    }
     for slug, board in boards(meta).items():
         cells = {c for row in board["layout"] for c in row} - {"."}
         assert cells == set(board["charts"]), slug

@@ -115,7 +115,7 @@ left join glossary_words g on g.kind = 'country' and g.key = c.country
     # Apps × companies: which app let which company learn what (kinds of personal data,
     # never values), per device; the "by app" dashboard and `gazeback summary` read it.
     "app_companies": (
-        {"requests", "trackers", "companies", "leaks", "app_names"},
+        {"requests", "trackers", "companies", "leaks", "app_names", "glossary_words"},
         """
 select
   coalesce(n.name, r.app) as app_name,
@@ -129,9 +129,11 @@ select
   count(*) as requests,
   min(r.started_at) as first_at,
   max(r.started_at) as last_at,
-  (select group_concat(pii_type, ', ') from (
-     select distinct l.pii_type from leaks l join requests r2 on r2.id = l.request_id
+  (select group_concat(words, ', ') from (
+     select distinct coalesce(g.words, l.pii_type) as words from leaks l
+     join requests r2 on r2.id = l.request_id
      join trackers t2 on t2.id = r2.tracker_id
+     left join glossary_words g on g.kind = 'pii' and g.key = l.pii_type
      where r2.app = r.app and r2.device_id = r.device_id and t2.company_id = c.id
      order by 1)) as learned
 from requests r

@@ -29,7 +29,7 @@ APP_HEADERS = ("x-android-package", "x-ios-bundle-identifier", "x-requested-with
 # Query or body parameters that carry the sending app's package or bundle ID.
 APP_PARAMS = (
     "application_package_name", "package_name", "packageName", "bundle_id", "bundleId",
-    "app_bundle", "bundle", "msid",
+    "bundleid", "app_bundle", "bundle", "msid", "app_id",
 )  # fmt: skip
 _BODY_PARAM = re.compile(
     rb'["\']?(' + b"|".join(p.encode() for p in APP_PARAMS) + rb')["\']?\s*[:=]\s*["\']?'
