@@ -167,3 +167,10 @@ async def test_by_app_dashboard_and_summary_page(app_trail):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", r.text)
     r = await ds.client.get("/-/gazeback/summary", params={"device": "<script>", "sites": "1"})
     assert r.status_code == 200 and "<script>" not in r.text
+    # the workshop's room handout: the room's summary, nobody's details
+    workshop = await ds.client.get("/-/dashboards/workshop")
+    assert "/-/gazeback/summary?room=1" in workshop.text
+    r = await ds.client.get("/-/gazeback/summary", params={"room": "1", "days": "all"})
+    assert r.status_code == 200 and "Who knows what about this room" in r.text
+    assert "only what at least 2 share" in r.text and "Alex" not in r.text
+    assert "Identifiers that link" not in r.text and "<form" not in r.text

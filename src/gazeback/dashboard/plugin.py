@@ -244,12 +244,15 @@ async def summary_page(database: Any, args: Any) -> str:
     days_text = pick("days") or "30"
     days = int(days_text) if days_text.isdigit() and 0 < int(days_text) < 100_000 else None
     device, app, sites = pick("device"), pick("app"), args.get("sites") == "1"
+    room = args.get("room") == "1"
 
     def build(conn: Any) -> str:
         db = sqlite_utils.Database(conn)
         devices = [r[0] for r in conn.execute("select label from devices order by label")]
         apps = [r[0] for r in conn.execute(
             "select distinct app from requests where app is not null order by 1 limit 500")]  # fmt: skip
+        if room:  # a workshop's handout: only what at least two phones share
+            return render_html(collect(db, days=days, room=True))
         s = collect(db, device=device if device in devices else None, days=days,
                     app=app if app in apps else None, include_sites=sites)  # fmt: skip
 

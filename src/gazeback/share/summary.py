@@ -70,7 +70,8 @@ class Summary:
         told = sum(1 for c in self.companies_all if c["learned"])
         return (
             f"{_cap(who)} talked to {_plural(self.company_count, 'tracking company', 'tracking companies')}"
-            f"{owners}; {told or 'none'} of them received personal data about you."
+            f"{owners}; {told or 'none'} of them received personal data about "
+            f"{'the participants' if self.room else 'you'}."
         )
 
     companies_all: list[dict[str, Any]] = field(default_factory=list)
