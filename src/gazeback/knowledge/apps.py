@@ -31,10 +31,12 @@ APP_PARAMS = (
     "application_package_name", "package_name", "packageName", "bundle_id", "bundleId",
     "bundleid", "app_bundle", "bundle", "msid", "app_id",
 )  # fmt: skip
-_BODY_PARAM = re.compile(
-    rb'["\']?(' + b"|".join(p.encode() for p in APP_PARAMS) + rb')["\']?\s*[:=]\s*["\']?'
-    rb"([A-Za-z][\w-]*(?:\.[\w-]+)+)"
-)
+_KEYS = frozenset(p.encode() for p in APP_PARAMS)
+_FRAGMENTS = (b"ackage", b"undle", b"msid", b"app_id")  # each name holds one of these
+MAX_CANDIDATES = 32
+# what follows a parameter's name in JSON or a form: quote, separator, the package
+_AFTER_KEY = re.compile(rb"""["']?\s*[:=]\s*["']?([A-Za-z][\w-]*(?:\.[\w-]+)+)""")
+_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 MAX_BODY_SCAN = 64 * 1024  # bytes of a body searched for an app parameter
 _CFNETWORK = re.compile(r"^([^/\s][^/]{0,60})/[^\s]+ CFNetwork/")
 _FBPN = re.compile(r"FBPN/([\w.]+)")
@@ -68,11 +70,34 @@ def infer_app(
     for name, value in query:
         if name in APP_PARAMS and _PACKAGE.fullmatch(value[:200]):
             return value
-    if body:
-        m = _BODY_PARAM.search(body[:MAX_BODY_SCAN])
-        if m and len(m.group(2)) <= 200:
-            return m.group(2).decode()
+    if body and (found := _body_app(body[:MAX_BODY_SCAN])):
+        return found
     return app_from_user_agent(user_agent) if user_agent else None
+
+
+def _body_app(body: bytes) -> str | None:
+    """A package after one of ``APP_PARAMS`` in a JSON or form body.
+
+    Four ``bytes.find`` calls (C speed) for fragments every name contains; only where one
+    is found is the whole word read and matched. A regex over the whole body cost about
+    20 times more. At most ``MAX_CANDIDATES`` places per fragment are looked at.
+    """
+    for fragment in _FRAGMENTS:
+        i, seen = body.find(fragment), 0
+        while i != -1 and seen < MAX_CANDIDATES:
+            seen += 1
+            start = i
+            while start > 0 and body[start - 1] in _WORD:
+                start -= 1
+            end = i + len(fragment)
+            while end < len(body) and body[end] in _WORD:
+                end += 1
+            if body[start:end] in _KEYS:
+                m = _AFTER_KEY.match(body, end)
+                if m and len(m.group(1)) <= 200:
+                    return m.group(1).decode()
+            i = body.find(fragment, end)
+    return None
 
 
 @lru_cache(maxsize=4096)
