@@ -156,6 +156,12 @@ async def test_by_app_dashboard_and_summary_page(app_trail):
     assert said[("com.example.weather", "Google")][0] == "reported and guessed"
     assert said[("Instagram", "Meta Platforms, Inc.")] == ("reported", "—")
     assert said[("Samsung Smart TV (Tizen)", "Samsung")][0] == "guessed"
+    # the trail table filters and facets by app, as it does by device
+    r = await ds.client.get(
+        "/trail/trail.json",
+        params={"app": "com.example.weather", "_shape": "objects", "_facet": "app_source"},
+    )
+    assert r.status_code == 200 and {x["app"] for x in r.json()["rows"]} == {"com.example.weather"}
     # the button on the trail dashboard and the page it opens
     page = await ds.client.get("/-/dashboards/trail")
     assert "/-/gazeback/summary" in page.text
