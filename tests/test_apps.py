@@ -180,3 +180,24 @@ async def test_by_app_dashboard_and_summary_page(app_trail):
     assert r.status_code == 200 and "Who knows what about this room" in r.text
     assert "only what at least 2 share" in r.text and "Alex" not in r.text
     assert "Identifiers that link" not in r.text and "<form" not in r.text
+
+
+@pytest.mark.parametrize(
+    "fmt,why",
+    [("pcapdroid-csv", "not a PCAPdroid connections CSV: the first line is not its header"),
+     ("trackercontrol-csv", "not a TrackerControl CSV export: its header is neither")],
+)  # fmt: skip
+def test_a_csv_of_another_kind_is_rejected_whole(tmp_path, fmt, why):
+    import sqlite_utils
+    from click.testing import CliRunner
+
+    from gazeback.cli.imports import import_
+    from gazeback.db import migrations
+
+    db_path = tmp_path / "t.db"
+    migrations.apply(sqlite_utils.Database(db_path))
+    other = DATA / "tracker_accuracy.csv"
+    result = CliRunner().invoke(import_, ["--db", str(db_path), str(other), "--format", fmt, "-s"])
+    assert result.exit_code == 1
+    assert f"{other}: rejected, nothing imported: {why}" in result.stderr
+    assert sqlite_utils.Database(db_path)["captures"].count == 0
