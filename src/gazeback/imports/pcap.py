@@ -447,8 +447,10 @@ def read_pcap(fp: IO[bytes], src: Source) -> Iterator[Item]:
 def _pcapdroid_apps(fp: IO[bytes]) -> list[str | None]:
     """pcapng: for each packet block in order, the app PCAPdroid's blocks name (else None).
 
-    A quick walk over the block headers only (dpkt's reader skips custom blocks and packet
-    options); whatever it cannot read ends the walk, and the packet reader then says why.
+    A quick walk over the blocks (dpkt's reader skips custom blocks and packet options);
+    whatever it cannot read ends the walk, and the packet reader then says why. A file
+    whose first packet has no ``u-<uid>`` comment is not PCAPdroid's: the walk stops there,
+    so other pcapng files are not read twice.
     """
     names: dict[int, str] = {}  # uid → package name (or app name)
     uids: list[int | None] = []
@@ -473,7 +475,10 @@ def _pcapdroid_apps(fp: IO[bytes]) -> list[str | None]:
             if len(body) < length - 8:
                 break
             if btype == 6:
-                uids.append(_epb_uid(body, end))
+                uid = _epb_uid(body, end)
+                if not uids and uid is None:
+                    return []  # PCAPdroid comments every packet: this file is not one of its
+                uids.append(uid)
             elif btype in (2, 3):  # obsolete Packet Block, Simple Packet Block
                 uids.append(None)
             elif btype == 0xBAD:
