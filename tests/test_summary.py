@@ -79,6 +79,16 @@ def test_html_names_companies_and_kinds_never_identities_or_sites(trail, tmp_pat
         assert colour in html
 
 
+def test_one_device_without_its_label(trail, tmp_path):
+    """A device's label is the person's own wording ("Alex's phone"): never on the page."""
+    db_path, _ = trail
+    out = tmp_path / "phone.html"
+    result = run(db_path, out, "--device", "Alex's phone", "--since", "all")
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    assert "one device" in html and "Alex" not in html and "Who knows what about me" in html
+
+
 def test_sites_only_when_asked(trail, tmp_path):
     db_path, _ = trail
     sites = sites_of(db_path)

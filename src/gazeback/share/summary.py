@@ -36,9 +36,9 @@ class Summary:
     devices: int = 0
     requests: int = 0
     tracker_requests: int = 0
-    companies: list[dict[str, Any]] = field(
-        default_factory=list
-    )  # name, owner, country, n, learned
+    # name, owner, country, country_name, requests, learned: the top ones, and all of them
+    companies: list[dict[str, Any]] = field(default_factory=list)
+    companies_all: list[dict[str, Any]] = field(default_factory=list)
     company_count: int = 0
     owner_count: int = 0
     learned: list[tuple[str, int]] = field(default_factory=list)  # words, companies
@@ -73,8 +73,6 @@ class Summary:
             f"{owners}; {told or 'none'} of them received personal data about "
             f"{'the participants' if self.room else 'you'}."
         )
-
-    companies_all: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:

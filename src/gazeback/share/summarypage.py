@@ -69,8 +69,8 @@ def render_html(s: Summary, *, paper: str = "a4", form: str = "") -> str:
     """The page; ``form`` (dashboard only) is a no-print block of choices above it."""
     when = f"the last {s.days} days" if s.days else "everything recorded"
     scope = [when]
-    if s.device:
-        scope.append(f"device “{escape(s.device)}”")
+    if s.device:  # its label is the person's own wording ("Ada's phone"): not on the page
+        scope.append("one device")
     if s.app:
         scope.append(f"app “{escape(s.app)}”")
     if s.room:
