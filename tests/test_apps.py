@@ -201,3 +201,26 @@ def test_a_csv_of_another_kind_is_rejected_whole(tmp_path, fmt, why):
     assert result.exit_code == 1
     assert f"{other}: rejected, nothing imported: {why}" in result.stderr
     assert sqlite_utils.Database(db_path)["captures"].count == 0
+
+
+def test_pcapdroid_csv_info_with_commas_and_the_malicious_column():
+    """Fields are not quoted: an Info with commas is read from both ends of the row."""
+    import io
+
+    from gazeback.imports.android import PCAPDROID_HEADER, read_pcapdroid_csv
+    from gazeback.imports.base import Entry, Source
+
+    row = ("6,10.0.0.2,5000,192.0.2.1,80,10456,Weather,com.example.weather,HTTP,Closed,"
+           "odd,name.example,10,20,1,1,2026-11-27T06:40:42.000+01:00,"
+           "2026-11-27T06:40:43.000+01:00,yes")  # fmt: skip
+    data = f"{PCAPDROID_HEADER},Malicious\n{row}\n".encode()
+    got = list(read_pcapdroid_csv(io.BytesIO(data), Source("c.csv", "0" * 64)))
+    assert len(got) == 1 and isinstance(got[0], Entry)
+    snap = got[0].snap
+    assert (snap.host, snap.request_bytes, snap.response_bytes, snap.duration_ms) == (
+        "odd,name.example",
+        10,
+        20,
+        1000.0,
+    )
+    assert got[0].app == "com.example.weather" and got[0].app_source == "reported"
