@@ -140,6 +140,13 @@ def collect(
     ):  # fmt: skip
         if devices >= k:
             learned.setdefault(company, set()).add(pii)
+    if "learned" in db.view_names():  # what adapters decoded (issue #14): kinds, never values
+        for company, words, devices in db.execute(
+            "select company, property_words, count(distinct device_id) from learned "
+            f"where company is not null {w} group by company, property_words", a
+        ):  # fmt: skip
+            if devices >= k and words:
+                learned.setdefault(company, set()).add(str(words))
     companies = []
     for name, owner, country, n, devices in db.execute(
         "select company, owner, country, count(*), count(distinct device_id) from trail "
@@ -151,7 +158,7 @@ def collect(
         companies.append({
             "name": name, "owner": owner or name, "country": country,
             "country_name": COUNTRIES.get(country or "", country or "unknown"), "requests": n,
-            "learned": sorted(PII.get(p, p.replace("_", " ")) for p in learned.get(name, ())),
+            "learned": sorted({PII.get(p, p.replace("_", " ")) for p in learned.get(name, ())}),
         })  # fmt: skip
     s.companies_all = companies
     s.companies = companies[:TOP]
