@@ -22,7 +22,7 @@ import time
 from mitmproxy.test import tflow
 
 from gazeback.capture.snapshot import snapshot_http
-from gazeback.db.store import record_item
+from gazeback.capture.spill import encode
 from gazeback.knowledge.classify import load_index
 from gazeback.leaks.needles import build_profile
 from gazeback.models import IdentityValue
@@ -91,7 +91,7 @@ def main() -> None:
         f.request.raw_content = body
         t0 = time.perf_counter()
         try:
-            json.dumps(record_item(process(snapshot_http(f), ctx)))
+            json.dumps(encode(process(snapshot_http(f), ctx)))
         except Exception as e:  # noqa: BLE001 - counted and shown: must stay 0
             errors += 1
             print("error:", type(e).__name__, e)

@@ -247,16 +247,3 @@ def test_local_traffic_is_not_a_tracker(host):
     f.client_conn.sni = None  # plain HTTP: no server name
     obs = observe(snapshot_http(f), b"k" * 32)
     assert classify(obs, load_index()).is_tracker is False
-
-
-def test_frozen_from_is_the_dataclass_it_builds():
-    import dataclasses
-
-    from gazeback.models import Classification, frozen_from
-
-    values = {f.name: None for f in dataclasses.fields(Classification)}
-    values.update(registrable_domain="example.org", is_third_party=True, is_tracker=False)
-    built = frozen_from(Classification, values)
-    assert built == Classification(**values) and repr(built) == repr(Classification(**values))
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        built.registrable_domain = "other.example"  # type: ignore[misc]

@@ -59,6 +59,7 @@ def test_metadata_is_the_worktree_file():
         "host",
         "connect",
         "workshop",
+        "experiment",
         "apps",
     }
     for slug, board in boards(meta).items():
@@ -144,7 +145,9 @@ async def test_charts_say_what_they_should(demo_db):
     countries = await chart_rows(ds, "trail", trail["countries"], {})
     assert {"US", "KR", "FR"} <= {r["country"] for r in countries}
     unseen = json.dumps(await chart_rows(ds, "trail", trail["not-seen"], {}))
-    assert "i.instagram.com" in unseen and "pins its own" in unseen
+    # the phone's other traffic was looked into: this app refuses gazeback's certificate
+    assert "i.instagram.com" in unseen and "accepts only its own certificate" in unseen
+    assert "not installed" not in unseen
     opts = {"company": "Meta Platforms, Inc."}
     explained = json.dumps(await chart_rows(ds, "trail", company["c-explained"], opts))
     assert "Your email address, lower-cased, then hashed with SHA-256" in explained
@@ -301,3 +304,49 @@ def test_demo_command(tmp_path):
     assert result.exit_code == 0, result.output
     assert "300 requests" in result.output and "gazeback dashboard" in result.output
     assert "Example" in demo_command.help
+
+
+async def test_a_refused_certificate_says_which_of_the_two_it_probably_is(empty_db):
+    """Never looked inside anything from this device: the certificate is not installed.
+    Looked inside before, refused now: the app accepts only its own certificate."""
+    db = sqlite_utils.Database(empty_db)
+    new = db.table("devices").insert({"key": "user:new", "label": "new phone"}).last_pk
+    old = db.table("devices").insert({"key": "user:old", "label": "old phone"}).last_pk
+    now = datetime.now(UTC)
+    rows = [
+        (new, "tls_failed", 0, "a.example"),
+        (old, "http", 1, "b.example"),
+        (old, "tls_failed", 0, "c.example"),
+    ]
+    for i, (dev, kind, dec, host) in enumerate(rows):
+        at = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        db.table("requests").insert(
+            {"flow_id": str(i), "device_id": dev, "started_at": at, "kind": kind,
+             "is_decrypted": dec, "host": host, "method": "GET"}
+        )  # fmt: skip
+    summaries.rebuild(db)
+    db.close()
+    ds = await signed_in(serve.make_datasette(empty_db))
+    meta = boards(serve.dashboard_metadata("trail"))
+    unseen = await chart_rows(ds, "trail", meta["trail"]["charts"]["not-seen"], {})
+    why = {label: r["Why"] for r in unseen for label in ("new", "old") if label in r["Device"]}
+    assert "not installed on this device yet" in why["new"], unseen
+    assert "accepts only its own certificate" in why["old"]
+    check = {
+        r["Device"]: r["What it means"]
+        for r in await chart_rows(ds, "trail", meta["connect"]["charts"]["check"], {})
+    }
+    assert "not installed on this device yet" in check["new phone"]
+    assert "accept only their own certificate" in check["old phone"]
+
+
+def test_every_step_of_a_transform_chain_has_plain_words():
+    """No internal label ("decimal4", "b64phase", "e7") reaches a person: every step the
+    detector and decoder can write has words in the glossary."""
+    from gazeback.db import glossary
+    from gazeback.share.schema import CHAIN_STEPS
+
+    steps = {s.split(":", 1)[0] for s in CHAIN_STEPS} | {
+        s.split(":", 1)[1] for s in CHAIN_STEPS if ":" in s
+    }
+    assert sorted(steps - set(glossary.STEPS)) == []

@@ -219,6 +219,7 @@ def test_decryption_check(db):
     now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     phone = db.table("devices").insert({"key": "user:phone", "label": "phone"}).last_pk
     tv = db.table("devices").insert({"key": "user:tv", "label": "tv"}).last_pk
+    laptop = db.table("devices").insert({"key": "user:laptop", "label": "laptop"}).last_pk
     rows = [
         (phone, "11:55:00", "http", 1, "a.example", None),
         (phone, "11:56:00", "http", 1, "b.example", None),
@@ -226,6 +227,9 @@ def test_decryption_check(db):
         (phone, "11:58:00", "tunnel", 0, "pinned.example", "com.bank"),
         (phone, "10:00:00", "tls_failed", 0, "old.example", None),  # outside the window
         (tv, "11:59:00", "tls_failed", 0, "tv.example", None),
+        (tv, "11:59:30", "error", 1, "down.example", None),  # never reached its server
+        (laptop, "09:00:00", "http", 1, "c.example", None),  # worked before
+        (laptop, "11:59:00", "tls_failed", 0, "c.example", None),
     ]
     for i, (dev, at, kind, dec, host, app) in enumerate(rows):
         db.table("requests").insert(
@@ -235,8 +239,11 @@ def test_decryption_check(db):
     got = {d.device: d for d in decryption.check(db, 10, now=now)}
     assert (got["phone"].connections, got["phone"].decrypted) == (4, 2)
     assert got["phone"].share == 0.5 and got["phone"].refusing == ["com.bank: pinned.example"]
-    assert "pinning" in got["phone"].verdict
-    assert got["tv"].share == 0 and "install the certificate" in got["tv"].verdict
+    assert "accept only their own certificate" in got["phone"].verdict
+    # the failed connection is neither decrypted nor a connection that says anything
+    assert (got["tv"].connections, got["tv"].decrypted, got["tv"].failed) == (1, 0, 1)
+    assert got["tv"].share == 0 and "not installed on this device yet" in got["tv"].verdict
+    assert "worked before" in got["laptop"].verdict  # decrypted before, refused now
 
 
 def test_devices_command_lists_families_and_relabels(tmp_path):
@@ -278,7 +285,21 @@ def test_status_command(tmp_path):
     devices.add(db, db_path, "phone", endpoint_host="x")
     db.close()
     r = CliRunner().invoke(cli, ["status", str(db_path)])
-    assert r.exit_code == 0 and "phone: - of 0 connections: no traffic yet" in r.output
+    assert r.exit_code == 0 and "phone: no connection: no traffic yet" in r.output
+    db = sqlite_utils.Database(db_path)
+    (phone,) = [r["id"] for r in db.query("select id from devices where label = 'phone'")]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    for i, (kind, dec) in enumerate([("http", 1), ("error", 1), ("error", 1)]):
+        db.table("requests").insert(
+            {"flow_id": f"s{i}", "device_id": phone, "started_at": now, "kind": kind,
+             "is_decrypted": dec, "host": "a.example"}
+        )  # fmt: skip
+    db.close()
+    r = CliRunner().invoke(cli, ["status", str(db_path)])
+    # one connection (not "1 connections"); the two that never reached a server are not
+    # counted as looked into
+    assert "phone: looked inside 100 % of 1 connection: working" in r.output, r.output
+    assert "and 2 that never reached their server" in r.output, r.output
 
 
 def test_wireguard_tunnel_through_mitmdump(tmp_path, upstream):

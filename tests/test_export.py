@@ -39,7 +39,9 @@ def test_export_passes_every_guarantee_and_g1_has_zero_hits(exported, household)
     result = CliRunner().invoke(verify_export, [str(exported), "--against", str(src)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert [line.split()[0] for line in lines] == [f"G{i}" for i in range(1, 9)]
+    # plain words first, each check's number after them
+    assert [line.split()[0] for line in lines] == ["pass"] * 8
+    assert [line.split("(check ")[1][:2] for line in lines] == [f"G{i}" for i in range(1, 9)]
     assert "0 hits" in lines[0]
     assert exported.with_name(exported.name + ".md").read_text().startswith("# gazeback export")
 

@@ -5,7 +5,8 @@ import pytest
 from mitmproxy.test import tflow
 
 from gazeback.capture.snapshot import snapshot_http
-from gazeback.db.store import record_item
+from gazeback.capture.spill import encode
+from gazeback.db.store import request_row
 from gazeback.leaks.needles import build_profile
 from gazeback.models import IdentityValue
 from gazeback.pipeline import Context, process
@@ -32,7 +33,7 @@ def test_identifier_in_query_is_found_and_not_stored(sent):
     record = run(f"http://t.example/p/{sent}/x?em={sent}&v=1")
     locations = {leak.location for leak in record.leaks}
     assert {"url.query:em", "url.path:1"} <= locations
-    stored = str(record_item(record)["request"])
+    stored = str(request_row(record))
     assert sent not in stored and sent.lower() not in stored.lower()
     assert "/p/[leak:email]/x?em=[leak:email]&v=1" in record.observation.path
 
@@ -42,7 +43,7 @@ def test_identifier_in_header_is_found_and_not_stored():
     record = run("http://t.example/p", headers=[("X-User", b64)])
     assert [leak.location for leak in record.leaks] == ["header:x-user"]
     assert ("X-User", "[leak:email]") in record.observation.request_headers
-    assert b64 not in str(record_item(record))
+    assert b64 not in str(encode(record))
     assert "header:x-user" in record.observation.redacted_fields
 
 

@@ -2,6 +2,7 @@
 two of them share or what they opted in to show; the wipe leaves nothing readable."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -192,3 +193,12 @@ def test_workshop_command_starts_and_wipes_itself(tmp_path):
     assert "Seat cards to print" in proc.stdout and "Wiped the workshop" in proc.stdout
     assert "WireGuard:  device 'p01' on UDP port" in proc.stdout
     assert not folder.exists()
+    # the console is projected: no seat's password on it, and no page that shows one
+    # participant's rows to the room (the trail, a table, the query editor)
+    assert "password" not in proc.stdout.replace("proxy users and passwords in", "")
+    assert "2 devices joining by Wi-Fi proxy instead of WireGuard" in proc.stdout
+    addresses = re.findall(r"https?://\S+", proc.stdout)
+    assert addresses and all(
+        "/-/dashboards/workshop" in a or a.endswith("/me/<on") or a == "http://mitm.it"
+        for a in addresses
+    ), addresses

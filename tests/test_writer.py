@@ -96,3 +96,37 @@ def test_full_queue_is_counted_not_blocking(tmp_path):
     w = Writer(tmp_path / "t.db", KEY, maxsize=2)  # not started: nothing drains the queue
     assert [w.submit(snap(i)) for i in range(4)] == [True, True, False, False]
     assert w.stats.dropped == 2
+
+
+def test_a_spilled_record_is_stored_as_the_record_itself_would_be(tmp_path):
+    """The spill file is the one place a Record is serialised: encode → JSON → decode must
+    write the same rows (request, leaks, leaf fingerprints, ID sightings, device)."""
+    import json
+
+    from gazeback.capture import spill
+    from gazeback.db import migrations, store
+    from gazeback.leaks.needles import build_profile
+    from gazeback.models import IdentityValue
+    from gazeback.pipeline import Context, process
+
+    f = tflow.tflow(resp=True)
+    f.request.url = (
+        "http://tracker.example/c?email=a@b.example&cid=5f1c0b8e-2d4a-4c8e-9b1a-3e7d2f6a9c01"
+    )
+    f.request.headers["user-agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Firefox/120.0"
+    f.request.headers["authorization"] = "Bearer abcdefghijklmnopqrstuvwxyz012345"
+    profile = build_profile([IdentityValue(1, "email", "a@b.example")])
+    record = process(snapshot_http(f), Context(KEY, None, profile))
+    assert record.leaks and record.detection is not None and record.detection.candidates
+    line = json.dumps(spill.encode(record))
+    assert "a@b.example" not in line and "abcdefghijklmnop" not in line  # as the db holds it
+    tables = ("requests", "leaks", "leaf_fingerprints", "persistent_id_sightings", "devices")
+    stored = []
+    for name, rec in (("direct", record), ("spilled", spill.decode(json.loads(line)))):
+        db = sqlite_utils.Database(tmp_path / f"{name}.db")
+        migrations.apply(db)
+        assert store.save_records(db, store.start_capture(db, "proxy", {}), [rec]) == 1
+        stored.append({t: list(db.query(f"select * from [{t}]")) for t in tables})
+        db.close()
+    assert stored[0] == stored[1]
+    assert all(stored[0][t] for t in ("requests", "leaks", "leaf_fingerprints", "devices"))

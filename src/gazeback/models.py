@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, NewType, TypeVar
+from typing import Literal, NewType
 
 CaptureId = NewType("CaptureId", int)
 DeviceId = NewType("DeviceId", int)
@@ -27,7 +27,7 @@ MAX_TEXT = 4096
 TRUNCATION_MARKER = "…[truncated]"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeviceKey:
     """How the proxy tells one device from another.
 
@@ -40,7 +40,7 @@ class DeviceKey:
     kind: str = "other"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FlowSnapshot:
     """What the proxy hook copies from a flow: cheap references to immutable data.
 
@@ -72,7 +72,7 @@ class FlowSnapshot:
     websocket_bytes: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Observation:
     """A request as gazeback records it: secrets redacted, sizes known, body kept in memory only."""
 
@@ -111,9 +111,13 @@ class Observation:
     raw_secret_headers: tuple[tuple[str, str], ...] = ()
     # The path as sent when redaction changed it: leak detection only, never stored.
     raw_path: str | None = None
+    app: str | None = None  # the app that sent it, when the source says (App Privacy Report)
+    # who said which app: 'reported' (the capture names it per connection) or 'inferred'
+    # (read from the request: knowledge.apps); None when no app is known
+    app_source: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Classification:
     """Who is behind a host, and whether the request is a third-party one."""
 
@@ -131,7 +135,7 @@ class Classification:
     sources: tuple[str, ...] = ()  # every list that knows this tracker
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Leak:
     """One of the person's identifiers found in a request: that and how, never the value."""
 
@@ -169,29 +173,53 @@ class IdentityValue:
     label: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """One property a tracker learned from a request (an adapter found it), stored safely.
+
+    Identifier-like properties keep only ``fingerprint`` (the leak detector's keyed leaf
+    fingerprint) and a masked ``preview``; ``value`` is then None. Coordinates are rounded to
+    2 decimals; other values are short, secret- and identity-scrubbed text.
+    """
+
+    adapter: str  # the adapter's id, e.g. "google-analytics-ua"
+    company: str  # the adapter file's company
+    property: str  # TrackHAR vocabulary name, e.g. "advertisingId"
+    location: str  # "query:cid", "body:events.0.device.ifa", "header:x-device", "path:2"
+    group: Literal["identifier", "device", "activity", "location"]
+    value: str | None
+    fingerprint: int | None
+    preview: str  # what the dashboard shows: the masked identifier, or the value
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An ID-shaped value, by keyed fingerprint only: input to the persistent-ID heuristic."""
+
+    fingerprint: int  # fingerprint(key, value): keyed BLAKE2b, 64 bits, signed
+    location: str  # array indices replaced by [*]
+    shape: str  # uuid, hex, b64, digits
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """What the leak detector found in one request (``leaks.detect.detect``): no values."""
+
+    leaks: tuple[Leak, ...] = ()
+    truncated: bool = False  # a budget was hit: store the request with decode_truncated = 1
+    # (keyed fingerprint of the lower-cased leaf, location) for retroactive matching
+    leaf_fingerprints: tuple[tuple[int, str], ...] = ()
+    candidates: tuple[Candidate, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Record:
-    """The pipeline's output for one flow: what the store writes."""
+    """The pipeline's output for one flow: what the store writes (``db.store.save_records``)."""
 
     observation: Observation
     classification: Classification
     leaks: tuple[Leak, ...] = ()
     decode_truncated: bool = False
-    # the leak detector's Detection (leaf fingerprints, ID candidates); typed loosely so
-    # models stays free of the detector's imports
-    detection: Any = None
-    app: str | None = None  # the app the request says it came from (inferred; knowledge.apps)
-
-
-_T = TypeVar("_T")
-
-
-def frozen_from(cls: type[_T], values: dict[str, Any]) -> _T:
-    """A frozen dataclass instance from ``values`` (every field, in declaration order),
-    without the frozen dataclass's per-field ``object.__setattr__``: the classifier builds one
-    Match and one Classification per request, and this is about 5x cheaper than ``cls(**values)``
-    (a Match: 0.5 µs against 2.8 µs, measured in one process). The one place such a
-    construction happens; tests/test_classify.py checks it equals ``cls(**values)``."""
-    obj = object.__new__(cls)
-    obj.__dict__.update(values)
-    return obj
+    # the leak detector's result (leaf fingerprints, ID candidates); None when it did not run
+    detection: Detection | None = None
+    learned: tuple[Learned, ...] = ()  # what adapters found (see knowledge/learn.py)

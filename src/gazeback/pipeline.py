@@ -1,16 +1,32 @@
-"""process(snapshot, context) → Record: observe, classify, detect leaks, in that order (pure)."""
+"""process(snapshot, context) → Record: observe, classify, detect leaks, learn, in that order (pure)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl
 
+from gazeback.knowledge import learn
 from gazeback.knowledge.apps import infer_app
 from gazeback.knowledge.classify import TrackerIndex, classify
 from gazeback.knowledge.hostnames import normalize_host
-from gazeback.leaks.detect import Profile, detect_safe
-from gazeback.leaks.redact import redact_header, redact_url, scrub_request
-from gazeback.models import MAX_TEXT, TRUNCATION_MARKER, FlowSnapshot, Leak, Observation, Record
+from gazeback.knowledge.properties import (
+    COORDINATES,
+    IDENTIFIERS,
+    MAX_VALUE_CHARS,
+    group_of,
+)
+from gazeback.leaks.detect import Profile, detect_safe, fingerprint, scrub_identities
+from gazeback.leaks.redact import redact_header, redact_url, scrub_request, scrub_text
+from gazeback.models import (
+    MAX_TEXT,
+    TRUNCATION_MARKER,
+    Classification,
+    FlowSnapshot,
+    Leak,
+    Learned,
+    Observation,
+    Record,
+)
 from gazeback.timestamps import iso
 
 MAX_HEADERS = 200  # headers kept per request; the rest are counted in a marker entry
@@ -25,20 +41,25 @@ class Context:
     :param key: the local key: fingerprints secrets and decoded leaves
     :param index: tracker knowledge; None classifies by registrable domain only
     :param profile: the person's identities; None skips leak detection
+    :param adapters: what each tracker endpoint carries (knowledge/adapters); None learns nothing
     """
 
     key: bytes
     index: TrackerIndex | None = None
     profile: Profile | None = None
+    adapters: learn.AdapterIndex | None = field(default_factory=learn.load_index)
 
 
 def process(snap: FlowSnapshot, context: Context) -> Record:
     """Turn one captured flow into what the store writes."""
     obs = observe(snap, context.key)
     cls = classify(obs, context.index)
-    app = infer_app(obs.user_agent, obs.request_headers, obs.query, obs.request_body)
+    if obs.app is None and (app := infer_app(obs.user_agent, obs.request_headers, obs.query,
+                                               obs.request_body)):  # fmt: skip
+        obs = replace(obs, app=app, app_source="inferred")
+    learned = learn_from(obs, context) if context.adapters is not None else ()
     if context.profile is None:
-        return Record(observation=obs, classification=cls, app=app)
+        return Record(observation=obs, classification=cls, learned=learned)
     det = detect_safe(obs, context.profile, context.key)
     if det.leaks:
         obs = scrub(obs, det.leaks)
@@ -48,8 +69,204 @@ def process(snap: FlowSnapshot, context: Context) -> Record:
         leaks=det.leaks,
         decode_truncated=det.truncated,
         detection=det,
-        app=app,
+        learned=learned,
     )
+
+
+def learn_from(obs: Observation, context: Context) -> tuple[Learned, ...]:
+    """What the adapters find in ``obs``, in the form it may be stored (see ``safe_learned``).
+
+    A request to a host no adapter knows costs one or two dictionary lookups. An adapter that
+    raises on an odd request (a bug) yields nothing for that request rather than stopping the
+    writer."""
+    index = context.adapters
+    if index is None or obs.kind != "http" or not obs.host:
+        return ()
+    candidates = index.candidates(obs.host)
+    if candidates is None:
+        return ()
+    path = obs.raw_path or obs.path or "/"
+    if "?" in path:
+        path = path.partition("?")[0]
+    method = obs.method or ""
+    adapters = [a for a in candidates if a.matches(method, path)]
+    if not adapters:
+        return ()
+    headers = {name.lower(): value for name, value in obs.request_headers}
+    headers.update(obs.raw_secret_headers)  # the values as sent (cookie, authorization)
+    request = learn.Request(
+        method=obs.method or "",
+        host=obs.host,
+        path=path,
+        query=obs.query,
+        headers=headers,
+        body=obs.request_body,
+    )
+    try:
+        found = learn.apply(adapters, request)
+    except Exception:  # noqa: BLE001 - one odd request must not stop the writer
+        return ()
+    companies = {a.id: a.company for a in adapters}
+    out = []
+    for f in found:
+        x = safe_learned(f, companies[f.adapter], context)
+        if x is not None:
+            out.append(x)
+    return tuple(out)
+
+
+def safe_learned(found: learn.Found, company: str, context: Context) -> Learned | None:
+    """Turn a finding into what may be stored: identifiers as keyed fingerprint + masked preview,
+    coordinates rounded to 2 decimals, other values secret- and identity-scrubbed and short."""
+    prop, value = found.property, found.value
+    location = found.location.replace(".", ":", 1)
+    group = group_of(prop)
+    if prop in IDENTIFIERS:
+        return Learned(
+            found.adapter,
+            company,
+            prop,
+            location,
+            group,
+            None,
+            fingerprint(context.key, value),
+            mask_identifier(value),
+        )
+    if prop in COORDINATES:
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        if number != number or abs(number) > 180:  # NaN or not a coordinate
+            return None
+        text = f"{round(number, 2):.2f}"
+    else:
+        if "://" in value[:12]:
+            text = redact_url(value, context.key)[0]
+        elif len(value) >= 16:
+            text = scrub_text(value, context.key)
+        else:
+            text = value
+        profile = context.profile
+        if profile is not None and (profile.automaton is not None or profile.whole_leaf):
+            text = scrub_identities(text, profile)
+        if len(text) > MAX_VALUE_CHARS:
+            text = text[: MAX_VALUE_CHARS - 1] + "…"
+    return Learned(found.adapter, company, prop, location, group, text, None, text)
+
+
+def learn_stored(
+    method: str,
+    host: str,
+    path: str,
+    headers: list[tuple[str, str]],
+    leaves: dict[str, list[int]],
+    context: Context,
+) -> tuple[Learned, ...]:
+    """What the adapters find in a request recorded earlier, from what gazeback stored of it.
+
+    Reads the stored path and query and the stored (redacted) headers, as live capture would,
+    skipping values redaction replaced; identifier properties elsewhere (the body, redacted
+    cookies) come from the stored leaf fingerprints (``leaves``: location → fingerprints), whose
+    preview the caller fills from live findings of the same fingerprint. Bodies are not stored:
+    descriptive values inside a body, values under a list index, and anything behind a transform
+    other than JSON inside a form field cannot be recovered."""
+    index = context.adapters
+    if index is None or not host:
+        return ()
+    path_only, _, qs = (path or "/").partition("?")
+    adapters = index.match(method, host, path_only)
+    if not adapters:
+        return ()
+    request = learn.Request(
+        method=method,
+        host=host,
+        path=path_only,
+        query=tuple(parse_qsl(qs, keep_blank_values=True)),
+        headers={name.lower(): value for name, value in headers},
+    )
+    companies = {a.id: a.company for a in adapters}
+    out: dict[tuple[str, str, str, object], Learned] = {}
+    for found in learn.apply(adapters, request):
+        if "[secret:" in found.value or "[leak:" in found.value:
+            continue
+        x = safe_learned(found, companies[found.adapter], context)
+        if x is not None:
+            out.setdefault((x.adapter, x.property, x.location, x.fingerprint or x.value), x)
+    for a in adapters:
+        for rule in a.rules:
+            if rule.property not in IDENTIFIERS:
+                continue
+            skip = {fingerprint(context.key, v) for v in rule.not_if}
+            container, _, rest = rule.path.text.partition(".")
+            location = f"{container}:{rest}" if rest else container
+            location = location.split("|")[0]
+            for loc in learn.leaf_locations(rule.path, a.body):
+                for fp in leaves.get(loc, ()):
+                    if fp in skip:
+                        continue
+                    x = Learned(
+                        adapter=a.id,
+                        company=a.company,
+                        property=rule.property,
+                        location=location,
+                        group="identifier",
+                        value=None,
+                        fingerprint=fp,
+                        preview="",
+                    )
+                    out.setdefault((x.adapter, x.property, x.location, fp), x)
+    return tuple(out.values())
+
+
+def mask_identifier(value: str) -> str:
+    """A hint that tells the person which identifier it is, and nobody else much."""
+    v = value.strip()
+    if len(v) >= 12:
+        return f"{v[:2]}…{v[-2:]}"
+    return "…"
+
+
+def unprocessed(snap: FlowSnapshot) -> Record:
+    """The least we can store for a flow our code could not process: where and when only."""
+    obs = Observation(
+        flow_id=snap.flow_id,
+        kind=snap.kind,
+        started_at=iso(snap.started_at),
+        device=snap.device,
+        method=None,
+        scheme=None,
+        host=str(snap.host)[:1024] or "(unknown)",
+        port=snap.port or None,
+        path=None,
+        query=(),
+        request_headers=(),
+        request_body=None,
+        content_type=None,
+        user_agent=None,
+        referer=None,
+        origin=None,
+        sec_fetch_site=None,
+        status_code=None,
+        request_bytes=0,
+        response_bytes=0,
+        duration_ms=None,
+        is_decrypted=snap.is_decrypted,
+        tls_sni=None,
+        server_ip=None,
+        error="gazeback could not process this request (see the proxy log)",
+    )
+    return Record(observation=obs, classification=Classification(None, None))
+
+
+def stored_only(record: Record) -> Record:
+    """``record`` without what is never stored (body, decoded query, values as sent):
+    for records that wait in memory or cross to another process."""
+    obs = record.observation
+    if not (obs.request_body is not None or obs.query or obs.raw_secret_headers or obs.raw_path):
+        return record
+    lean = replace(obs, request_body=None, query=(), raw_secret_headers=(), raw_path=None)
+    return replace(record, observation=lean)
 
 
 def scrub(obs: Observation, leaks: tuple[Leak, ...]) -> Observation:

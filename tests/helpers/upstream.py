@@ -15,6 +15,7 @@ from mitmproxy.certs import CertStore
 HOSTS = [
     "www.google-analytics.com",
     "connect.facebook.net",
+    "www.facebook.com",
     "tracker.example",
     "pinned.example",
     "api.example.org",

@@ -80,3 +80,25 @@ def test_ctrl_c_stops_stock_mitmdump_with_the_addon(tmp_path, delay):
     wait_listening(port, proc, log)
     time.sleep(delay)
     assert press_ctrl_c(proc, log) == 0, log.read_text()
+
+
+def test_ctrl_c_while_the_demo_is_written_ends_quietly(tmp_path):
+    """Ctrl-C while `gazeback demo` writes its made-up trail: a plain sentence, exit 0,
+    not click's "Aborted!" (#20)."""
+    log = tmp_path / "demo.log"
+    db = tmp_path / "demo.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gazeback", "demo", "--db", str(db), "--no-serve",
+         "--scale", "2000000"],
+        stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while "Writing" not in log.read_text() and time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.05)
+    time.sleep(1.0)  # well into the writing
+    assert press_ctrl_c(proc, log) == 0, log.read_text()
+    out = log.read_text()
+    assert "Aborted" not in out and "Traceback" not in out, out
+    assert "Stopped." in out and "run `gazeback demo` again" in out, out

@@ -46,6 +46,10 @@ SKIPPED = {
     ("docs/development.md", "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]'"),
     ("docs/benchmarks.md", "apt-get install hey          # optional: a Go load generator, cheaper on CPU than Python threads"),
     ("docs/guide/trackers.md", "gazeback trackers update"),
+    ("docs/guide/ask-them.md", "gazeback trackers update-contacts --from ~/Downloads/data-master"),
+    ("docs/experiments.md", "gazeback consent-check https://www.example.com/ --runs 3"),
+    ("docs/experiments.md", "gazeback run --notify-command 'notify-send gazeback \"{text}\"'"),
+    ("docs/benchmarks.md", "python bench/bench_learn.py --rounds 3 --requests 2000 --calls 5000 --repeat 5"),
 }  # fmt: skip
 
 # Files the examples name, made from the test fixtures.

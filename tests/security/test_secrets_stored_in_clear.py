@@ -16,7 +16,7 @@ from secretcorpus import ordinary_cases, secret_cases
 
 from gazeback.capture.snapshot import snapshot_http
 from gazeback.db import migrations
-from gazeback.db.store import record_item, save_items, start_capture
+from gazeback.db.store import save_records, start_capture
 from gazeback.pipeline import Context, process
 
 KEY = b"k" * 32
@@ -44,7 +44,7 @@ def stored(tmp_path_factory):
     migrations.apply(db)
     capture = start_capture(db, "proxy", {})
     cases = secret_cases()
-    save_items(db, capture, [record_item(_record(c, i)) for i, c in enumerate(cases)])
+    save_records(db, capture, [_record(c, i) for i, c in enumerate(cases)])
     data = path.read_bytes() + path.with_name("trail.db-wal").read_bytes()  # before checkpoint
     db.close()
     return cases, data + path.read_bytes()

@@ -59,6 +59,14 @@ class TrailLogger:
             "0 keeps everything.",
         )
         loader.add_option(
+            "gazeback_learn",
+            bool,
+            True,
+            "gazeback: decode each tracker's protocol with the adapters and store what it "
+            "learned (docs/what-they-learned.md). Off: who received each request, and your "
+            "registered identifiers in it, only.",
+        )
+        loader.add_option(
             "gazeback_writer_process",
             bool,
             True,
@@ -92,8 +100,9 @@ class TrailLogger:
             factory = self.writer_factory or (
                 ProcessWriter if ctx.options.gazeback_writer_process else Writer
             )
+            extra: dict[str, Any] = {} if ctx.options.gazeback_learn else {"learn": False}
             writer = factory(
-                path, load_or_create_key(path), keep_days=ctx.options.gazeback_keep_days
+                path, load_or_create_key(path), keep_days=ctx.options.gazeback_keep_days, **extra
             )
             writer.start()
         except Exception as e:

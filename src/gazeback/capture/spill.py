@@ -1,6 +1,7 @@
 """Where records go when the database cannot take them, and how they come back.
 
-A spill file is JSONL (one stored item a line, 0600). The first choice is next to the
+A spill file is JSONL (one record a line, 0600: ``encode``/``decode``; what the database would
+hold, never a body or a value as sent). The first choice is next to the
 database (``trail.db.spill.jsonl``). When that disk is full too, a private folder on another
 disk takes it: ``$GAZEBACK_SPILL_DIR`` if set (then only that), else
 ``$XDG_RUNTIME_DIR/gazeback``, ``/dev/shm/gazeback-UID`` or the temp folder's
@@ -22,6 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from gazeback.db.localfiles import spill_path
+from gazeback.db.store import LEAK_COLUMNS, REQUEST_COLUMNS, request_row
+from gazeback.models import (
+    Candidate,
+    Classification,
+    Detection,
+    DeviceKey,
+    Leak,
+    Learned,
+    Observation,
+    Record,
+)
 
 logger = logging.getLogger("gazeback")
 
@@ -84,10 +96,146 @@ def append(path: Path, lines: list[bytes], primary: bool) -> None:
         os.close(fd)
 
 
-def write(db_path: Path, items: list[dict[str, Any]]) -> Path:
-    """Spill ``items`` to the first place with room; return it, or raise OSError saying why
+def encode(record: Record) -> dict[str, Any]:
+    """A record as one spill line: the device, the ``requests`` row, the leaks and the
+    detector's keyed fingerprints (JSON-safe; no body, no value as sent)."""
+    obs, det = record.observation, record.detection
+    return {
+        "device": {"key": obs.device.key, "label": obs.device.label, "kind": obs.device.kind},
+        "user_agent": obs.user_agent,
+        "request": request_row(record),
+        "leaks": [{c: getattr(leak, c) for c in LEAK_COLUMNS} for leak in record.leaks],
+        "detection": None
+        if det is None or not (det.leaf_fingerprints or det.candidates)
+        else {
+            "leaf_fingerprints": [list(fp) for fp in det.leaf_fingerprints],
+            "candidates": [[c.fingerprint, c.location, c.shape] for c in det.candidates],
+        },
+        # what adapters found, already in its stored form (fingerprints, masked previews)
+        "learned": [
+            [
+                x.adapter,
+                x.company,
+                x.property,
+                x.location,
+                x.group,
+                x.value,
+                x.fingerprint,
+                x.preview,
+            ]
+            for x in record.learned
+        ],  # fmt: skip
+    }
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{where} missing or not text")
+    return value
+
+
+def _flag(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def decode(line: Any) -> Record:
+    """The record a spill line (``encode``) holds, or ValueError saying what is wrong."""
+    if not isinstance(line, dict):
+        raise ValueError(f"a {type(line).__name__}, not a recorded request")
+    device, req = line.get("device"), line.get("request")
+    if not isinstance(device, dict) or not isinstance(device.get("key"), str):
+        raise ValueError("no device key")
+    if not isinstance(req, dict):
+        raise ValueError("no request")
+    unknown = set(req) - set(REQUEST_COLUMNS)
+    if unknown:
+        raise ValueError(f"request has unknown field(s) {sorted(unknown)}")
+    leaks, det = line.get("leaks", []), line.get("detection")
+    if not isinstance(leaks, list) or not all(isinstance(leak, dict) for leak in leaks):
+        raise ValueError("leaks is not a list of leaks")
+    headers = json.loads(req["request_headers"]) if req.get("request_headers") else ()
+    redacted = json.loads(req["redacted_fields"]) if req.get("redacted_fields") else ()
+    obs = Observation(
+        flow_id=_text(req.get("flow_id"), "request.flow_id"),
+        kind=_text(req.get("kind", "http"), "request.kind"),  # type: ignore[arg-type]
+        started_at=_text(req.get("started_at"), "request.started_at"),
+        device=DeviceKey(device["key"], str(device.get("label") or device["key"]),
+                         str(device.get("kind") or "other")),
+        method=req.get("method"),
+        scheme=req.get("scheme"),
+        host=_text(req.get("host"), "request.host"),
+        port=req.get("port"),
+        path=req.get("path"),
+        query=(),
+        request_headers=tuple((str(k), str(v)) for k, v in headers),
+        request_body=None,
+        content_type=req.get("content_type"),
+        user_agent=line.get("user_agent"),
+        referer=None,
+        origin=None,
+        sec_fetch_site=None,
+        status_code=req.get("status_code"),
+        request_bytes=req.get("request_bytes") or 0,
+        response_bytes=req.get("response_bytes") or 0,
+        duration_ms=req.get("duration_ms"),
+        is_decrypted=bool(req.get("is_decrypted", 1)),
+        tls_sni=req.get("tls_sni"),
+        server_ip=req.get("server_ip"),
+        error=req.get("error"),
+        websocket_messages=req.get("websocket_messages"),
+        websocket_bytes=req.get("websocket_bytes"),
+        redacted_fields=tuple(str(f) for f in redacted),
+        app=req.get("app"),
+        app_source=req.get("app_source"),
+    )  # fmt: skip
+    cls = Classification(
+        registrable_domain=req.get("registrable_domain"),
+        is_third_party=_flag(req.get("is_third_party")),
+        tracker_id=req.get("tracker_id"),
+    )
+    record_leaks = tuple(
+        Leak(
+            pii_type=_text(leak.get("pii_type"), "leak.pii_type"),
+            transform_chain=str(leak.get("transform_chain")),
+            location=str(leak.get("location")),
+            tier=leak.get("tier"),
+            identity_id=leak.get("identity_id"),
+        )
+        for leak in leaks
+    )
+    truncated = bool(req.get("decode_truncated"))
+    detection = None
+    if det:
+        detection = Detection(
+            leaks=record_leaks,
+            truncated=truncated,
+            leaf_fingerprints=tuple((int(fp), str(loc)) for fp, loc in det["leaf_fingerprints"]),
+            candidates=tuple(
+                Candidate(int(fp), str(loc), str(sh)) for fp, loc, sh in det["candidates"]
+            ),
+        )
+    learned_raw = line.get("learned") or []
+    if not isinstance(learned_raw, list) or not all(
+        isinstance(x, list) and len(x) == 8 for x in learned_raw
+    ):
+        raise ValueError("learned is not a list of findings")
+    learned = tuple(
+        Learned(
+            str(a), str(c), str(p), str(loc), g if g in GROUPS else "activity",
+            None if v is None else str(v), None if fp is None else int(fp), str(pv),
+        )
+        for a, c, p, loc, g, v, fp, pv in learned_raw
+    )  # fmt: skip
+    return Record(obs, cls, record_leaks, truncated, detection, learned)
+
+
+GROUPS = ("identifier", "device", "activity", "location")
+
+
+def write(db_path: Path, records: list[Record]) -> Path:
+    """Spill ``records`` to the first place with room; return it, or raise OSError saying why
     none would take them."""
-    lines = [json.dumps(item, ensure_ascii=False).encode() + b"\n" for item in items]
+    lines = [json.dumps(encode(r), ensure_ascii=False).encode() + b"\n" for r in records]
     failures = []
     for i, path in enumerate(spill_files(db_path)):
         try:
@@ -98,39 +246,21 @@ def write(db_path: Path, items: list[dict[str, Any]]) -> Path:
     raise OSError("; ".join(failures))
 
 
-def check_item(item: Any) -> dict[str, Any]:
-    """The item if it has the shape ``store.record_item`` gives, else ValueError."""
-    if not isinstance(item, dict):
-        raise ValueError(f"a {type(item).__name__}, not a recorded request")
-    device, request = item.get("device"), item.get("request")
-    if not isinstance(device, dict) or not isinstance(device.get("key"), str):
-        raise ValueError("no device key")
-    if not isinstance(request, dict):
-        raise ValueError("no request")
-    for field in ("flow_id", "started_at", "host"):
-        if not isinstance(request.get(field), str):
-            raise ValueError(f"request.{field} missing or not text")
-    if not isinstance(item.get("leaks", []), list):
-        raise ValueError("leaks is not a list")
-    item.setdefault("leaks", [])
-    return item
-
-
-def read(path: Path, on_bad: Callable[[int, str], None]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, item) for each good line; ``on_bad(line, why)`` for each other one."""
+def read(path: Path, on_bad: Callable[[int, str], None]) -> Iterator[tuple[int, Record]]:
+    """(line number, record) for each good line; ``on_bad(line, why)`` for each other one."""
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
             if not raw.strip():
                 continue
             try:
-                yield n, check_item(json.loads(raw.decode("utf-8")))
-            except (UnicodeDecodeError, ValueError, RecursionError) as e:
+                yield n, decode(json.loads(raw.decode("utf-8")))
+            except (UnicodeDecodeError, ValueError, TypeError, KeyError, RecursionError) as e:
                 on_bad(n, str(e)[:200])
 
 
 def replay(
     path: Path,
-    save: Callable[[list[dict[str, Any]]], int],
+    save: Callable[[list[Record]], int],
     batch_size: int = 500,
 ) -> tuple[int, int]:
     """Store every good line of a spill file through ``save``, then remove the file.
@@ -147,7 +277,7 @@ def replay(
         logger.error("gazeback: %s line %d is not a recorded request (%s); skipped", path, n, why)
 
     stored = 0
-    batch: list[tuple[int, dict[str, Any]]] = []
+    batch: list[tuple[int, Record]] = []
     for entry in read(path, bad):
         batch.append(entry)
         if len(batch) >= batch_size:
@@ -166,22 +296,22 @@ def replay(
 
 
 def _save(
-    batch: list[tuple[int, dict[str, Any]]],
-    save: Callable[[list[dict[str, Any]]], int],
+    batch: list[tuple[int, Record]],
+    save: Callable[[list[Record]], int],
     bad: Callable[[int, str], None],
 ) -> int:
     if not batch:
         return 0
     try:
-        return save([item for _, item in batch])
+        return save([record for _, record in batch])
     except sqlite3.OperationalError:
         raise  # the database itself failed: keep the file
     except Exception:
         pass  # one item in the batch is wrong: find it
     stored = 0
-    for n, item in batch:
+    for n, record in batch:
         try:
-            stored += save([item])
+            stored += save([record])
         except sqlite3.OperationalError:
             raise
         except Exception as e:

@@ -23,8 +23,9 @@ from gazeback.capture import spill
 from gazeback.db import migrations, store
 from gazeback.db.identities import load_profile, profile_stamp
 from gazeback.knowledge.classify import TrackerIndex, load_index
+from gazeback.knowledge.learn import load_index as load_adapters
 from gazeback.models import FlowSnapshot, Record
-from gazeback.pipeline import Context, process
+from gazeback.pipeline import Context, process, stored_only, unprocessed
 
 logger = logging.getLogger("gazeback")
 
@@ -37,7 +38,7 @@ class Stats:
     def __init__(self) -> None:
         self.queued = 0
         self.recorded = 0
-        self.spilled = 0  # items written to the spill file because the db failed
+        self.spilled = 0  # requests written to the spill file because the db failed
         self.dropped = 0  # queue full: the writer could not keep up (logged loudly)
         self.process_errors = 0  # our code failed on a flow; stored with what we had
         self.store_errors = 0
@@ -105,6 +106,7 @@ class Writer(Intake):
         process_fn: Callable[[FlowSnapshot, Context], Record] = process,
         index: TrackerIndex | None = None,
         detect_leaks: bool = True,
+        learn: bool = True,
         busy_timeout_ms: int = 5000,
         keep_days: int = 0,
         backlog_max: int = 20_000,
@@ -119,6 +121,7 @@ class Writer(Intake):
         self.process_fn = process_fn
         self.index = index
         self.detect_leaks = detect_leaks
+        self.learn = learn  # apply the adapters (what each tracker learned)
         self.context = Context(key)
         self._stamp = ""
         self._stamp_checked = 0.0
@@ -134,7 +137,7 @@ class Writer(Intake):
         self._known_trackers: set[str] = set()
         self._last_drop_log = 0.0
         self.pinned: dict[str, float] = {}  # host -> when a client last refused our certificate
-        self.backlog: list[store.Item] = []
+        self.backlog: list[Record] = []
         self.backlog_max = backlog_max
         self.retry_interval = retry_interval
         self._next_retry = 0.0
@@ -187,7 +190,7 @@ class Writer(Intake):
             self._ready.set()
             return
         self._ready.set()
-        pending: list[store.Item] = []
+        pending: list[Record] = []
         deadline = time.monotonic() + self.interval
         stopping = False
         while not stopping:
@@ -204,7 +207,7 @@ class Writer(Intake):
                 self.queue.task_done()
             elif got is not None:
                 self._refresh_profile()  # before processing: new identities apply at once
-                pending.append(self._item(got))
+                pending.append(self._record(got))
             if pending and (
                 stopping or len(pending) >= self.batch_size or time.monotonic() >= deadline
             ):
@@ -247,7 +250,8 @@ class Writer(Intake):
 
     def _load_profile(self) -> None:
         profile = load_profile(self.db_path) if self.detect_leaks else None
-        self.context = Context(self.key, self.index, profile)
+        adapters = load_adapters() if self.learn else None
+        self.context = Context(self.key, self.index, profile, adapters)
         self._stamp = profile_stamp(self.db_path) if self.detect_leaks else ""
         self._stamp_checked = time.monotonic()
 
@@ -262,9 +266,9 @@ class Writer(Intake):
             except Exception as e:
                 logger.error("gazeback: could not reload identities: %s", e)
 
-    def _item(self, snap: FlowSnapshot) -> store.Item:
+    def _record(self, snap: FlowSnapshot) -> Record:
         try:
-            return store.record_item(self.process_fn(snap, self.context))
+            return self.process_fn(snap, self.context)
         except Exception:
             # Our code failed on this flow: keep what we safely can, and say so.
             self.stats.process_errors += 1
@@ -272,44 +276,44 @@ class Writer(Intake):
                 "gazeback: could not process flow %s; stored unclassified", snap.flow_id
             )
         try:
-            return store.record_item(process(snap, Context(self.key)))
+            return process(snap, Context(self.key))
         except Exception:
-            return store.minimal_item(snap)
+            return unprocessed(snap)
 
-    def _save(self, db: sqlite_utils.Database, items: list[store.Item]) -> int:
-        return store.save_items(
+    def _save(self, db: sqlite_utils.Database, records: list[Record]) -> int:
+        return store.save_records(
             db,
             self.capture_id or 0,
-            items,
+            records,
             index=self.index,
             device_cache=self._device_cache,
             known_trackers=self._known_trackers,
         )
 
-    def _commit(self, db: sqlite_utils.Database, items: list[store.Item]) -> None:
+    def _commit(self, db: sqlite_utils.Database, records: list[Record]) -> None:
         try:
-            self.stats.recorded += self._save(db, items)
+            self.stats.recorded += self._save(db, records)
         except Exception as e:
             self.stats.store_errors += 1
             self._device_cache.clear()
             self._known_trackers.clear()
-            self._spill_or_keep(items, f"could not write {len(items)} requests to "
+            self._spill_or_keep(records, f"could not write {len(records)} requests to "
                                 f"{self.db_path} ({e})")  # fmt: skip
 
-    def _spill_or_keep(self, items: list[store.Item], why: str) -> bool:
-        """Spill ``items`` where there is room, else keep them in the memory backlog."""
+    def _spill_or_keep(self, records: list[Record], why: str) -> bool:
+        """Spill ``records`` where there is room, else keep them in the memory backlog."""
         try:
-            path = spill.write(self.db_path, items)
+            path = spill.write(self.db_path, records)
         except OSError as e:
-            self._keep(items, f"{why}; no disk has room for a spill file ({e})")
+            self._keep(records, f"{why}; no disk has room for a spill file ({e})")
             return False
-        self.stats.spilled += len(items)
+        self.stats.spilled += len(records)
         logger.error("gazeback: %s; kept in %s for the next start", why, path)
         return True
 
-    def _keep(self, items: list[store.Item], why: str) -> None:
-        if items is not self.backlog:
-            self.backlog.extend(items)
+    def _keep(self, records: list[Record], why: str) -> None:
+        if records is not self.backlog:
+            self.backlog.extend(stored_only(r) for r in records)  # no bodies held in memory
         over = len(self.backlog) - self.backlog_max
         if over > 0:
             del self.backlog[:over]  # the oldest go: the newest say most about now
@@ -358,8 +362,8 @@ class Writer(Intake):
             self.stats.backlog = 0
 
     def _replay_spill(self, db: sqlite_utils.Database) -> None:
-        def save(items: list[store.Item]) -> int:
-            return store.save_items(db, self.capture_id or 0, items, index=self.index)
+        def save(records: list[Record]) -> int:
+            return store.save_records(db, self.capture_id or 0, records, index=self.index)
 
         for path in spill.spill_files(self.db_path):
             if path.is_file():

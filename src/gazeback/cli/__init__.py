@@ -54,6 +54,13 @@ def cli() -> None:
     help="Address devices reach this computer at, written into their WireGuard "
     "configuration (default: this computer's LAN address).",
 )
+@click.option(
+    "--notify-command",
+    metavar="COMMAND",
+    help="Run this command when something new appears (see `gazeback news`); {text} is "
+    "replaced by the message, e.g. 'notify-send gazeback \"{text}\"'. Run without a shell; "
+    "a burst of news is one message.",
+)
 @click.argument("mitmproxy_args", nargs=-1, type=click.UNPROCESSED)
 def run(
     db_path: Path,
@@ -65,6 +72,7 @@ def run(
     devices: tuple[str, ...],
     wireguard_host: str,
     endpoint: str | None,
+    notify_command: str | None,
     mitmproxy_args: tuple[str, ...],
 ) -> None:
     """Start the recording proxy and the dashboard; Ctrl-C stops both.
@@ -85,6 +93,7 @@ def run(
     record(
         db_path.expanduser(), listen_host, listen_port, None if no_dashboard else dashboard_port,
         list(devices), wireguard_host, endpoint, list(mitmproxy_args), keep_days,
+        notify_command=notify_command,
     )  # fmt: skip
 
 
@@ -156,18 +165,24 @@ def migrate(db_path: Path) -> None:
 
 
 def _register() -> None:
+    from gazeback.cli.adapters import adapters
+    from gazeback.cli.consent import consent_check
     from gazeback.cli.demo import demo
     from gazeback.cli.devices import device, devices_, status, wipe
+    from gazeback.cli.experiments import experiment
     from gazeback.cli.export import export, merge, verify_export
     from gazeback.cli.identity import identity, rescan
     from gazeback.cli.imports import import_
+    from gazeback.cli.news import alerts_, news
+    from gazeback.cli.request import request
     from gazeback.cli.summary import summary
     from gazeback.cli.trackers import reclassify, trackers
     from gazeback.cli.workshop import workshop
 
     for command in (
         device, devices_, status, workshop, wipe, import_, demo, export, verify_export, merge,
-        trackers, reclassify, identity, rescan, summary,
+        trackers, reclassify, adapters, identity, rescan, request, experiment, news, alerts_,
+        consent_check, summary,
     ):  # fmt: skip
         cli.add_command(command)
 

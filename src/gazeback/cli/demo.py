@@ -63,7 +63,11 @@ def demo(db_path: Path, days: int, seed: int, scale: int, no_serve: bool, port: 
         click.echo(f"  {n:,} of {scale:,} requests", err=True)
 
     click.echo(f"Writing {scale:,} made-up requests over {days} days to {db_path} ...")
-    counts = generate(db_path, days=days, seed=seed, scale=scale, progress=progress)
+    try:
+        counts = generate(db_path, days=days, seed=seed, scale=scale, progress=progress)
+    except KeyboardInterrupt:  # Ctrl-C is a normal way to stop, not an error ("Aborted!")
+        click.echo(f"Stopped. {db_path} holds only part of the demo: run `gazeback demo` again.")
+        sys.exit(0)
     click.echo(
         f"Done in {time.monotonic() - started:.0f} s: {counts['requests']:,} requests, "
         f"{counts['leaks']:,} pieces of personal data found, {counts['devices']} devices."

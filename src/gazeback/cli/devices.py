@@ -194,10 +194,16 @@ def status(db_path: Path, minutes: float) -> None:
     if not rows:
         click.echo(f"No traffic in the last {minutes:g} minutes, and no device added.")
     for d in rows:
-        pct = f"{100 * d.share:.0f} % decrypted" if d.connections else "-"
-        click.echo(f"{d.device}: {pct} of {d.connections} connections: {d.verdict}")
+        n = f"{d.connections} connection" + ("" if d.connections == 1 else "s")
+        seen = f"looked inside {100 * d.share:.0f} % of {n}" if d.connections else "no connection"
+        click.echo(f"{d.device}: {seen}: {d.verdict}")
+        if d.failed:
+            click.echo(
+                f"    and {d.failed} that never reached their server "
+                "(not counted: nothing to look inside)"
+            )
         for host in d.refusing[:15]:
-            click.echo(f"    refuses the certificate: {host}")
+            click.echo(f"    refused gazeback's certificate: {host}")
 
 
 @click.command(cls=DbCommand)

@@ -29,6 +29,15 @@ def _allowlist() -> Allowlist:
     return A(load_index())
 
 
+def _need_pyarrow() -> None:
+    from gazeback.share.schema import require_pyarrow
+
+    try:
+        require_pyarrow()
+    except ImportError as e:
+        raise click.ClickException(str(e)) from e
+
+
 def owner_canaries(db: Database, db_path: Path) -> Canaries:
     """Everything G1 and G3 search for, from the owner's database and its key file."""
     from gazeback.db.identities import load_identities, load_key
@@ -116,6 +125,8 @@ def export(
 
     if preview and fmt != "sqlite":
         raise click.ClickException("--preview opens SQLite exports; leave out --format")
+    if fmt == "parquet":
+        _need_pyarrow()
     if out.exists():
         raise click.ClickException(f"{out} already exists: choose a new name")
     folder = out.absolute().parent
@@ -196,22 +207,37 @@ def verify_export(out: Path, against: Path | None) -> None:
 @click.argument("exports", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("-k", "--k", "k", default=10, show_default=True, type=click.IntRange(2), help="Households a value needs before it is released.")  # fmt: skip
 @click.option("--l0", default=50, show_default=True, type=click.IntRange(1), help="Values one household may contribute per table.")  # fmt: skip
-def merge(pool: Path, exports: tuple[Path, ...], k: int, l0: int) -> None:
+@click.option("--dataset", is_flag=True, help="Write POOL as a research dataset instead: every row of every export, partitioned Parquet by month and contributor bucket, streamed (needs the research extra).")  # fmt: skip
+@click.option("--buckets", default=16, show_default=True, type=click.IntRange(1, 256), help="With --dataset: contributor buckets (partitions per month).")  # fmt: skip
+def merge(
+    pool: Path, exports: tuple[Path, ...], k: int, l0: int, dataset: bool, buckets: int
+) -> None:
     """Pool many households' exports: release a value only when k households have it.
 
     Every input is verified first (recipient's view). Writes POOL (SQLite) and a folder
     of Parquet files next to it (POOL with .parquet) for DuckDB or Spark.
+
+    With --dataset, POOL is a folder: the research dataset R1 (every row of every export,
+    no export id or device pseudonym, households numbered at random), in Hive-style
+    partitions traffic/month=YYYY-MM/contributor_bucket=NN/ that DuckDB, Spark or any
+    Arrow engine read in place; queries.sql in it holds the documented query set.
 
     Example:
 
         gazeback merge pool.db alice.db bob.db carol.db -k 10
 
         duckdb -c "select * from 'pool.parquet/pool_destinations.parquet' order by households desc"
+
+        gazeback merge research alice.db bob.db carol.db --dataset
     """
     from gazeback.share import merge as m
     from gazeback.share.verify import load, verify
 
+    _need_pyarrow()
     allow = _allowlist()
+    if dataset:
+        merge_dataset(pool, exports, allow, buckets)
+        return
     loaded = []
     for path in exports:
         exp = load(path)
@@ -235,3 +261,32 @@ def merge(pool: Path, exports: tuple[Path, ...], k: int, l0: int) -> None:
     released = sum(len(r) for r in rows.values())
     click.echo(f"{len(households)} households, {released} values released (k={k}, l0={l0}).")
     click.echo(f"Wrote {pool} and {parquet}/")
+
+
+def merge_dataset(out: Path, exports: tuple[Path, ...], allow: Allowlist, buckets: int) -> None:
+    """``merge --dataset``: verify each export (one at a time), then stream them all."""
+    from gazeback.share import dataset as ds
+    from gazeback.share.merge import MergeRefused
+
+    if out.exists():
+        raise click.ClickException(f"{out} already exists: choose a new name")
+    folder = out.absolute().parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise click.ClickException(f"cannot write {out}: the folder {folder} is not writable")
+    try:
+        sources = []
+        with click.progressbar(exports, label="Verifying", file=sys.stderr) as bar:
+            for path in bar:
+                sources.append(ds.verified_source(path, allow))
+        counts = ds.write_dataset(sources, out, allow, buckets)
+    except MergeRefused as e:
+        raise click.ClickException(f"{e}; nothing was written") from e
+    except FileExistsError as e:
+        raise click.ClickException(str(e)) from e
+    except OSError as e:
+        raise click.ClickException(f"cannot write {out}: {e}; nothing was written") from e
+    click.echo(
+        f"{counts['contributors']} households from {counts['exports']} exports, "
+        f"{counts['rows']:,} rows."
+    )
+    click.echo(f'Wrote {out}/ (query it with DuckDB: cd {out} && duckdb -c ".read queries.sql")')

@@ -41,9 +41,21 @@ MAX_SHOWN_PROBLEMS = 10
     help="Put every record on this device (the same as `gazeback run --device LABEL`) "
     "instead of one device per client address or MAC.",
 )
+@click.option(
+    "--experiment",
+    metavar="NAME",
+    help="Make each file one run of a condition of this experiment (with --condition).",
+)
+@click.option("--condition", metavar="LABEL", help='The condition, e.g. "reject all".')
 @click.option("-s", "--silent", is_flag=True, help="Don't show a progress bar.")
 def import_(
-    db_path: Path, files: tuple[Path, ...], fmt: str, device: str | None, silent: bool
+    db_path: Path,
+    files: tuple[Path, ...],
+    fmt: str,
+    device: str | None,
+    experiment: str | None,
+    condition: str | None,
+    silent: bool,
 ) -> None:
     """Import HAR files, mitmproxy dumps, pcap/pcapng captures, Apple App Privacy
     Reports, Pi-hole FTL databases, AdGuard Home query logs, PCAPdroid captures and CSVs,
@@ -58,6 +70,8 @@ def import_(
         gazeback import session.har phone.pcapng --device phone
 
         gazeback import --db /tmp/research.db crawl.har
+
+        gazeback import before.har --experiment update --condition before
     """
     from gazeback.cli.options import open_existing_db
     from gazeback.db.identities import load_profile
@@ -66,6 +80,12 @@ def import_(
     from gazeback.knowledge.classify import load_index
     from gazeback.pipeline import Context
 
+    if (experiment is None) != (condition is None) or (
+        condition is not None and not condition.strip()
+    ):
+        raise click.ClickException(
+            "--experiment and --condition go together: --experiment NAME --condition LABEL"
+        )
     for path in files:  # before anything is opened: a FIFO or a device would never end
         if not stat.S_ISREG(path.stat().st_mode):
             raise click.ClickException(
@@ -97,9 +117,21 @@ def import_(
                 rejected += 1
                 continue
         _summary(result)
+        if experiment and condition:
+            _add_run(db, experiment, condition, result)
     db.close()
     if rejected:
         raise SystemExit(1)
+
+
+def _add_run(db, experiment: str, condition: str, r: ImportResult) -> None:  # type: ignore[no-untyped-def]
+    from gazeback.db import experiments as ex
+
+    cid = r.capture_id if r.capture_id is not None else (r.already or {}).get("id")
+    if cid is None:
+        return
+    run = ex.add_capture(db, experiment, condition, int(cid))
+    click.echo(f"  experiment {experiment!r}: condition {condition!r}, run {run['run']}")
 
 
 def _reject(path: Path, why: str) -> int:

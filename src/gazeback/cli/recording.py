@@ -28,20 +28,24 @@ def record(
     keep_days: int = 0,
     dashboard_token: str | None = None,
     dashboard_path: str = "/-/dashboards/trail",
+    passwords_at: Path | None = None,
+    notify_command: str | None = None,
 ) -> None:
-    """What `run` does (`workshop` runs it too): proxy and dashboard until Ctrl-C."""
+    """What `run` does (`workshop` runs it too): proxy and dashboard until Ctrl-C.
+
+    ``passwords_at``: the devices' proxy passwords are in this file, so the banner names the
+    file instead of printing every seat's password on a workshop's projected screen."""
+    if notify_command is not None:
+        from gazeback.cli.news import notify_argv
+
+        try:
+            notify_argv(notify_command, "test")
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
     if dashboard_port:  # before anything starts: a clash must not leave `run` half-up
         check_port("127.0.0.1", dashboard_port, "--dashboard-port")
     check_port(listen_host, listen_port, "--listen-port")
-    ours = [
-        "--listen-host", listen_host, "--listen-port", str(listen_port),
-        "-s", str(Path(__file__).parent.parent / "capture" / "mitmproxy_script.py"),
-        "--set", f"gazeback_db={db_path}", "--set", "flow_detail=0",
-        "--set", "termlog_verbosity=warn",
-        "--set", f"gazeback_keep_days={keep_days}",
-        # connections to --ignore-hosts become flows gazeback can count (undecrypted)
-        "--set", "show_ignored_hosts=true",
-    ]  # fmt: skip
+    ours = proxy_args(db_path, listen_host, listen_port, keep_days)
     passed = list(mitmproxy_args or [])
     # before anything is created; without --device and without a database there will be no
     # credentials, so the regular proxy can be judged now too
@@ -60,6 +64,7 @@ def record(
         # WireGuard peers (their key is their credential) nor of this computer's programs
         args += ["--set", f"gazeback_proxy_users={serve.write_htpasswd(db_path, creds)}"]
     dashboard = None
+    notifier = None
     try:  # Ctrl-C at any point from here stops everything started so far, quietly
         url = None
         if dashboard_port:
@@ -72,17 +77,36 @@ def record(
                     f"the dashboard did not start on 127.0.0.1:{dashboard_port}; "
                     "`gazeback dashboard` shows why (its server log), or use --no-dashboard"
                 )
-        _banner(db_path, listen_host, listen_port, url, creds)
+        _banner(db_path, listen_host, listen_port, url, creds, passwords_at)
         for user, spec in added:
             click.echo(f"  WireGuard:  device {user!r} on UDP port {spec.rsplit(':', 1)[1]}")
+        from gazeback.cli.news import Notifier
+
+        notifier = Notifier(db_path, notify_command)  # news for the dashboard (and command)
+        notifier.start()
         from mitmproxy.tools.main import mitmdump
 
         mitmdump([*args, *passed])
     except KeyboardInterrupt:
         pass  # pressed while starting, before mitmproxy took over Ctrl-C: a normal stop
     finally:
+        if notifier is not None:
+            notifier.stopping.set()
         if dashboard is not None:
             serve.stop_server(dashboard)
+
+
+def proxy_args(db_path: Path, listen_host: str, listen_port: int, keep_days: int = 0) -> list[str]:
+    """mitmdump's options for gazeback's recording proxy (`run`, `consent-check`)."""
+    return [
+        "--listen-host", listen_host, "--listen-port", str(listen_port),
+        "-s", str(Path(__file__).parent.parent / "capture" / "mitmproxy_script.py"),
+        "--set", f"gazeback_db={db_path}", "--set", "flow_detail=0",
+        "--set", "termlog_verbosity=warn",
+        "--set", f"gazeback_keep_days={keep_days}",
+        # connections to --ignore-hosts become flows gazeback can count (undecrypted)
+        "--set", "show_ignored_hosts=true",
+    ]  # fmt: skip
 
 
 GATED = ("regular", "upstream")  # asked for proxy credentials beyond loopback (deviceauth.py)
@@ -120,15 +144,27 @@ def _check_listeners(args: list[str], creds: dict[str, str] | None) -> None:
 
 
 def _banner(
-    db_path: Path, host: str, port: int, dashboard_url: str | None, creds: dict[str, str]
+    db_path: Path,
+    host: str,
+    port: int,
+    dashboard_url: str | None,
+    creds: dict[str, str],
+    passwords_at: Path | None = None,
 ) -> None:
     shown = (
         (serve.lan_address() or "this computer's address") if host in ("0.0.0.0", "::") else host
     )
     click.echo(f"gazeback is recording to {db_path}")
     click.echo(f"  Proxy:      {shown}:{port}  (set this as the HTTP and HTTPS proxy)")
-    for user, password in creds.items():
-        click.echo(f"    device {user!r}: proxy user {user}  password {password}")
+    if creds and passwords_at is not None:
+        n = len(creds)
+        click.echo(
+            f"    {n} device{'s' if n != 1 else ''} joining by Wi-Fi proxy instead of "
+            f"WireGuard: proxy users and passwords in {passwords_at} (readable by you only)"
+        )
+    else:
+        for user, password in creds.items():
+            click.echo(f"    device {user!r}: proxy user {user}  password {password}")
     click.echo("  Certificate: open http://mitm.it through the proxy and follow the steps")
     if dashboard_url:
         click.echo(f"  Dashboard:  {dashboard_url}")

@@ -59,9 +59,17 @@ def lookup(host_or_url: str, as_json: bool) -> None:
     else:
         m = index.lookup(host_or_url)
     host = host_or_url.split("//")[-1].split("/")[0]
-    answer = {"host": host, "registrable_domain": registrable_domain(host)}
+    answer: dict[str, object] = {"host": host, "registrable_domain": registrable_domain(host)}
     if m is not None:
         answer |= {k: v for k, v in m.__dict__.items()}
+        history = index.companies.get(m.company_id or "", {}).get("history")
+        if history:  # the overlay's ownership changes: "owned by Acxiom until 2018-10"
+            answer["history"] = [
+                f"{h['previous_owner'] or 'independent'} until {h['date']}"
+                f"{' (as of)' if h['date_is_as_of'] else ''}, then {h['owner'] or 'independent'}:"
+                f" {h['event']} <{h['source_url']}>"
+                for h in history
+            ]
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
@@ -71,6 +79,8 @@ def lookup(host_or_url: str, as_json: bool) -> None:
     for key, value in answer.items():
         if isinstance(value, tuple):
             value = ", ".join(value)
+        if isinstance(value, list):
+            value = "\n".join([value[0], *(f"{'':21}{v}" for v in value[1:])])
         click.echo(f"{key:20} {value}")
 
 
@@ -110,13 +120,20 @@ def update(from_files: tuple[Path, ...]) -> None:
 @click.command(cls=DbCommand)
 @db_option
 def reclassify(db_path: Path) -> None:
-    """Apply the current tracker knowledge to every request stored in the database.
+    """Apply the current tracker knowledge to every request stored in the database: the
+    tracker lists, and the adapters that say what each tracker learned (from the stored path,
+    query and headers, and identifiers from the stored leaf fingerprints; bodies are not
+    stored, so other values sent in a body cannot be found again).
 
     Example:
 
         gazeback reclassify
     """
     from gazeback.cli.options import open_existing_db
+    from gazeback.db.learned import relearn
+    from gazeback.db.localfiles import load_or_create_key
+    from gazeback.knowledge.learn import load_index as load_adapters
+    from gazeback.pipeline import Context, learn_stored
 
     db = open_existing_db(Path(db_path))
     migrations.apply(db)
@@ -124,4 +141,54 @@ def reclassify(db_path: Path) -> None:
     click.echo(
         f"{counts['requests']:,} requests, {counts['changed']:,} changed, "
         f"{counts['trackers']:,} trackers ({counts['new']:,} new to this database)"
+    )
+    context = Context(load_or_create_key(Path(db_path)), None, None, load_adapters())
+    adapters = context.adapters
+    assert adapters is not None
+    learned = relearn(
+        db,
+        adapters,
+        lambda method, host, path, headers, leaves: learn_stored(
+            method, host, path, headers, leaves, context
+        ),
+    )
+    click.echo(
+        f"What they learned: {learned['requests']:,} requests to endpoints adapters know, "
+        f"{learned['added']:,} new findings"
+    )
+
+
+@trackers.command(name="update-contacts")
+@click.option(
+    "--from",
+    "src",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A checkout (or unpacked download) of the datenanfragen/data repository.",
+)
+def update_contacts(src: Path) -> None:
+    """Refresh the privacy contacts, authorities and letter templates `gazeback request` uses.
+
+    Reads a copy of the datenanfragen/data repository (CC0) you downloaded; the new data is
+    checked before it replaces the previous copy, which stays in use on any error.
+
+    Example: gazeback trackers update-contacts --from ~/Downloads/datenanfragen-data
+    """
+    from gazeback.knowledge import datenanfragen
+
+    try:
+        data = datenanfragen.build(src, f"{src.name} (local copy)")
+        target = datenanfragen.user_path()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        directory = datenanfragen.Directory(datenanfragen.read(tmp))
+        tmp.replace(target)
+    except (datenanfragen.DataError, OSError) as e:
+        raise click.ClickException(f"{e}. The previous contact data is still in use.") from None
+    datenanfragen.load.cache_clear()
+    click.echo(
+        f"Updated the contact data: {len(directory.companies):,} companies, "
+        f"{len(directory.authorities):,} supervisory authorities, "
+        f"{len(directory.templates)} languages"
     )

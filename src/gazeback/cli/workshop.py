@@ -17,6 +17,7 @@ from gazeback.dashboard import access, serve
 from gazeback.db.localfiles import default_db_path, side_file
 from gazeback.db.wipe import WorkshopFolder, trail_files, wipe
 from gazeback.devices import workshop as ws
+from gazeback.devices.access import credentials_path
 
 
 @click.command()
@@ -113,6 +114,7 @@ def workshop(
                 ["--set", f"confdir={folder / 'mitmproxy'}", *mitmproxy_args],
                 dashboard_token=token,
                 dashboard_path="/-/dashboards/workshop",
+                passwords_at=credentials_path(db_path),
             )  # fmt: skip
         except KeyboardInterrupt:
             pass  # Ctrl-C (or the timer) while starting: a normal end, wiped below

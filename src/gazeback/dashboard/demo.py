@@ -6,7 +6,7 @@ encodings real SDKs use (plain, URL-encoded, lower-cased then SHA-256, MD5, base
 header); some apps pin their certificates, so those connections could not be decrypted.
 
 Everything goes through the same path as live capture: ``FlowSnapshot`` → ``process`` →
-``store.record_item`` → ``store.save_items``. Alex's identities are registered with
+``store.save_records``. Alex's identities are registered with
 ``store_leaks.add_identity`` first, so the leak detector finds them as it would for a real
 person. To make a million requests in a few minutes, each distinct request (same device,
 app, call and content) is processed once; its repeats reuse that result with their own
@@ -20,7 +20,7 @@ import hashlib
 import json
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from gazeback.db import migrations, store
 from gazeback.db.identities import add_identity, load_key, load_profile
 from gazeback.db.localfiles import private_file
 from gazeback.knowledge.classify import TrackerIndex, load_index
-from gazeback.models import DeviceKey, FlowSnapshot
+from gazeback.models import DeviceKey, FlowSnapshot, Record
 from gazeback.pipeline import Context, process
 from gazeback.timestamps import iso
 
@@ -321,22 +321,20 @@ def generate(
     context = Context(load_key(db_path), index, load_profile(db_path))
     capture_id = store.start_capture(db, "demo", index.versions())
     values = persona_values()
-    cache: dict[tuple[str, str, int], store.Item] = {}
+    cache: dict[tuple[str, str, int], Record] = {}
     device_cache: dict[str, int] = {}
     known: set[str] = set()
     pinned: set[str] = set()
-    pending: list[store.Item] = []
+    pending: list[Record] = []
     saved = 0
     for i, app, call, at in plan(scale, days, seed, end):
         flow_id = f"demo-{seed}-{i}"
         key = (app.name, call.host, app.calls.index(call))
         tmpl = cache.get(key)
         if tmpl is None:
-            tmpl = cache[key] = store.record_item(
-                process(snapshot(app, call, flow_id, at, values), context)
-            )
-        request = dict(tmpl["request"], flow_id=flow_id, started_at=iso(at))
-        pending.append({**tmpl, "request": request})
+            tmpl = cache[key] = process(snapshot(app, call, flow_id, at, values), context)
+        obs = replace(tmpl.observation, flow_id=flow_id, started_at=iso(at))
+        pending.append(replace(tmpl, observation=obs))
         if call.kind == "tls_failed" and call.host not in pinned:
             store.save_pinned(db, call.host, "the app refused our certificate")
             pinned.add(call.host)
@@ -361,12 +359,12 @@ def generate(
 def _flush(
     db: sqlite_utils.Database,
     capture_id: int,
-    items: list[store.Item],
+    records: list[Record],
     index: TrackerIndex,
     device_cache: dict[str, int],
     known: set[str],
 ) -> int:
-    items.sort(key=lambda it: it["request"]["started_at"])
-    return store.save_items(
-        db, capture_id, items, index=index, device_cache=device_cache, known_trackers=known
+    records.sort(key=lambda r: r.observation.started_at)
+    return store.save_records(
+        db, capture_id, records, index=index, device_cache=device_cache, known_trackers=known
     )

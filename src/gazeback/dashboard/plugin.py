@@ -217,13 +217,130 @@ def register_routes(datasette: Any) -> list[tuple[str, Any]]:
         return Response(svg, content_type="image/svg+xml",
                         headers={"cache-control": "no-store"})  # fmt: skip
 
+    async def ask_them(request: Any) -> Any:
+        from datetime import date
+
+        from sqlite_utils import Database
+
+        from gazeback.dashboard import ask
+        from gazeback.db.asks import AskError
+
+        database = datasette.get_database()
+        args = {k: request.args.getlist(k) for k in request.args.keys()}
+        token = request.scope.get("csrftoken", lambda: "")()
+
+        def page(conn: Any) -> tuple[int, str, str]:
+            db = Database(conn)
+            try:
+                if request.path.endswith("/requests"):
+                    return 200, ask.requests_page(db, date.today()), "text/html; charset=utf-8"
+                if args.get("format") == ["html"]:
+                    letter = ask.letter_for(db, Path(database.path), args)[0]
+                    return 200, letter.html(), "text/html; charset=utf-8"
+                return (
+                    200,
+                    ask.ask_page(db, Path(database.path), args, token),
+                    "text/html; charset=utf-8",
+                )
+            except (AskError, ValueError, OSError) as e:
+                return 400, f"gazeback: {e}.\n", "text/plain; charset=utf-8"
+
+        if request.method == "POST":
+            form = dict(await request.post_vars())
+
+            def write(conn: Any) -> str | None:
+                try:
+                    ask.record_sent(Database(conn), form)
+                except (AskError, ValueError) as e:
+                    return str(e)
+                return None
+
+            problem = await database.execute_write_fn(write, block=True)
+            if problem:
+                return Response.text(f"gazeback: {problem}. Nothing was recorded.\n", 400)
+            return Response.redirect("/-/gazeback/requests")
+        status, body, kind = await database.execute_fn(page)
+        return Response(body, status=status, content_type=kind,
+                        headers={"cache-control": "no-store"})  # fmt: skip
+
+    async def experiment(request: Any) -> Any:
+        return await _experiment_page(datasette, request)
+
     async def summary(request: Any) -> Any:
         return Response.html(await summary_page(datasette.get_database(), request.args))
 
     return [
         (r"^/-/gazeback/qr/(?P<device_id>[0-9]+)\.svg$", qr),
+        (r"^/-/gazeback/ask$", ask_them),
+        (r"^/-/gazeback/requests$", ask_them),
+        (r"^/-/gazeback/experiment$", experiment),
         (r"^/-/gazeback/summary$", summary),
     ]
+
+
+EXPERIMENT_PAGE = """<!doctype html><html><head><meta charset="utf-8">
+<title>Experiment — gazeback</title><link rel="stylesheet" href="/-/static/app.css"></head>
+<body><section class="content"><h1>Start or stop an experiment run</h1>
+<p>Everything your devices send between start and stop is one run of the condition. Starting
+the same condition again makes a repeat run.</p>{message}{state}
+<form method="post" action="/-/gazeback/experiment">
+<input type="hidden" name="csrftoken" value="{csrf}"><input type="hidden" name="action" value="start">
+<p><label>Experiment <input name="name" required value="{name}"></label>
+<label>Condition <input name="condition" required placeholder="reject all"></label>
+<input type="submit" value="Start"></p></form>
+<form method="post" action="/-/gazeback/experiment">
+<input type="hidden" name="csrftoken" value="{csrf}"><input type="hidden" name="action" value="stop">
+<p><input type="submit" value="Stop the run going on"></p></form>
+<p><a href="/-/dashboards/experiment">The experiment dashboard</a></p></section></body></html>"""
+
+
+async def _experiment_page(datasette: Any, request: Any) -> Any:
+    """GET: a form to start or stop a run; POST: do it (the same as `gazeback experiment
+    start` / `stop`)."""
+    import html
+
+    import sqlite_utils
+    from datasette.utils.asgi import Response
+
+    from gazeback.db import experiments as ex
+
+    database = datasette.get_database()
+    message, status, name = "", 200, ""
+    if request.method == "POST":
+        form = await request.post_vars()
+        action, name = form.get("action"), (form.get("name") or "").strip()
+
+        def write(conn: Any) -> dict[str, Any]:
+            db = sqlite_utils.Database(conn)
+            if action == "start":
+                return ex.start(db, name, form.get("condition") or "")
+            if action == "stop":
+                return ex.stop(db)
+            raise ex.ExperimentError("the form asks for neither start nor stop")
+
+        try:
+            run = await database.execute_write_fn(write, block=True)
+        except ex.ExperimentError as e:
+            message, status = f'<p class="message-error">{html.escape(str(e))}</p>', 400
+        else:
+            verb = "started" if action == "start" else "stopped"
+            message = (
+                f'<p class="message-info">Run {run["run"]} of “{html.escape(run["condition"])}”'
+                f" {verb}.</p>"
+            )
+    going = await database.execute_fn(lambda conn: ex.running(sqlite_utils.Database(conn)))
+    state = (
+        f"<p>Running now: “{html.escape(going['experiment'])}”, condition "
+        f"“{html.escape(going['condition'])}”, run {going['run']}, since "
+        f"{html.escape(going['started_at'])}.</p>"
+        if going
+        else "<p>No run is going on.</p>"
+    )
+    page = EXPERIMENT_PAGE.format(
+        message=message, state=state, csrf=html.escape(request.scope["csrftoken"]()),
+        name=html.escape(name or (going or {}).get("experiment", "")),
+    )  # fmt: skip
+    return Response.html(page, status=status)
 
 
 async def summary_page(database: Any, args: Any) -> str:

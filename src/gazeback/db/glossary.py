@@ -71,17 +71,39 @@ STEPS = {
     "pct2": "percent-encoded twice",
     "utf16le": "as UTF-16 bytes",
     "bytes": "as raw bytes",
+    "barelower": "written as one block of small letters",
+    "bareupper": "written as one block of capitals",
+    "case-changed": "with its letters' case changed",
+    "e6": "as a whole number (millionths of a degree)",
+    "e7": "as a whole number (ten-millionths of a degree)",
+    "decimal2": "to within about a kilometre",
+    "decimal3": "to within about a hundred metres",
+    "decimal4": "to within about ten metres",
+    "decimal5": "to within about a metre",
+    "decimal6": "to the exact spot",
+    "uuid": "written as an ID",
+    "pct+": "percent-encoded",
+    "json": "inside structured data",
+    "jwt": "inside a signed token",
+    "form": "inside a form",
+    "gzip": "compressed",
+    "zstd": "compressed",
+    "deflate": "compressed",
+    "br": "compressed",
+    "xml": "inside structured data",
+    "text": "",
+    "protobuf": "inside packed app data",
 }
 LOCATIONS = {
-    "url.query": "in the {} parameter of the web address",
+    "url.query": "in the web address (the part labelled {})",
     "url.path": "in the web address itself",
     "url": "in the web address",
-    "body.form": "in the {} field of a form it sent",
-    "body.json": "in the {} field of the data it sent",
-    "body.multipart": "in the {} part of an upload",
+    "body.form": "in a form it sent (the part labelled {})",
+    "body.json": "in the data it sent (the part labelled {})",
+    "body.multipart": "in an upload (the part labelled {})",
     "body": "in the data it sent",
-    "header": "in the {} header",
-    "cookie": "in the {} cookie",
+    "header": "in a hidden line of the request named {}",
+    "cookie": "in a cookie named {}",
 }
 CATEGORIES = {
     "advertising": "Advertising",
@@ -96,6 +118,7 @@ CATEGORIES = {
     "cdn": "Content delivery (not tracking)",
     "hosting": "Hosting (not tracking)",
     "first_party_service": "The service itself",
+    "third_party_service": "Third-party service (payments, maps, translation: not tracking)",
     "essential": "Essential",
     "misc": "Other trackers",
 }
@@ -354,6 +377,14 @@ COUNTRIES: dict[str, str] = {
 
 
 def rows() -> list[dict[str, str]]:
+    from gazeback.knowledge.learn import load_index
+    from gazeback.knowledge.properties import GROUP_WORDS, PROPERTIES
+
+    learned = {k: words for k, (_, words) in PROPERTIES.items()}
+    reasons: dict[str, str] = {}  # "adapter property" → the first reason given for it
+    for adapter in load_index().adapters:
+        for rule in adapter.rules:
+            reasons.setdefault(f"{adapter.id} {rule.property}", rule.reason)
     out = []
     for kind, table in (
         ("pii", PII),
@@ -361,6 +392,9 @@ def rows() -> list[dict[str, str]]:
         ("location", LOCATIONS),
         ("category", CATEGORIES),
         ("country", COUNTRIES),
+        ("learned", learned),  # TrackHAR property → plain words (knowledge/properties.py)
+        ("learned_group", GROUP_WORDS),
+        ("learned_reason", reasons),
     ):
         out += [{"kind": kind, "key": k, "words": v} for k, v in table.items()]
     return out

@@ -20,10 +20,10 @@ from typing import Any
 from sqlite_utils import Database
 
 from gazeback.db.localfiles import key_path, load_or_create_key
-from gazeback.leaks.detect import Detection, Profile, fingerprint
+from gazeback.leaks.detect import Profile, fingerprint
 from gazeback.leaks.needles import NAME_KEYS, build_profile, validate
 from gazeback.leaks.redact import scrub_request
-from gazeback.models import IdentityValue, Leak
+from gazeback.models import Detection, IdentityValue, Leak
 from gazeback.timestamps import now_iso
 
 _AAD = b"gazeback identity v1:"

@@ -494,6 +494,174 @@ def m026_device_qr_codes_out_of_the_database(db: Database) -> None:
 
 
 @migrations()
+def m027_create_learned_items(db: Database) -> None:
+    # What adapters (knowledge/adapters/*.yaml) found in each request: the kind of data
+    # (TrackHAR property), where it sat and which adapter said so. Identifier-like properties
+    # keep only the keyed fingerprint (the leak detector's leaf fingerprint) and a masked
+    # preview, never the value; coordinates are rounded; other values are short and scrubbed.
+    # Read through the `learned` and `learned_links` views. Local only: never exported.
+    if db.table("learned_items").exists():  # a db whose migration records were reset
+        return
+    db.table("learned_items").create(
+        {
+            "id": int,
+            "request_id": int,
+            "adapter": str,  # adapter id, e.g. google-analytics-ua
+            "company": str,  # the adapter file's company
+            "property": str,  # TrackHAR vocabulary name, e.g. advertisingId
+            "location": str,  # query:cid, body:events.0.device.ifa, header:x-device, path:2
+            "kind_group": str,  # identifier, device, activity, location
+            "value": str,  # NULL for identifiers
+            "fingerprint": int,  # identifiers only: keyed fingerprint (as leaf_fingerprints)
+            "preview": str,  # masked identifier, or the value
+        },
+        pk="id",
+        not_null={"request_id", "adapter", "property", "location", "kind_group"},
+        foreign_keys=[("request_id", "requests", "id")],
+    )
+    db.table("learned_items").create_index(["request_id"])
+    db.table("learned_items").create_index(["fingerprint"])
+    db.table("learned_items").create_index(["company", "property"])
+
+
+@migrations()
+def m030_create_requests_sent(db: Database) -> None:
+    # Data access requests the person sent (`gazeback request --mark-sent`, dashboard): to
+    # whom, when, and by when the answer is due. No identifier is stored here.
+    if db.table("requests_sent").exists():  # re-applied after a test rolled the record back
+        return
+    db.table("requests_sent").create(
+        {
+            "id": int,
+            "company_id": str,  # gazeback company id (current-owner resolution)
+            "company_name": str,
+            "record": str,  # datenanfragen record slug; NULL when the contact was unverified
+            "law": str,  # gdpr, ccpa
+            "lang": str,
+            "method": str,  # email, post, webform, other
+            "sent_on": str,  # YYYY-MM-DD
+            "due_on": str,  # YYYY-MM-DD: one month later (GDPR Art. 12(3)); CCPA 45 days
+            "reminded_on": str,  # the admonition (reminder), when sent
+            "complained_on": str,  # the complaint to the supervisory authority, when sent
+            "answered_on": str,  # when the company answered; NULL while waiting
+        },
+        pk="id",
+        not_null={"company_id", "sent_on", "due_on", "law", "method"},
+    )
+    db.table("requests_sent").create_index(["company_id"])
+
+
+# Indexes that cost bytes on every request and serve no query (bench/storage.py; figures in
+# docs/benchmarks.md, "Storage"): name -> the CREATE statement m039 undoes. A prefix of another
+# index serves every lookup the longer one does; the others appear in no plan of a dashboard
+# statement and in no statement gazeback runs (leaf fingerprints are looked up by fingerprint
+# only; retention deletes them with a scan).
+UNUSED_INDEXES = {
+    "idx_requests_host": "create index idx_requests_host on requests (host)",
+    "idx_requests_tracker_id": "create index idx_requests_tracker_id on requests (tracker_id)",
+    "idx_requests_kind_started_at":
+        "create index idx_requests_kind_started_at on requests (kind, started_at)",
+    "idx_leaf_fingerprints_request_id":
+        "create index idx_leaf_fingerprints_request_id on leaf_fingerprints (request_id)",
+}  # fmt: skip
+
+
+@migrations()
+def m039_drop_unused_indexes(db: Database) -> None:
+    # The pages they held are reused by new rows (VACUUM gives them back to the disk).
+    for name in UNUSED_INDEXES:
+        db.execute(f"drop index if exists [{name}]")
+
+
+@migrations()
+def m033_create_experiments(db: Database) -> None:
+    # Before/after experiments (#16): a named experiment has conditions ("reject all",
+    # "accept all"); each run of a condition is a time window (optionally one device) or
+    # one capture (an import, a consent check). Repeat runs of a condition are kept apart.
+    if db.table("experiments").exists():  # applied before (a migration record was removed)
+        return
+    db.table("experiments").create(
+        {"id": int, "name": str, "created_at": str, "url": str},  # url: consent checks
+        pk="id",
+        not_null={"name", "created_at"},
+    )
+    db.table("experiments").create_index(["name"], unique=True)
+    db.table("experiment_runs").create(
+        {
+            "id": int,
+            "experiment_id": int,
+            "condition": str,  # the person's label, e.g. "reject all"
+            "run": int,  # 1, 2, 3 … within its condition
+            "device_id": int,  # a window limited to one device (NULL: every device)
+            "capture_id": int,  # a run that is one capture (import, consent check)
+            "started_at": str,
+            "ended_at": str,  # NULL while the run is going on
+            "source": str,  # window, import, consent-check
+            "banner": str,  # consent check: the CMP autoconsent recognised, or "not handled"
+            "clicked_at": str,  # consent check: when the banner was answered
+            "click_result": str,  # consent check: done, failed, not handled, none
+            "tcf_string": str,  # consent check: the TCF v2 string the page stored, if any
+            "tcf_summary": str,  # JSON: purposes / vendors consented, read from the string
+        },
+        pk="id",
+        not_null={"experiment_id", "condition", "run", "started_at", "source"},
+        foreign_keys=[
+            ("experiment_id", "experiments", "id"),
+            ("device_id", "devices", "id"),
+            ("capture_id", "captures", "id"),
+        ],
+    )
+    db.table("experiment_runs").create_index(["experiment_id", "condition", "run"], unique=True)
+
+
+@migrations()
+def m034_create_alerts(db: Database) -> None:
+    # Alerts on what is new (#16): rules as data (a person switches one off), a baseline per
+    # device, and what the rules raised (each alert names the first request behind it).
+    if db.table("alert_rules").exists():  # applied before (a migration record was removed)
+        return
+    db.table("alert_rules").create(
+        {"id": str, "title": str, "description": str, "enabled": int},
+        pk="id",
+        not_null={"title", "enabled"},
+        defaults={"enabled": 1},
+    )
+    db.table("alert_baselines").create(
+        {
+            "device_id": int,
+            "days": int,  # the first N days of the device are its baseline ...
+            "experiment_id": int,  # ... or the runs of one experiment condition
+            "condition": str,
+            "set_at": str,
+        },
+        pk="device_id",
+        foreign_keys=[("device_id", "devices", "id")],
+    )
+    db.table("alerts").create(
+        {
+            "id": int,
+            "rule_id": str,
+            "device_id": int,
+            "subject": str,  # what is new: a company id, "company|pii_type", a host ...
+            "text": str,  # the sentence shown and passed to --notify-command
+            "request_id": int,  # the first request behind it
+            "seen_at": str,  # when that request was sent
+            "raised_at": str,  # when gazeback noticed
+            "notified_at": str,  # when --notify-command was run for it
+        },
+        pk="id",
+        not_null={"rule_id", "subject", "text", "raised_at"},
+        foreign_keys=[
+            ("rule_id", "alert_rules", "id"),
+            ("device_id", "devices", "id"),
+            ("request_id", "requests", "id"),
+        ],
+    )
+    db.table("alerts").create_index(["rule_id", "device_id", "subject"], unique=True)
+    db.table("alerts").create_index(["raised_at"])
+
+
+@migrations()
 def m036_add_request_app_source(db: Database) -> None:
     # Who said which app sent a request: 'reported' (the capture file names it per
     # connection: PCAPdroid, TrackerControl, App Privacy Report) or 'inferred' (gazeback

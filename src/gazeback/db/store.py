@@ -1,9 +1,9 @@
 """The only module that writes gazeback's rows.
 
-A Record becomes an *item*: a JSON-safe dict with the device, the request row (without
-database ids) and its leaks. Items are what the writer commits in batches, and what it
-spills to a JSONL file when the database cannot take them, so a spill replays through
-exactly the same code.
+``save_records`` writes a batch of ``models.Record`` in one transaction: the device, the
+``requests`` row (built here, as the tuple its insert binds), the leaks and the leak
+detector's keyed fingerprints. Records stay typed all the way; they are serialised only
+where they leave the process (``capture/spill.py``: the spill file).
 """
 
 from __future__ import annotations
@@ -17,100 +17,87 @@ from sqlite_utils import Database
 
 from gazeback.db.identities import save_batch
 from gazeback.db.knowledge import save_knowledge
+from gazeback.db.learned import insert_learned, learned_row
 from gazeback.knowledge.classify import TrackerIndex
-from gazeback.leaks.detect import Candidate, Detection
-from gazeback.models import CaptureId, FlowSnapshot, Observation, Record
+from gazeback.models import CaptureId, Detection, Observation, Record
 from gazeback.timestamps import iso, now_iso
 
-Item = dict[str, Any]
+# The columns of `requests` a Record fills, in the order of request_values.
+REQUEST_COLUMNS = (
+    "flow_id",
+    "kind",
+    "started_at",
+    "method",
+    "scheme",
+    "host",
+    "port",
+    "path",
+    "registrable_domain",
+    "is_third_party",
+    "tracker_id",
+    "status_code",
+    "content_type",
+    "request_bytes",
+    "response_bytes",
+    "duration_ms",
+    "is_decrypted",
+    "tls_sni",
+    "server_ip",
+    "error",
+    "websocket_messages",
+    "websocket_bytes",
+    "decode_truncated",
+    "redacted_fields",
+    "request_headers",
+    "app",
+    "app_source",
+)
+LEAK_COLUMNS = ("identity_id", "pii_type", "transform_chain", "location", "tier")
 
 
-def record_item(record: Record) -> Item:
-    """Flatten a Record into the rows to store (no bodies, no leaked values)."""
+def request_values(record: Record) -> tuple[Any, ...]:
+    """The ``requests`` row of a record, in ``REQUEST_COLUMNS`` order (no bodies, no ids)."""
     obs, cls = record.observation, record.classification
-    return {
-        "device": {"key": obs.device.key, "label": obs.device.label, "kind": obs.device.kind},
-        "user_agent": obs.user_agent,
-        "request": {
-            "flow_id": obs.flow_id,
-            "kind": obs.kind,
-            "started_at": obs.started_at,
-            "method": obs.method,
-            "scheme": obs.scheme,
-            "host": obs.host,
-            "port": obs.port,
-            "path": obs.path,
-            "registrable_domain": cls.registrable_domain,
-            "is_third_party": None if cls.is_third_party is None else int(cls.is_third_party),
-            "tracker_id": cls.tracker_id,
-            "status_code": obs.status_code,
-            "content_type": obs.content_type,
-            "request_bytes": obs.request_bytes,
-            "response_bytes": obs.response_bytes,
-            "duration_ms": obs.duration_ms,
-            "is_decrypted": int(obs.is_decrypted),
-            "tls_sni": obs.tls_sni,
-            "server_ip": obs.server_ip,
-            "error": obs.error,
-            "websocket_messages": obs.websocket_messages,
-            "websocket_bytes": obs.websocket_bytes,
-            "decode_truncated": int(record.decode_truncated),
-            "redacted_fields": json.dumps(obs.redacted_fields) if obs.redacted_fields else None,
-            "request_headers": headers_json(obs) if obs.request_headers else None,
-            "app": record.app,
-            "app_source": "inferred" if record.app else None,
-        },
-        "leaks": [
-            {
-                "identity_id": leak.identity_id,
-                "pii_type": leak.pii_type,
-                "transform_chain": leak.transform_chain,
-                "location": leak.location,
-                "tier": leak.tier,
-            }
-            for leak in record.leaks
-        ],
-        "detection": _detection_item(record.detection),
-    }
-
-
-def _detection_item(det: Detection | None) -> dict[str, Any] | None:
-    # keyed fingerprints and locations only: JSON-safe for the spill file, no values
-    if det is None or not (det.leaf_fingerprints or det.candidates):
-        return None
-    return {
-        "leaf_fingerprints": [list(fp) for fp in det.leaf_fingerprints],
-        "candidates": [[c.fingerprint, c.location, c.shape] for c in det.candidates],
-    }
-
-
-def _detection(item: Item) -> Detection | None:
-    d = item.get("detection")
-    if not d:
-        return None
-    return Detection(
-        leaf_fingerprints=tuple((int(fp), str(loc)) for fp, loc in d["leaf_fingerprints"]),
-        candidates=tuple(Candidate(int(fp), str(loc), str(sh)) for fp, loc, sh in d["candidates"]),
+    third = cls.is_third_party
+    return (
+        obs.flow_id,
+        obs.kind,
+        obs.started_at,
+        obs.method,
+        obs.scheme,
+        obs.host,
+        obs.port,
+        obs.path,
+        cls.registrable_domain,
+        None if third is None else int(third),
+        cls.tracker_id,
+        obs.status_code,
+        obs.content_type,
+        obs.request_bytes,
+        obs.response_bytes,
+        obs.duration_ms,
+        int(obs.is_decrypted),
+        obs.tls_sni,
+        obs.server_ip,
+        obs.error,
+        obs.websocket_messages,
+        obs.websocket_bytes,
+        int(record.decode_truncated),
+        json.dumps(obs.redacted_fields) if obs.redacted_fields else None,
+        headers_json(obs) if obs.request_headers else None,
+        obs.app,
+        obs.app_source,
     )
 
 
-def minimal_item(snap: FlowSnapshot) -> Item:
-    """The least we can store for a flow our code could not process: where and when only."""
-    return {
-        "device": {"key": snap.device.key, "label": snap.device.label, "kind": snap.device.kind},
-        "user_agent": None,
-        "request": {
-            "flow_id": snap.flow_id,
-            "kind": snap.kind,
-            "started_at": iso(snap.started_at),
-            "host": str(snap.host)[:1024] or "(unknown)",
-            "port": snap.port or None,
-            "is_decrypted": int(snap.is_decrypted),
-            "tracker_id": None,
-            "error": "gazeback could not process this request (see the proxy log)",
-        },
-        "leaks": [],
-    }
+def request_row(record: Record) -> dict[str, Any]:
+    """The ``requests`` row of a record as column → value (what the database will hold)."""
+    return dict(zip(REQUEST_COLUMNS, request_values(record), strict=True))
+
+
+def _keyed(det: Detection | None) -> bool:
+    # only fingerprints and candidates are stored from a Detection (its leaks are the Record's)
+    return det is not None and bool(det.leaf_fingerprints or det.candidates)
 
 
 def start_capture(
@@ -150,22 +137,23 @@ def end_capture(db: Database, capture_id: CaptureId, recorded: int, failed: int)
     )
 
 
-def _device_ids(db: Database, items: Sequence[Item], cache: dict[str, int]) -> dict[str, int]:
-    seen: dict[str, tuple[Item, str, str]] = {}
-    for item in items:
-        key, at = item["device"]["key"], item["request"]["started_at"]
+def _device_ids(db: Database, records: Sequence[Record], cache: dict[str, int]) -> dict[str, int]:
+    seen: dict[str, tuple[Observation, str, str]] = {}
+    for record in records:
+        obs = record.observation
+        key, at = obs.device.key, obs.started_at
         first, last = seen[key][1:] if key in seen else (at, at)
-        seen[key] = (item, min(first, at), max(last, at))
+        seen[key] = (obs, min(first, at), max(last, at))
     devices = db.table("devices")
-    for key, (item, first, last) in seen.items():
+    for key, (obs, first, last) in seen.items():
         if key not in cache and (registered := registered_device(db, key)) is not None:
             cache[key] = registered
         if key not in cache:
             cache[key] = devices.lookup(
                 {"key": key},
                 {
-                    "label": item["device"]["label"],
-                    "kind": item["device"]["kind"],
+                    "label": obs.device.label,
+                    "kind": obs.device.kind,
                     "first_seen_at": first,
                     "last_seen_at": last,
                 },
@@ -174,7 +162,7 @@ def _device_ids(db: Database, items: Sequence[Item], cache: dict[str, int]) -> d
         update: dict[str, Any] = {"last_seen_at": max(last, row["last_seen_at"] or last)}
         if first < (row["first_seen_at"] or first):
             update["first_seen_at"] = first
-        ua = item.get("user_agent")
+        ua = obs.user_agent
         if ua and not row["user_agent_family"]:
             from gazeback.knowledge.useragents import families
 
@@ -193,10 +181,10 @@ def registered_device(db: Database, key: str) -> int | None:
     return int(row[0]) if row else None
 
 
-def save_items(
+def save_records(
     db: Database,
     capture_id: int,
-    items: Sequence[Item],
+    records: Sequence[Record],
     *,
     index: TrackerIndex | None = None,
     device_cache: dict[str, int] | None = None,
@@ -206,54 +194,67 @@ def save_items(
 
     Idempotent: a request whose ``flow_id`` is already stored is skipped with its leaks.
     """
-    if not items:
+    if not records:
         return 0
     cache = {} if device_cache is None else device_cache
     known = set() if known_trackers is None else known_trackers
     with db.atomic():
-        ids = _device_ids(db, items, cache)
+        ids = _device_ids(db, records, cache)
         if index is not None:
-            new_ids = {i["request"]["tracker_id"] for i in items} - known - {None}
+            tracker_ids = {r.classification.tracker_id for r in records}
+            new_ids = {t for t in tracker_ids if t is not None} - known
             if new_ids:
                 save_knowledge(db, index, new_ids)
                 known |= new_ids
-        flow_ids = [i["request"]["flow_id"] for i in items]
-        existing = _existing(db, flow_ids)
-        rows = []
-        for item in items:
-            if item["request"]["flow_id"] in existing:
+        existing = _existing(db, [r.observation.flow_id for r in records])
+        new: list[Record] = []
+        for record in records:
+            flow_id = record.observation.flow_id
+            if flow_id in existing:
                 continue
-            existing.add(item["request"]["flow_id"])
-            row = dict(item["request"])
-            row["capture_id"] = capture_id
-            row["device_id"] = ids[item["device"]["key"]]
-            rows.append(row)
-        _insert_requests(db, rows)
-        new_flows = {r["flow_id"] for r in rows}
-        detected = [
-            i
-            for i in items
-            if (i["leaks"] or i.get("detection")) and i["request"]["flow_id"] in new_flows
-        ]
+            existing.add(flow_id)
+            new.append(record)
+        _insert_requests(db, capture_id, ids, new)
+        detected = [r for r in new if r.leaks or _keyed(r.detection)]
         if detected:
-            pk = _ids_by_flow(db, [i["request"]["flow_id"] for i in detected])
-            db.table("leaks").insert_all(
-                {**leak, "request_id": pk[i["request"]["flow_id"]]}
-                for i in detected
-                for leak in i["leaks"]
+            pk = _ids_by_flow(db, [r.observation.flow_id for r in detected])
+            db.conn.executemany(
+                f"insert into leaks (request_id, {', '.join(LEAK_COLUMNS)}) "
+                "values (?, ?, ?, ?, ?, ?)",
+                [
+                    (pk[r.observation.flow_id], leak.identity_id, leak.pii_type,
+                     leak.transform_chain, leak.location, leak.tier)
+                    for r in detected
+                    for leak in r.leaks
+                ],
+            )  # fmt: skip
+            save_batch(
+                db,
+                [
+                    (pk[r.observation.flow_id], r.detection)
+                    for r in detected
+                    if r.detection is not None and _keyed(r.detection)
+                ],
             )
-            batch = [(pk[i["request"]["flow_id"]], _detection(i)) for i in detected]
-            save_batch(db, [(rid, det) for rid, det in batch if det is not None])
-    return len(rows)
+        learned = [r for r in new if r.learned]
+        if learned:
+            pk = _ids_by_flow(db, [r.observation.flow_id for r in learned])
+            insert_learned(
+                db,
+                [learned_row(pk[r.observation.flow_id], x) for r in learned for x in r.learned],
+            )
+    return len(new)
 
 
-def _insert_requests(db: Database, rows: list[dict[str, Any]]) -> None:
-    # The hot write path: one parameterized executemany per batch. Column names come from
-    # record_item (our code, checked against the schema), values are bound parameters.
+def _insert_requests(
+    db: Database, capture_id: int, device_ids: Mapping[str, int], records: Sequence[Record]
+) -> None:
+    # The hot write path: one parameterized executemany per batch, straight from the records.
+    # Column names are REQUEST_COLUMNS (our code, checked against the schema), values bound.
     # (sqlite-utils insert_all spent ~30 µs a row here on type checks and SQL building.)
-    if not rows:
+    if not records:
         return
-    columns = list(dict.fromkeys(c for row in rows for c in row))
+    columns = ("capture_id", "device_id", *REQUEST_COLUMNS)
     unknown = set(columns) - set(db.table("requests").columns_dict)
     if unknown:
         raise ValueError(f"requests has no column(s) {sorted(unknown)}")
@@ -261,7 +262,7 @@ def _insert_requests(db: Database, rows: list[dict[str, Any]]) -> None:
     marks = ", ".join("?" for _ in columns)
     db.conn.executemany(
         f"insert into requests ({names}) values ({marks})",
-        [tuple(row.get(c) for c in columns) for row in rows],
+        [(capture_id, device_ids[r.observation.device.key], *request_values(r)) for r in records],
     )
 
 
@@ -301,7 +302,7 @@ def pinned_hosts(db: Database) -> dict[str, float]:
 
 # Rows that belong to a request, deleted with it. (Requests go first: the summary triggers
 # read a request's leaks when it is deleted.)
-DEPENDENT_TABLES = ("leaks", "leaf_fingerprints", "persistent_id_sightings")
+DEPENDENT_TABLES = ("leaks", "leaf_fingerprints", "persistent_id_sightings", "learned_items")
 
 
 def prune(db: Database, keep_days: int, now: datetime | None = None) -> int:
@@ -322,6 +323,11 @@ def prune(db: Database, keep_days: int, now: datetime | None = None) -> int:
                     db.execute(
                         f"delete from [{table}] where request_id not in (select id from requests)"
                     )
+            if "alerts" in tables:  # the alert stays; the request behind it is gone
+                db.execute(
+                    "update alerts set request_id = null "
+                    "where request_id not in (select id from requests)"
+                )
             if "summary_hourly" in tables:
                 db.execute("delete from summary_hourly where requests <= 0")
                 db.execute("delete from summary_leaks where leaks <= 0")

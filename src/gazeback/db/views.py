@@ -41,7 +41,8 @@ select
   companies.country as country,
   trackers.name as tracker,
   trackers.category,
-  coalesce(trackers.is_tracker, 0) as is_tracker,
+  -- a page the person opened themselves (is_third_party 0) is never a tracker on that visit
+  coalesce(trackers.is_tracker, 0) * (coalesce(requests.is_third_party, 1) != 0) as is_tracker,
   requests.is_third_party,
   requests.is_decrypted,
   requests.status_code,
@@ -223,12 +224,16 @@ left join glossary_words loc on loc.kind = 'location' and loc.key = p.place
         {"requests", "devices"},
         """
 select d.label as device, d.kind, count(*) as connections,
-  cast(round(100.0 * sum(r.is_decrypted) / count(*)) as int) as decrypted_pct,
+  cast(round(100.0 * sum(r.kind in ('http', 'websocket') and r.is_decrypted) / count(*)) as int)
+    as decrypted_pct,
   group_concat(distinct case when r.is_decrypted = 0 and r.kind in ('tls_failed', 'tunnel')
     then coalesce(r.app || ': ', '') || r.host end) as refusing_the_certificate,
-  max(r.started_at) as last_seen_at
+  max(r.started_at) as last_seen_at,
+  exists(select 1 from requests x where x.device_id = d.id and x.is_decrypted = 1
+    and x.kind in ('http', 'websocket')) as ever_decrypted
 from requests r join devices d on d.id = r.device_id
 where r.started_at >= strftime('%Y-%m-%dT%H:%M:%S', 'now', '-10 minutes')
+  and r.kind in ('http', 'websocket', 'tls_failed', 'tunnel')
 group by d.id order by d.label
 """,
     ),
@@ -278,6 +283,84 @@ left join trackers t on t.id = r.tracker_id and t.is_tracker
 where s.is_shared = 1 group by d.id order by requests desc
 """,
     ),
+    # What adapters found in each request (learned_items), with where and when: the value for
+    # descriptive properties, the masked preview for identifiers (never the identifier).
+    "learned": (
+        {"learned_items", "requests", "devices", "trackers", "companies", "glossary_words"},
+        f"""
+select
+  l.request_id,
+  requests.started_at,
+  devices.label as device,
+  requests.host,
+  coalesce(companies.name, l.company) as company,
+  coalesce(owners.name, companies.name, l.company) as owner,
+  l.property,
+  coalesce(words.words, l.property) as property_words,
+  l.location,
+  l.adapter,
+  l.preview as value,
+  l.kind_group,
+  coalesce(groups.words, l.kind_group) as kind_group_words,
+  l.fingerprint,
+  requests.device_id,
+  requests.tracker_id,
+  requests.app,
+  {_html("coalesce(companies.name, l.company)")} as company_html,
+  {_url("coalesce(companies.name, l.company)")} as company_q,
+  l.company as adapter_company
+from learned_items l
+join requests on requests.id = l.request_id
+left join devices on devices.id = requests.device_id
+left join trackers on trackers.id = requests.tracker_id
+left join companies on companies.id = trackers.company_id
+left join companies as owners on owners.id = companies.owner_id
+left join glossary_words words on words.kind = 'learned' and words.key = l.property
+left join glossary_words groups on groups.kind = 'learned_group' and groups.key = l.kind_group
+""",
+    ),
+    # Linking: one identifier (same keyed fingerprint) sent to two or more companies, by an
+    # adapter's finding or as a decoded leaf of any other request. Masked, never the value.
+    "learned_links": (
+        {"learned_items", "requests", "devices", "leaf_fingerprints", "trackers", "companies"},
+        """
+with ids as (
+  select fingerprint, min(preview) as preview, group_concat(distinct property) as properties
+  from learned_items where fingerprint is not null group by fingerprint
+),
+sightings as (
+  select l.fingerprint, coalesce(c.name, l.company) as company, requests.device_id,
+    requests.started_at, requests.id as request_id
+  from learned_items l join requests on requests.id = l.request_id
+  left join trackers t on t.id = requests.tracker_id
+  left join companies c on c.id = t.company_id
+  where l.fingerprint is not null
+  union
+  select f.fingerprint, coalesce(c.name, requests.registrable_domain, requests.host),
+    requests.device_id, requests.started_at, requests.id
+  from leaf_fingerprints f
+  join ids on ids.fingerprint = f.fingerprint
+  join requests on requests.id = f.request_id
+  left join trackers t on t.id = requests.tracker_id
+  left join companies c on c.id = t.company_id
+)
+select
+  ids.fingerprint,
+  ids.preview,
+  ids.properties,
+  count(distinct s.company) as company_count,
+  group_concat(distinct s.company) as companies,
+  group_concat(distinct devices.label) as devices,
+  min(s.started_at) as first_seen,
+  max(s.started_at) as last_seen,
+  count(distinct s.request_id) as requests
+from ids
+join sightings s on s.fingerprint = ids.fingerprint
+left join devices on devices.id = s.device_id
+group by ids.fingerprint
+having count(distinct s.company) > 1
+""",
+    ),
 }
 
 
@@ -287,10 +370,14 @@ def ensure_db_shape(db: Database) -> None:
     for name, (needs, sql) in VIEWS.items():
         if needs <= tables:
             db.create_view(name, sql.strip(), replace=True)
+    from gazeback.db.alerts import ensure_rules
+    from gazeback.db.experiments import ensure_views
     from gazeback.db.glossary import refresh
 
     refresh(db)
     refresh_app_names(db)
+    ensure_views(db)
+    ensure_rules(db)
 
 
 def refresh_app_names(db: Database) -> None:

@@ -3,7 +3,7 @@
 Each reader turns an open binary file into ``Entry`` (a FlowSnapshot, as live capture
 makes) and ``Problem`` (a defect it stepped over) items, or raises ``Rejected`` when the
 file is not what it claims to be. ``import_file`` runs every entry through
-``pipeline.process`` and ``store.save_items``, all in one transaction per file, so a
+``pipeline.process`` and ``store.save_records``, all in one transaction per file, so a
 rejected file leaves the database as it was.
 
 Readers: HAR and mitmproxy dumps in ``import_flows`` (read by mitmproxy itself, so there is
@@ -19,7 +19,7 @@ import os
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,7 +41,8 @@ from gazeback.imports.base import Problem as Problem
 from gazeback.imports.base import Rejected as Rejected
 from gazeback.imports.base import Source as Source
 from gazeback.knowledge.classify import TrackerIndex
-from gazeback.pipeline import Context, process
+from gazeback.models import Record
+from gazeback.pipeline import Context, process, stored_only, unprocessed
 
 FORMATS = (
     "har",
@@ -225,29 +226,28 @@ def _import(
             db, fmt, versions, file_name=src.name, content_hash=src.content_hash
         )
         result.capture_id = capture_id
-        items: list[store.Item] = []
+        records: list[Record] = []
 
         def flush() -> None:
-            result.recorded += store.save_items(
-                db, capture_id, items, index=index, device_cache=device_cache,
+            result.recorded += store.save_records(
+                db, capture_id, records, index=index, device_cache=device_cache,
                 known_trackers=known,
             )  # fmt: skip
             if progress:
-                progress(len(items))
-            items.clear()
+                progress(len(records))
+            records.clear()
 
         if workers > 1 and fmt in PARALLEL_FORMATS:
-            done: Iterable[Problem | store.Item] = _parallel(fp, src, fmt, context, workers)
+            done: Iterable[Problem | Record] = _parallel(fp, src, fmt, context, workers)
         else:
             done = _processed(reader_for(fmt)(fp, src), context)
         for got in done:
             if isinstance(got, Problem):
                 problems.append(got)
                 continue
-            if "request" in got:
-                result.entries += 1
-                items.append(got)
-            if len(items) >= batch_size:
+            result.entries += 1
+            records.append(got)
+            if len(records) >= batch_size:
                 flush()
         flush()
         store_imports.save_problems(
@@ -266,9 +266,10 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _processed(got: Iterable[Item], context: Context) -> Iterator[Problem | store.Item]:
-    """What a reader found, in order: its problems, and each entry as an item to store
-    (after the problem that processing it hit, if any)."""
+def _processed(got: Iterable[Item], context: Context) -> Iterator[Problem | Record]:
+    """What a reader found, in order: its problems, and each entry as a record to store
+    (after the problem that processing it hit, if any), without its body: records wait in
+    batches and cross from worker processes."""
     for g in got:
         if isinstance(g, Problem):
             yield g
@@ -276,27 +277,28 @@ def _processed(got: Iterable[Item], context: Context) -> Iterator[Problem | stor
             yield from _item(g, context)
 
 
-def _item(entry: Entry, context: Context) -> Iterator[Problem | store.Item]:
+def _item(entry: Entry, context: Context) -> Iterator[Problem | Record]:
     try:
-        item = store.record_item(process(entry.snap, context))
+        record = process(entry.snap, context)
     except Exception as e:
         # our code failed on this entry: keep it unclassified and say so, as the writer does
         yield Problem(entry.position, f"stored without leak detection ({e})")
         try:
-            item = store.record_item(process(entry.snap, Context(context.key)))
+            record = process(entry.snap, Context(context.key))
         except Exception:
-            item = store.minimal_item(entry.snap)
-    if entry.app and (entry.app_source == "reported" or not item["request"].get("app")):
-        item["request"]["app"] = entry.app
-        item["request"]["app_source"] = entry.app_source
-    yield item
+            record = unprocessed(entry.snap)
+    record = stored_only(record)
+    if entry.app and (entry.app_source == "reported" or not record.observation.app):
+        obs = replace(record.observation, app=entry.app, app_source=entry.app_source)
+        record = replace(record, observation=obs)
+    yield record
 
 
 # --- worker processes ---------------------------------------------------------------------
 #
 # The parent cuts the file into pieces (cheap: HAR entries already parsed as JSON, or the
 # byte ranges of whole flows in a dump) and writes; workers run mitmproxy's parser, the
-# snapshot and the whole pipeline, and send back the items and problems of a piece, in
+# snapshot and the whole pipeline, and send back the records and problems of a piece, in
 # order. At most two pieces per worker are in flight, so memory stays bounded.
 
 _worker_context: Context | None = None
@@ -307,7 +309,7 @@ def _init_worker(context: Context) -> None:
     _worker_context = context
 
 
-def _work(fmt: str, src: Source, chunk: Any) -> list[Problem | store.Item]:
+def _work(fmt: str, src: Source, chunk: Any) -> list[Problem | Record]:
     from gazeback.imports import flows as import_flows
 
     assert _worker_context is not None
@@ -317,7 +319,7 @@ def _work(fmt: str, src: Source, chunk: Any) -> list[Problem | store.Item]:
 
 def _parallel(
     fp: IO[bytes], src: Source, fmt: str, context: Context, workers: int
-) -> Iterator[Problem | store.Item]:
+) -> Iterator[Problem | Record]:
     import multiprocessing
     from concurrent.futures import Future, ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
@@ -335,7 +337,7 @@ def _parallel(
     pool = ProcessPoolExecutor(
         workers, mp_context=mp, initializer=_init_worker, initargs=(context,)
     )
-    pending: deque[Future[list[Problem | store.Item]]] = deque()
+    pending: deque[Future[list[Problem | Record]]] = deque()
     try:
         chunks = split(fp, src, CHUNK)
         more = True

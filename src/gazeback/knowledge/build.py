@@ -209,6 +209,14 @@ def merge(layers: dict[str, Layer]) -> dict[str, Any]:
         if tid:
             by_tracker[tid].append(d)
 
+    # 4a. The overlay's dated ownership changes, oldest first: who holds each company now.
+    changes = sorted(
+        (c for layer in _ordered(layers) for c in layer.ownership_changes),
+        key=lambda c: (c["date"], c["company"]),
+    )
+    for change in changes:
+        _apply_change(change, companies, company_sources, trackers)
+
     # 4. Refine AdGuard/whotracks "essential" (tag managers, consent tools, CAs).
     tpw = (
         {d: t for d, t in layers["third-party-web"].domains} if "third-party-web" in layers else {}
@@ -256,6 +264,8 @@ def merge(layers: dict[str, Layer]) -> dict[str, Any]:
             "privacy_policy_url": c.get("privacy_policy_url"),
             "sources": sorted(company_sources[cid], key=PRECEDENCE.index),
         }
+        if c.get("history"):
+            out_companies[cid]["history"] = c["history"]
     return {
         "format": 1,
         "sources": {
@@ -267,6 +277,49 @@ def merge(layers: dict[str, Layer]) -> dict[str, Any]:
         "filter_domains": filter_domains,
         "url_rules": {s: layers[s].url_rules for s in FILTER_LISTS if s in layers},
     }
+
+
+def _apply_change(
+    change: dict[str, Any],
+    companies: dict[str, dict[str, Any]],
+    company_sources: dict[str, set[str]],
+    trackers: dict[str, dict[str, Any]],
+) -> None:
+    """Re-attribute ``change["trackers"]`` to ``change["company"]``, re-parent it, note history."""
+    cid = change["company"]
+    row = companies[cid]
+    for key in ("name", "country", "website_url"):
+        if change.get(key):
+            row[key] = change[key]
+    company_sources[cid].add("gazeback-overlay")
+    previous = change.get("from") or row.get("parent_id")
+    for tid in change.get("trackers", []):
+        if tid not in trackers:
+            raise ValueError(
+                f"gazeback-overlay/overlay.json ownership change {cid}: tracker {tid!r} is in no list"
+            )
+        trackers[tid]["company_id"] = cid
+    if cid not in companies or not row.get("name") and not change.get("trackers"):
+        raise ValueError(f"gazeback-overlay/overlay.json ownership change {cid}: unknown company")
+    target = change.get("to")
+    if target:
+        companies[target].setdefault("name", change.get("to_name") or target)
+        company_sources[target].add("gazeback-overlay")
+        row["parent_id"] = target
+    else:
+        row.pop("parent_id", None)
+    row.setdefault("history", []).append(
+        {
+            "date": change["date"],
+            "date_is_as_of": bool(change.get("date_is_as_of")),
+            "previous_owner": companies.get(previous, {}).get("name", previous)
+            if previous
+            else None,
+            "owner": companies[target]["name"] if target else None,
+            "event": change.get("event", ""),
+            "source_url": change["source_url"],
+        }
+    )
 
 
 def _company_domains(layer: Layer) -> dict[str, list[str]]:
@@ -387,6 +440,14 @@ def attribution(artifact: bytes) -> str:
         f"{len(doc['domains']):,} attributed domains, "
         + ", ".join(f"{len(v):,} {k} domain rules" for k, v in doc["filter_domains"].items())
         + ".",
+        "",
+        "## Privacy contacts and letter templates",
+        "",
+        "`datenanfragen.json.gz` (used by `gazeback request`): company privacy contacts, data",
+        "protection authorities and request templates from datenanfragen.de",
+        "(https://github.com/datenanfragen/data; its commit is the file's `version`), CC0 1.0",
+        "(`licenses/datenanfragen-CC0-1.0.txt`), reduced to the fields a letter needs by",
+        "`scripts/build_datenanfragen.py`. No attribution is required; we credit it anyway.",
         "",
     ]
     return "\n".join(lines)

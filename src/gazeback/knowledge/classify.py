@@ -7,7 +7,7 @@ import json
 import logging
 import re
 from collections import defaultdict
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from gazeback.knowledge.hostnames import (
     normalize_host as normalize_host,  # re-exported: its old home
 )
 from gazeback.knowledge.urlrules import LIST_CATEGORY, UrlRules
-from gazeback.models import Classification, Observation, frozen_from
+from gazeback.models import Classification, Observation
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def third_party(
     With an ``index``, hosts of the same owning company are first party to each other
     (``fonts.googleapis.com`` on a ``www.google.com`` page), even across sites.
     """
-    if obs.sec_fetch_site in ("same-origin", "same-site"):
+    if obs.sec_fetch_site in ("same-origin", "same-site") or is_top_level_visit(obs):
         return False
     page = context_host(obs)
     if index is not None and page is not None and index.same_owner(page, obs.host):
@@ -81,6 +81,20 @@ def third_party(
     if page is None or domain is None:
         return None
     return registrable_domain(page) != domain
+
+
+def is_top_level_visit(obs: Observation) -> bool:
+    """The person opened this page themselves (typed it, followed a link, a bookmark): a
+    top-level navigation (``Sec-Fetch-Mode: navigate`` with ``Sec-Fetch-Dest: document``).
+    The site visited is the first party on that visit, whoever owns it (facebook.com opened
+    is Meta as a first party, not a tracker)."""
+    mode = dest = ""
+    for name, value in obs.request_headers:
+        if name == "sec-fetch-mode":
+            mode = value
+        elif name == "sec-fetch-dest":
+            dest = value
+    return mode == "navigate" and dest == "document"
 
 
 def _suffixes(host: str) -> list[str]:
@@ -112,16 +126,9 @@ class Match:
     country: str | None = None
 
 
-_MATCH_FIELDS = tuple(f.name for f in fields(Match))
-
-
 def _build_match(base: dict[str, Any], domain: str | None) -> Match:
-    """``Match(**base)`` with ``matched_domain=domain``, minus the frozen per-field setattr.
-
-    ``base`` holds every field in declaration order (``_MATCH_FIELDS``), so the instance
-    ``__dict__`` (shown by ``gazeback trackers lookup``) keeps that order.
-    """
-    return frozen_from(Match, {**base, "matched_domain": domain})
+    """``Match(**base)`` with ``matched_domain=domain``."""
+    return Match(**{**base, "matched_domain": domain})
 
 
 _DEST_TYPES = {
@@ -229,7 +236,7 @@ class TrackerIndex:
             base = self._bases.get(hit)
             if base is None:
                 base = self._bases[hit] = self._match_fields(tid, source, self.tracker(tid))
-            return frozen_from(Match, {**base, "matched_domain": domain})
+            return Match(**{**base, "matched_domain": domain})
         # A filter-list host rule: a tracker entry on a parent keeps its richer name;
         # a non-tracker parent (metrics.apple.com under apple.com) loses to the rule.
         domains = self._domains
@@ -251,14 +258,13 @@ class TrackerIndex:
         if base is None:
             row = self._synthetic_row(f"{source}:", entity)  # for domain "": " (... rule)"
             base = self._synthetic_bases[key] = self._match_fields("", source, row)
-        return frozen_from(
-            Match,
-            {
+        return Match(
+            **{
                 **base,
                 "tracker_id": f"{source}:{domain}",
                 "tracker_name": domain + base["tracker_name"],  # "<domain> (EasyPrivacy host rule)"
                 "matched_domain": domain,
-            },
+            }
         )
 
     def _synthetic(self, tid: str) -> dict[str, Any]:
@@ -350,7 +356,8 @@ class TrackerIndex:
         cid = t["company_id"]
         while cid and cid in self.companies and all(c["id"] != cid for c in companies):
             c = self.companies[cid]
-            companies.append({"id": cid, **c, "sources": json.dumps(c["sources"])})
+            row = {k: v for k, v in c.items() if k != "history"}  # the artifact's, not a column
+            companies.append({"id": cid, **row, "sources": json.dumps(c["sources"])})
             cid = c["parent_id"]
         if self._by_tracker is None:
             by: dict[str, list[str]] = defaultdict(list)
@@ -435,35 +442,22 @@ def classify(obs: Observation, index: TrackerIndex | None = None) -> Classificat
     return _classification(domain, is_third, m)
 
 
-# Classification's fields in order, with their defaults (the two without one set per call).
-_UNATTRIBUTED = {
-    f.name: None if f.default is MISSING else f.default for f in fields(Classification)
-}
-
-
 def _classification(domain: str | None, is_third: bool | None, m: Match | None) -> Classification:
-    """``Classification(...)`` from a Match, minus the frozen dataclass's per-field setattr."""
     if m is None:
-        return frozen_from(
-            Classification,
-            {**_UNATTRIBUTED, "registrable_domain": domain, "is_third_party": is_third},
-        )
-    return frozen_from(
-        Classification,
-        {
-            "registrable_domain": domain,
-            "is_third_party": is_third,
-            "tracker_id": m.tracker_id,
-            "tracker_name": m.tracker_name,
-            "company_id": m.company_id,
-            "category": m.category,
-            "is_tracker": m.is_tracker,
-            "matched_domain": m.matched_domain,
-            "source": m.source,
-            "owner_id": m.owner_id,
-            "country": m.country,
-            "sources": m.sources,
-        },
+        return Classification(domain, is_third)
+    return Classification(
+        registrable_domain=domain,
+        is_third_party=is_third,
+        tracker_id=m.tracker_id,
+        tracker_name=m.tracker_name,
+        company_id=m.company_id,
+        category=m.category,
+        is_tracker=m.is_tracker,
+        matched_domain=m.matched_domain,
+        source=m.source,
+        owner_id=m.owner_id,
+        country=m.country,
+        sources=m.sources,
     )
 
 

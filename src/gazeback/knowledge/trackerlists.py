@@ -29,9 +29,12 @@ CATEGORIES = (
     "cdn",
     "hosting",
     "first_party_service",
+    "third_party_service",
     "other",
 )
-NOT_TRACKERS = frozenset({"cdn", "hosting", "first_party_service"})
+# third_party_service: payments, maps, translation, captcha — not tracking by default (a URL
+# rule still marks a request that tracks).
+NOT_TRACKERS = frozenset({"cdn", "hosting", "first_party_service", "third_party_service"})
 
 # AdGuard companiesdb and whotracks.me share category ids and names.
 WHOTRACKS_CATEGORIES = {
@@ -108,6 +111,8 @@ class Layer:
     trackers: list[dict[str, Any]] = field(default_factory=list)
     domains: list[tuple[str, str]] = field(default_factory=list)
     url_rules: list[str] = field(default_factory=list)
+    # the overlay's dated ownership changes (see parse_overlay), applied last by the merge
+    ownership_changes: list[dict[str, Any]] = field(default_factory=list)
 
 
 def slug(name: str) -> str:
@@ -429,7 +434,32 @@ def parse_overlay(data: bytes) -> Layer:
             getattr(layer, kind).append(row)
     aliases = _need(doc.get("aliases", {}), dict, f"{file} aliases")
     layer.companies.extend({"id": cid, "aliases": [name]} for name, cid in sorted(aliases.items()))
+    changes = _need(doc.get("ownership_changes", []), list, f"{file} ownership_changes")
+    for i, row in enumerate(changes):
+        layer.ownership_changes.append(_ownership_change(row, f"{file} ownership_changes #{i}"))
     return layer
+
+
+_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+
+
+def _ownership_change(row: Any, where: str) -> dict[str, Any]:
+    """One dated ownership change: who now holds ``company`` (``to``; None: nobody above it)."""
+    if not isinstance(row, dict) or not isinstance(row.get("company"), str):
+        raise ValueError(f"{where}: missing company")
+    where = f"{where} {row['company']}"
+    if not str(row.get("source_url", "")).startswith("https://"):
+        raise ValueError(f"{where}: every ownership change needs a public https source_url")
+    if not isinstance(row.get("date"), str) or not _DATE.fullmatch(row["date"]):
+        raise ValueError(f"{where}: date must be YYYY, YYYY-MM or YYYY-MM-DD")
+    for key in ("from", "to"):
+        if row.get(key) is not None and not isinstance(row[key], str):
+            raise ValueError(f"{where}: {key} must be a company id or null")
+    if not isinstance(row.get("trackers", []), list):
+        raise ValueError(f"{where}: trackers must be a list of tracker ids")
+    if "country" in row:
+        row = {**row, "country": country_code(row["country"])}
+    return dict(row)
 
 
 def read_artifact(path: Path) -> dict[str, Any]:

@@ -15,14 +15,21 @@ import math
 import re
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
 from hashlib import blake2b
 
 from gazeback.leaks.decode import MAX_BYTES, Decoder, Leaf, grpc_messages, safe_key
 from gazeback.leaks.needles import ID_KEYS, NAME_KEYS, Needle, Place, Profile, Tier, build_profile
-from gazeback.models import Leak, Observation
+from gazeback.models import Candidate, Detection, Leak, Observation
 
-__all__ = ["Candidate", "Detection", "build_profile", "detect", "fingerprint", "Profile"]
+__all__ = [
+    "Candidate",
+    "Detection",
+    "build_profile",
+    "detect",
+    "fingerprint",
+    "Profile",
+    "scrub_identities",
+]
 
 SEP = "\n"  # joins leaves for one automaton pass; never inside a needle
 TIER_RANK = {"strong": 3, "medium": 2, "weak": 1}
@@ -50,24 +57,6 @@ _DIGITID = re.compile(r"\d{12,24}")
 _NUMBER = re.compile(r"(?<![\d.])-?\d{1,3}\.(\d{2,})(?![\d.])")
 _INT = re.compile(r"-?\d{6,10}")
 _INDEX = re.compile(r"\[\d+\]")
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """An ID-shaped value, by keyed fingerprint only: input to the persistent-ID heuristic."""
-
-    fingerprint: int  # fingerprint(key, value): keyed BLAKE2b, 64 bits, signed
-    location: str  # array indices replaced by [*]
-    shape: str  # uuid, hex, b64, digits
-
-
-@dataclass(frozen=True)
-class Detection:
-    leaks: tuple[Leak, ...] = ()
-    truncated: bool = False  # a budget was hit: store the request with decode_truncated = 1
-    # (keyed fingerprint of the lower-cased leaf, location) for retroactive matching
-    leaf_fingerprints: tuple[tuple[int, str], ...] = ()
-    candidates: tuple[Candidate, ...] = ()
 
 
 _HASHER: tuple[bytes, blake2b] | None = None  # one slot: the key in use and its state
@@ -503,3 +492,28 @@ def detect_safe(obs: Observation, profile: Profile, key: bytes | None = None) ->
         raise
     except Exception:  # noqa: BLE001 - one odd request must not stop the writer
         return Detection(truncated=True)
+
+
+def scrub_identities(text: str, profile: Profile | None) -> str:
+    """``text`` with every registered identity in it replaced by ``[your <kind>]``.
+
+    For values gazeback stores outside the request row (what adapters learned): the same
+    needles as leak detection (every registered form, encoding and digest), plus a value that is
+    exactly one of the person's short values. Locations are not text: callers round coordinates."""
+    if profile is None or not text:
+        return text
+    whole = profile.whole_leaf.get(text.strip().lower()) or profile.exact.get(text.strip())
+    if whole:
+        return f"[your {whole[0].pii_type}]"
+    hits = _match_needles([Leaf("learned", text)], profile).get(0)
+    if not hits:
+        return text
+    out, end = [], 0
+    for start, length, needle in sorted(hits, key=lambda h: (h[0], -h[1])):
+        if start < end:
+            continue
+        out.append(text[end:start])
+        out.append(f"[your {needle.pii_type}]")
+        end = start + length
+    out.append(text[end:])
+    return "".join(out)

@@ -22,6 +22,10 @@ from gazeback.leaks.needles import HASHES, VARIANTS
 from gazeback.share.domains import export_domains, is_sensitive, sensitive_domains
 
 SCHEMA_VERSION = 1
+INSTALL_HINT = (
+    "Parquet needs pyarrow (and DuckDB to query it), which come with gazeback's research "
+    "extra: pip install 'gazeback[research]'"
+)
 OTHER = "(other)"
 SITE = "(site)"  # a site the person opened themselves: never named
 PLACEHOLDERS = frozenset({OTHER, SITE})
@@ -401,4 +405,14 @@ class Check:
     @property
     def line(self) -> str:
         word = "skip" if self.skipped else ("pass" if self.ok else "FAIL")
-        return f"{self.guarantee} {word}  {TITLES[self.guarantee]}: {self.reason}"
+        # plain words first; the guarantee's number (docs/security.md) for who looks it up
+        return f"{word}  {TITLES[self.guarantee]} (check {self.guarantee}): {self.reason}"
+
+
+def require_pyarrow() -> None:
+    """Raise ImportError saying how to install the research extra when pyarrow is missing."""
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError as e:
+        raise ImportError(INSTALL_HINT) from e

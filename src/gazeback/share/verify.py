@@ -42,6 +42,7 @@ from gazeback.share.schema import (
     create_table_sql,
     flag,
     list_rows,
+    require_pyarrow,
 )
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -234,6 +235,11 @@ def _load_folder(path: Path, out: Loaded) -> None:
                 {c: _typed(name, c, v) for c, v in zip(header, row, strict=False)} for row in reader
             ]
         else:
+            try:
+                require_pyarrow()
+            except ImportError as e:
+                out.problem = f"{p.name}: {e}"
+                return
             import pyarrow.parquet as pq
 
             if not data.startswith(b"PAR1"):
@@ -552,7 +558,11 @@ def _e2_tables() -> dict[str, dict[str, Any]]:
 
 def verify(path: Path, allow: Allowlist, c: Canaries | None = None) -> list[Check]:
     """Run G1–G8 on the export at ``path``; pass ``c`` for the owner's view."""
-    exp = load(path)
+    return check(load(path), allow, c)
+
+
+def check(exp: Loaded, allow: Allowlist, c: Canaries | None = None) -> list[Check]:
+    """G1–G8 on an export already read with ``load`` (read once, checked once)."""
     return [
         g1_no_canary(exp, c),
         g2_schema(exp, allow),
