@@ -24,6 +24,7 @@ FILTERS = {
     "category": "Advertising",
     "company": "Meta Platforms, Inc.",
     "host": "graph.facebook.com",
+    "app": "com.example.weather",
 }
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,6 +60,7 @@ def test_metadata_is_the_worktree_file():
         "connect",
         "workshop",
         "experiment",
+        "apps",
     }
     for slug, board in boards(meta).items():
         cells = {c for row in board["layout"] for c in row} - {"."}

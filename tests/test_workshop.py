@@ -70,7 +70,9 @@ def test_each_participant_sees_only_their_own_rows(room):
             for label, p in people.items():
                 page = client.get(f"{base}/me/{p.token}").text
                 handout = client.get(f"{base}/me/{p.token}/handout").text
-                for text in (page, handout):
+                own = client.get(f"{base}/me/{p.token}/summary").text  # one page (#17)
+                assert "Who knows what about me" in own and f"/me/{p.token}/summary" in page
+                for text in (page, handout, own):
                     for company in TRAFFIC[label]:
                         assert company in text
                     others = {c for o, cs in TRAFFIC.items() if o != label for c in cs}
@@ -87,6 +89,21 @@ def test_each_participant_sees_only_their_own_rows(room):
             assert client.get(f"{base}/me/{people['p01'].token}/../p02").status_code == 404
     finally:
         server.stop()
+
+
+def test_the_room_summary_names_only_what_two_phones_share(room):
+    """The room's handout (/-/gazeback/summary?room=1) is the summary with k >= 2 (#17)."""
+    from gazeback.share.summary import collect
+    from gazeback.share.summarypage import render_html
+
+    db_path, _ = room
+    db = sqlite_utils.Database(db_path)
+    s = collect(db, days=None, room=True)
+    db.close()
+    assert {c["name"] for c in s.companies_all} == {"Google", "Facebook"}
+    html = render_html(s)
+    assert "Grindr" not in html and "SecretCo" not in html and MARKER not in html
+    assert "your email address" in html  # two phones sent it to Google
 
 
 def rows(db_path, view):

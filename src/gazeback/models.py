@@ -112,6 +112,9 @@ class Observation:
     # The path as sent when redaction changed it: leak detection only, never stored.
     raw_path: str | None = None
     app: str | None = None  # the app that sent it, when the source says (App Privacy Report)
+    # who said which app: 'reported' (the capture names it per connection) or 'inferred'
+    # (read from the request: knowledge.apps); None when no app is known
+    app_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

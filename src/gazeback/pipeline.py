@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl
 
 from gazeback.knowledge import learn
+from gazeback.knowledge.apps import infer_app
 from gazeback.knowledge.classify import TrackerIndex, classify
 from gazeback.knowledge.hostnames import normalize_host
 from gazeback.knowledge.properties import (
@@ -53,6 +54,9 @@ def process(snap: FlowSnapshot, context: Context) -> Record:
     """Turn one captured flow into what the store writes."""
     obs = observe(snap, context.key)
     cls = classify(obs, context.index)
+    if obs.app is None and (app := infer_app(obs.user_agent, obs.request_headers, obs.query,
+                                               obs.request_body)):  # fmt: skip
+        obs = replace(obs, app=app, app_source="inferred")
     learned = learn_from(obs, context) if context.adapters is not None else ()
     if context.profile is None:
         return Record(observation=obs, classification=cls, learned=learned)

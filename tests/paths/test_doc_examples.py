@@ -59,6 +59,10 @@ FIXTURES = {
     "phone.pcapng": DATA / "curl.pcapng",
     "App_Privacy_Report.ndjson": DATA / "app-privacy-report.ndjson",
     "pihole-FTL.db": DATA / "pihole-FTL.db",
+    "pcapdroid.pcapng": DATA / "pcapdroid.pcapng",
+    "pcapdroid-connections.csv": DATA / "pcapdroid-connections.csv",
+    "trackercontrol_log_20261127.csv": DATA / "trackercontrol_log_20261127.csv",
+    "httptoolkit.har": DATA / "httptoolkit.har",
     "addons/gazeback_addon.py": ROOT / "addons" / "gazeback_addon.py",  # as in a clone
     "easyprivacy.txt": ROOT / "data" / "trackers-src" / "easylist" / "easyprivacy.txt",
 }

@@ -186,6 +186,7 @@ def decode(line: Any) -> Record:
         websocket_bytes=req.get("websocket_bytes"),
         redacted_fields=tuple(str(f) for f in redacted),
         app=req.get("app"),
+        app_source=req.get("app_source"),
     )  # fmt: skip
     cls = Classification(
         registrable_domain=req.get("registrable_domain"),

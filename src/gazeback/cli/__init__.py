@@ -175,13 +175,14 @@ def _register() -> None:
     from gazeback.cli.imports import import_
     from gazeback.cli.news import alerts_, news
     from gazeback.cli.request import request
+    from gazeback.cli.summary import summary
     from gazeback.cli.trackers import reclassify, trackers
     from gazeback.cli.workshop import workshop
 
     for command in (
         device, devices_, status, workshop, wipe, import_, demo, export, verify_export, merge,
         trackers, reclassify, adapters, identity, rescan, request, experiment, news, alerts_,
-        consent_check,
+        consent_check, summary,
     ):  # fmt: skip
         cli.add_command(command)
 

@@ -58,7 +58,9 @@ def import_(
     silent: bool,
 ) -> None:
     """Import HAR files, mitmproxy dumps, pcap/pcapng captures, Apple App Privacy
-    Reports, Pi-hole FTL databases and AdGuard Home query logs. Every request is classified and checked for your identifiers like live
+    Reports, Pi-hole FTL databases, AdGuard Home query logs, PCAPdroid captures and CSVs,
+    TrackerControl CSVs and HTTP Toolkit HARs (the last three with the app of each
+    connection). Every request is classified and checked for your identifiers like live
     traffic. Importing the same file again adds nothing. Defects that can be stepped
     over are listed and kept in the import_problems table; a file that is not what it
     claims is rejected whole (exit code 1).

@@ -266,11 +266,15 @@ def register_routes(datasette: Any) -> list[tuple[str, Any]]:
     async def experiment(request: Any) -> Any:
         return await _experiment_page(datasette, request)
 
+    async def summary(request: Any) -> Any:
+        return Response.html(await summary_page(datasette.get_database(), request.args))
+
     return [
         (r"^/-/gazeback/qr/(?P<device_id>[0-9]+)\.svg$", qr),
         (r"^/-/gazeback/ask$", ask_them),
         (r"^/-/gazeback/requests$", ask_them),
         (r"^/-/gazeback/experiment$", experiment),
+        (r"^/-/gazeback/summary$", summary),
     ]
 
 
@@ -337,3 +341,55 @@ async def _experiment_page(datasette: Any, request: Any) -> Any:
         name=html.escape(name or (going or {}).get("experiment", "")),
     )  # fmt: skip
     return Response.html(page, status=status)
+
+
+async def summary_page(database: Any, args: Any) -> str:
+    """``/-/gazeback/summary``: the one-page summary (as ``gazeback summary`` writes it),
+    with a form above it (not printed) to pick the device, app, period and whether to
+    name the sites visited."""
+    from html import escape
+
+    import sqlite_utils
+
+    from gazeback.share.summary import collect
+    from gazeback.share.summarypage import render_html
+
+    def pick(name: str) -> str | None:
+        value = (args.get(name) or "").strip()
+        return value[:200] or None
+
+    days_text = pick("days") or "30"
+    days = int(days_text) if days_text.isdigit() and 0 < int(days_text) < 100_000 else None
+    device, app, sites = pick("device"), pick("app"), args.get("sites") == "1"
+    room = args.get("room") == "1"
+
+    def build(conn: Any) -> str:
+        db = sqlite_utils.Database(conn)
+        devices = [r[0] for r in conn.execute("select label from devices order by label")]
+        apps = [r[0] for r in conn.execute(
+            "select distinct app from requests where app is not null order by 1 limit 500")]  # fmt: skip
+        if room:  # a workshop's handout: only what at least two phones share
+            return render_html(collect(db, days=days, room=True))
+        s = collect(db, device=device if device in devices else None, days=days,
+                    app=app if app in apps else None, include_sites=sites)  # fmt: skip
+
+        def options(values: list[str], chosen: str | None, everything: str) -> str:
+            opts = [f'<option value="">{everything}</option>'] + [
+                f"<option{' selected' if v == chosen else ''}>{escape(v)}</option>" for v in values
+            ]
+            return "".join(opts)
+
+        form = (
+            '<form class=noprint method=get action="/-/gazeback/summary">'
+            f"<label>Device <select name=device>{options(devices, device, 'all devices')}</select></label> "
+            f"<label>App <select name=app>{options(apps, app, 'all apps')}</select></label> "
+            f'<label>Last <input name=days size=4 value="{escape(days_text)}"> days</label> '
+            f"<label><input type=checkbox name=sites value=1{' checked' if sites else ''}> "
+            "name the sites I visited</label> <button>Show</button> · print this page or save it "
+            "as PDF (Ctrl-P / ⌘-P); it fits one A4 or Letter page. "
+            '<a href="/-/dashboards/trail">Back to the dashboard</a></form>'
+        )
+        return render_html(s, form=form)
+
+    html: str = await database.execute_fn(build)
+    return html

@@ -659,3 +659,23 @@ def m034_create_alerts(db: Database) -> None:
     )
     db.table("alerts").create_index(["rule_id", "device_id", "subject"], unique=True)
     db.table("alerts").create_index(["raised_at"])
+
+
+@migrations()
+def m036_add_request_app_source(db: Database) -> None:
+    # Who said which app sent a request: 'reported' (the capture file names it per
+    # connection: PCAPdroid, TrackerControl, App Privacy Report) or 'inferred' (gazeback
+    # or the tool that wrote the file read it from the request: user agent, an app package
+    # in a header or parameter). Rows that already have an app were all reported.
+    if "app_source" not in db.table("requests").columns_dict:  # re-applied: already there
+        db.table("requests").add_column("app_source", str)
+        db.execute("update requests set app_source = 'reported' where app is not null")
+    db.table("requests").create_index(["app", "started_at"], if_not_exists=True)
+
+
+@migrations()
+def m037_create_app_names(db: Database) -> None:
+    # Names of common apps for bundle IDs and package names (filled and refreshed from the
+    # bundled gazeback/data/app-names.json on every apply), so views show "Instagram" for
+    # com.burbn.instagram. Public facts, exported with the knowledge tables.
+    db.table("app_names").create({"app": str, "name": str}, pk="app", if_not_exists=True)

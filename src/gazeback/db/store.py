@@ -50,6 +50,7 @@ REQUEST_COLUMNS = (
     "redacted_fields",
     "request_headers",
     "app",
+    "app_source",
 )
 LEAK_COLUMNS = ("identity_id", "pii_type", "transform_chain", "location", "tier")
 
@@ -85,6 +86,7 @@ def request_values(record: Record) -> tuple[Any, ...]:
         json.dumps(obs.redacted_fields) if obs.redacted_fields else None,
         headers_json(obs) if obs.request_headers else None,
         obs.app,
+        obs.app_source,
     )
 
 

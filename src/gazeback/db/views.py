@@ -54,7 +54,8 @@ select
   requests.capture_id,
   trackers.company_id,
   companies.owner_id,
-  requests.app
+  requests.app,
+  requests.app_source
 from requests
 left join devices on devices.id = requests.device_id
 left join trackers on trackers.id = requests.tracker_id
@@ -110,6 +111,39 @@ select c.id, c.name, {_html("c.name")} as name_html, {_url("c.name")} as name_q,
 from companies c
 left join companies o on o.id = c.owner_id
 left join glossary_words g on g.kind = 'country' and g.key = c.country
+""",
+    ),
+    # Apps × companies: which app let which company learn what (kinds of personal data,
+    # never values), per device; the "by app" dashboard and `gazeback summary` read it.
+    "app_companies": (
+        {"requests", "trackers", "companies", "leaks", "app_names", "glossary_words"},
+        """
+select
+  coalesce(n.name, r.app) as app_name,
+  r.app,
+  case when min(r.app_source) = max(r.app_source) then min(r.app_source) else 'both' end
+    as app_source,
+  r.device_id,
+  c.name as company,
+  coalesce(o.name, c.name) as owner,
+  c.country,
+  count(*) as requests,
+  min(r.started_at) as first_at,
+  max(r.started_at) as last_at,
+  (select group_concat(words, ', ') from (
+     select distinct coalesce(g.words, l.pii_type) as words from leaks l
+     join requests r2 on r2.id = l.request_id
+     join trackers t2 on t2.id = r2.tracker_id
+     left join glossary_words g on g.kind = 'pii' and g.key = l.pii_type
+     where r2.app = r.app and r2.device_id = r.device_id and t2.company_id = c.id
+     order by 1)) as learned
+from requests r
+join trackers t on t.id = r.tracker_id
+join companies c on c.id = t.company_id
+left join companies o on o.id = c.owner_id
+left join app_names n on n.app = r.app
+where r.app is not null and coalesce(t.is_tracker, 1) = 1
+group by r.app, r.device_id, c.id
 """,
     ),
     "dash_trackers": (
@@ -341,5 +375,17 @@ def ensure_db_shape(db: Database) -> None:
     from gazeback.db.glossary import refresh
 
     refresh(db)
+    refresh_app_names(db)
     ensure_views(db)
     ensure_rules(db)
+
+
+def refresh_app_names(db: Database) -> None:
+    """Write the bundled app names; no write at all when they are already there."""
+    if "app_names" not in db.table_names():
+        return
+    from gazeback.knowledge.apps import app_names
+
+    want = set(app_names().items())
+    if want - set(db.execute("select app, name from app_names").fetchall()):
+        db.table("app_names").upsert_all(({"app": a, "name": n} for a, n in sorted(want)), pk="app")

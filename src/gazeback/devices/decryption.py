@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlite_utils import Database
 
+from gazeback.knowledge.apps import app_name
+
 # requests.kind values for connections gazeback could not open:
 #   tls_failed — the client refused our certificate (pinning, or CA not installed yet)
 #   tunnel     — passed through undecrypted afterwards (or an ignored host)
@@ -85,7 +87,7 @@ def check(db: Database, minutes: float = 10, now: datetime | None = None) -> lis
         {"cutoff": cutoff},
     ):
         if r["device_id"] in out:
-            name = f"{r['app']}: {r['host']}" if r["app"] else r["host"]
+            name = f"{app_name(r['app'])}: {r['host']}" if r["app"] else r["host"]
             if name not in out[r["device_id"]].refusing:
                 out[r["device_id"]].refusing.append(name)
     if "device_setups" in db.table_names():

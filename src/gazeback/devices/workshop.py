@@ -169,9 +169,19 @@ def participant_page(s: dict[str, Any], token: str) -> str:
     return _page(
         f"What your phone sent ({s['label']})",
         f"<h1>What your phone sent</h1><p class=noprint>{choice}</p>{_findings(s)}"
-        f'<p class=noprint><a href="/me/{token}/handout">Printable handout</a> · reload '
+        f'<p class=noprint><a href="/me/{token}/handout">Printable handout</a> · '
+        f'<a href="/me/{token}/summary">My one-page summary</a> · reload '
         "this page to see new requests.</p>",
     )
+
+
+def own_summary(db: Database, participant: Participant) -> str:
+    """The participant's own one-page summary (as `gazeback summary` makes it), of their
+    phone only: companies, kinds of data, countries, what to do next; no values."""
+    from gazeback.share.summary import collect
+    from gazeback.share.summarypage import render_html
+
+    return render_html(collect(db, device=participant.label, days=None))
 
 
 def handout(s: dict[str, Any]) -> str:
@@ -219,7 +229,8 @@ def seat_cards(db: Database, db_path: Path, endpoint_host: str, view_base: str) 
 
 
 class PageServer:
-    """Serves participants their own pages: ``/me/<token>``, ``/me/<token>/handout``, and
+    """Serves participants their own pages: ``/me/<token>``, ``/me/<token>/handout``,
+    ``/me/<token>/summary`` (their one-page summary), and
     ``POST /me/<token>/share``. Nothing else; an unknown token is a 404."""
 
     def __init__(self, db_path: Path, host: str, port: int) -> None:
@@ -271,6 +282,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, participant_page(s, participant.token))
             elif rest == "handout":
                 self._send(200, handout(s))
+            elif rest == "summary":
+                self._send(200, own_summary(db, participant))
             else:
                 self._send(404, _page("Not found", "<p>Not found.</p>"))
         finally:

@@ -43,6 +43,7 @@ class Entry:
     snap: FlowSnapshot
     position: str
     app: str | None = None  # bundle ID or package name, when the source knows it
+    app_source: str = "reported"  # or "inferred": the tool that wrote the file guessed it
 
 
 @dataclass(frozen=True)

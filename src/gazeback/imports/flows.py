@@ -111,8 +111,14 @@ def _har_entries(events: Iterator[tuple[str, Any]]) -> Iterator[Any]:
         raise Rejected("not a HAR file: it has no log.entries list")
 
 
-def parse_har(chunk: tuple[int, list[Any]], src: Source) -> Iterator[Item]:
-    """Entries and problems of one run of HAR entries (see ``split_har``)."""
+def parse_har(
+    chunk: tuple[int, list[Any]], src: Source, *, pages_are_apps: bool = False
+) -> Iterator[Item]:
+    """Entries and problems of one run of HAR entries (see ``split_har``).
+
+    :param pages_are_apps: the entries' ``pageref`` names the client that sent them (HTTP
+        Toolkit: its "source", guessed from the user agent): kept as the inferred app
+    """
     from mitmproxy.io.har import request_to_flow
 
     device = src.file_device("HAR")
@@ -146,7 +152,76 @@ def parse_har(chunk: tuple[int, list[Any]], src: Source) -> Iterator[Item]:
             kind="http" if snap.status_code else "error",
             error=entry.get("_error") or response.get("_error") or None,
         )
-        yield Entry(snap, pos)
+        if pages_are_apps and not snap.request_body and (raw := _toolkit_body(request)):
+            snap = replace(snap, request_body=raw)
+        page = entry.get("pageref") if pages_are_apps else None
+        app = page.strip()[:200] if isinstance(page, str) and page.strip() else None
+        yield Entry(snap, pos, app=app, app_source="inferred")
+
+
+def read_httptoolkit_har(fp: IO[bytes], src: Source) -> Iterator[Item]:
+    """HTTP Toolkit's HAR export: HAR 1.2 plus its own extras.
+
+    - ``log.pages`` are HTTP Toolkit's sources (the client it recognised from the user
+      agent, e.g. ``Chrome 120 (Windows 10)``) and each entry's ``pageref`` names one: kept
+      as the entry's app, marked inferred (a more specific app gazeback reads from the
+      request itself, such as a package name, wins);
+    - ``request._content`` holds, base64, a request body HAR's ``postData`` cannot show
+      (``_requestBodyStatus: discarded:not-representable``): read for leak detection;
+    - ``log._tlsErrors`` lists connections whose TLS handshake failed (pinning, no CA):
+      each becomes an undecrypted connection row with the failure as its error.
+
+    WebSocket messages (``_webSocketMessages``) and ``_pinned`` are not used.
+    """
+    import ijson
+
+    for chunk in split_har(fp, src, 1 << 62):
+        yield from parse_har(chunk, src, pages_are_apps=True)
+    fp.seek(0)
+    device = src.file_device("HAR")
+    try:
+        for i, err in enumerate(ijson.items(fp, "log._tlsErrors.item", use_float=True)):
+            pos = f"_tlsErrors {i}"
+            try:
+                at = _har_time(err["startedDateTime"])
+            except (KeyError, TypeError, ValueError) as e:
+                yield Problem(pos, f"no usable startedDateTime ({e}); skipped")
+                continue
+            host = err.get("hostname") if isinstance(err.get("hostname"), str) else None
+            yield Entry(
+                FlowSnapshot(
+                    flow_id=src.flow_id("har", f"tls{i}"),
+                    kind="tunnel",
+                    started_at=at,
+                    device=device,
+                    scheme="tls",
+                    host=host or "(no name sent)",
+                    port=443,
+                    is_decrypted=False,
+                    tls_sni=host,
+                    error=f"TLS handshake failed: {err.get('cause') or 'unknown'}",
+                ),
+                pos,
+            )
+    except ijson.JSONError as e:
+        yield Problem("log._tlsErrors", f"not readable ({e}); skipped")
+
+
+def _toolkit_body(request: Any) -> bytes | None:
+    """HTTP Toolkit's ``request._content``: the body HAR's ``postData`` could not show."""
+    content = request.get("_content") if isinstance(request, dict) else None
+    if not isinstance(content, dict) or not isinstance(content.get("text"), str):
+        return None
+    try:
+        return binascii.a2b_base64(content["text"], strict_mode=True) or None
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _har_time(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 # --- mitmproxy dumps ----------------------------------------------------------------------

@@ -16,6 +16,7 @@ import gc
 import hashlib
 import json
 import os
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -51,6 +52,9 @@ FORMATS = (
     "app-privacy-report",
     "pihole",
     "adguardhome",
+    "pcapdroid-csv",
+    "trackercontrol-csv",
+    "httptoolkit-har",
 )
 
 
@@ -83,9 +87,15 @@ def detect_format(head: bytes) -> str | None:
     if head.startswith(SQLITE_MAGIC):
         return "pihole"
     text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if text.startswith(b"IPProto,SrcIP,SrcPort,DstIp,DstPort,UID,App,PackageName"):
+        return "pcapdroid-csv"
+    if text.startswith((b'"uid","daddr","time"', b'"daddr","time","uncertain"')):
+        return "trackercontrol-csv"
     if text[:1].isdigit() and b":" in text[:12]:
         return "mitm"  # tnetstring: "<length>:<data>"
     if text.startswith(b"{"):
+        if HTTP_TOOLKIT.search(head):
+            return "httptoolkit-har"
         first = text.split(b"\n", 1)[0]
         try:
             obj = json.loads(first)
@@ -101,6 +111,8 @@ def detect_format(head: bytes) -> str | None:
         return None
     return None
 
+
+HTTP_TOOLKIT = re.compile(rb'"creator"\s*:\s*\{\s*"name"\s*:\s*"HTTP Toolkit"')
 
 EXTENSIONS = {
     ".har": "har", ".mitm": "mitm", ".flow": "mitm", ".flows": "mitm", ".pcap": "pcap",
@@ -120,10 +132,18 @@ def reader_for(fmt: str) -> Reader:
         from gazeback.imports.flows import read_har, read_mitm
 
         return read_har if fmt == "har" else read_mitm
+    if fmt == "httptoolkit-har":
+        from gazeback.imports.flows import read_httptoolkit_har
+
+        return read_httptoolkit_har
     if fmt in ("pcap", "pcapng"):
         from gazeback.imports.pcap import read_pcap
 
         return read_pcap
+    if fmt in ("pcapdroid-csv", "trackercontrol-csv"):
+        from gazeback.imports.android import READERS as ANDROID
+
+        return ANDROID[fmt]
     from gazeback.imports.logs import READERS
 
     return READERS[fmt]
@@ -268,8 +288,9 @@ def _item(entry: Entry, context: Context) -> Iterator[Problem | Record]:
         except Exception:
             record = unprocessed(entry.snap)
     record = stored_only(record)
-    if entry.app:
-        record = replace(record, observation=replace(record.observation, app=entry.app))
+    if entry.app and (entry.app_source == "reported" or not record.observation.app):
+        obs = replace(record.observation, app=entry.app, app_source=entry.app_source)
+        record = replace(record, observation=obs)
     yield record
 
 

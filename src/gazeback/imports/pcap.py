@@ -7,6 +7,17 @@ or has been idle for ``IDLE_S`` of capture time, and buffers hold only the first
 ``MAX_BUFFER`` bytes of each direction, so memory stays bounded on any file size.
 
     pcap record:  ts_sec u32 | ts_frac u32 | incl_len u32 | orig_len u32 | packet bytes
+
+PCAPdroid (Android, no root) can add which app sent each packet ("PCAPdroid extensions";
+format from its pcap_dump.h and tools/pcapdroid.lua):
+
+- pcap: each IP packet gets a zeroed Ethernet header and, after padding, a 32-byte trailer:
+  magic 0x01072021 | uid i32 | app name char[20] (NUL-padded) | FCS u32 (big-endian);
+- pcapng: a Custom Block (type 0x00000BAD, PEN 62652; version u16, type u8 = 1, pad u8,
+  uid i32, package-name length u8, app-name length u8, package name, app name) maps each
+  UID once; each Enhanced Packet Block has the comment option ``u-<uid>``.
+
+The connection gets the app of its first packet that names one (pcapng: the package name).
 """
 
 from __future__ import annotations
@@ -39,6 +50,9 @@ IDLE_S = 300.0  # a connection silent this long (capture time) is written out
 SWEEP_EVERY = 20_000  # packets between idle sweeps
 MAX_OPEN = 50_000  # open connections kept at most; the oldest are written out first
 MAX_PACKET = 1 << 20
+PCAPDROID_MAGIC = b"\x01\x07\x20\x21"
+PCAPDROID_TRAILER = 32
+PCAPDROID_PEN = 62652
 HTTP_METHODS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"OPTIONS ", b"PATCH ",
                 b"CONNECT ")  # fmt: skip
 
@@ -161,6 +175,7 @@ class Conn:
     sni: str | None = None
     tls: bool = False
     closing: int = 0  # FINs seen
+    app: str | None = None  # the app PCAPdroid named for it
 
 
 class PcapReader:
@@ -171,11 +186,21 @@ class PcapReader:
         self.conns: dict[tuple[str, int, str, int, str], Conn] = {}
         self.names: dict[str, str] = {}  # server IP → name a DNS answer gave it
         self.queries: dict[tuple[str, int, int], tuple[Any, ...]] = {}
+        self.apps: list[str | None] = []  # pcapng from PCAPdroid: the app of packet n (1-based)
+        self.app: str | None = None  # the app of the packet being read
 
     def device(self, ip: str, mac: str | None) -> Any:
         return self.src.device or device_for(ip, mac)
 
     def packet(self, n: int, ts: float, buf: bytes) -> Iterator[Item]:
+        self.app = self.apps[n - 1] if n <= len(self.apps) else None
+        if (
+            self.link == "ethernet"
+            and len(buf) >= 14 + PCAPDROID_TRAILER
+            and buf[-PCAPDROID_TRAILER : -PCAPDROID_TRAILER + 4] == PCAPDROID_MAGIC
+        ):
+            name = buf[-24:-4].split(b"\0", 1)[0].decode("utf-8", "replace").strip()
+            self.app = name or f"uid {int.from_bytes(buf[-28:-24], 'big', signed=True)}"
         try:
             ip, mac = _ip_layer(self.link, buf)
         except (dpkt.UnpackError, struct.error, IndexError):
@@ -208,11 +233,12 @@ class PcapReader:
             syn, ack = tcp and l4.flags & dpkt.tcp.TH_SYN, tcp and l4.flags & dpkt.tcp.TH_ACK
             from_client = bool(syn and not ack) or (not (syn and ack) and sp >= dp)
             c, s = ((src, sp), (dst, dp)) if from_client else ((dst, dp), (src, sp))
-            conn = Conn(n, ts, proto, c, s, mac if from_client else None)
+            conn = Conn(n, ts, proto, c, s, mac if from_client else None, app=self.app)
             self.conns[(*c, *s, proto)] = conn
             if len(self.conns) > MAX_OPEN:
                 yield from self.close(next(iter(self.conns.values())))
         conn.last = ts
+        conn.app = conn.app or self.app
         if from_client and conn.mac is None:
             conn.mac = mac
         if data:
@@ -263,6 +289,7 @@ class PcapReader:
                 error=None if conn.up or conn.down else "no payload: refused or never completed",
             ),
             f"packet {conn.n}",
+            app=conn.app,
         )
 
     def http(self, conn: Conn, device: Any, up: bytes) -> Iterator[Item]:
@@ -305,6 +332,7 @@ class PcapReader:
                     server_ip=server_ip,
                 ),
                 f"packet {conn.n}",
+                app=conn.app,
             )
             up, i = bytes(req.data), i + 1
 
@@ -322,32 +350,33 @@ class PcapReader:
                 yield Problem(f"packet {n}", f"unknown DNS record type {t}; stored as TYPE{t}")
         q = msg.qd[0] if msg.qd else None
         if msg.qr == dpkt.dns.DNS_Q:
-            self.queries[(src, sp, msg.id)] = (n, ts, q, len(data), dst, mac)
+            self.queries[(src, sp, msg.id)] = (n, ts, q, len(data), dst, mac, self.app)
             return
         asked = self.queries.pop((dst, dp, msg.id), None)
         for rr in msg.an:
             if rr.type in (dpkt.dns.DNS_A, dpkt.dns.DNS_AAAA) and len(rr.rdata) in (4, 16):
                 self.names[_ip(rr.rdata)] = q.name if q is not None else rr.name
         if asked is None:  # the answer to a query sent before the capture started
-            asked = (n, ts, q, 0, src, None)
-        qn, qts, qq, qlen, server, qmac = asked
+            asked = (n, ts, q, 0, src, None, self.app)
+        qn, qts, qq, qlen, server, qmac, app = asked
         yield self._dns_entry(qn, qts, qq, dst, qmac, server, qlen, len(data),
-                              (ts - qts) * 1000, RCODES.get(msg.rcode))  # fmt: skip
+                              (ts - qts) * 1000, RCODES.get(msg.rcode), app)  # fmt: skip
 
     def _dns_entry(self, n: int, ts: float, q: Any, client: str, mac: str | None, server: str,
-                   qlen: int, rlen: int, ms: float | None, error: str | None) -> Entry:  # fmt: skip
+                   qlen: int, rlen: int, ms: float | None, error: str | None,
+                   app: str | None = None) -> Entry:  # fmt: skip
         snap = dns_snapshot(
             self.src.flow_id("pcap", n), ts, self.device(client, mac),
             q.name if q is not None else "(no question)", q.type if q is not None else 0, server_ip=server,
             request_bytes=qlen, response_bytes=rlen, duration_ms=ms, error=error,
         )  # fmt: skip
-        return Entry(snap, f"packet {n}")
+        return Entry(snap, f"packet {n}", app=app)
 
     def finish(self) -> Iterator[Item]:
         for conn in list(self.conns.values()):
             yield from self.close(conn)
-        for (client, _, _), (n, ts, q, qlen, server, mac) in self.queries.items():
-            yield self._dns_entry(n, ts, q, client, mac, server, qlen, 0, None, "no answer")
+        for (client, _, _), (n, ts, q, qlen, server, mac, app) in self.queries.items():
+            yield self._dns_entry(n, ts, q, client, mac, server, qlen, 0, None, "no answer", app)
         self.queries.clear()
 
 
@@ -399,13 +428,92 @@ def read_pcap(fp: IO[bytes], src: Source) -> Iterator[Item]:
     if magic in PCAP_MAGICS:
         link, packets = _pcap_packets(fp)
     elif magic == PCAPNG_MAGIC:
+        apps = _pcapdroid_apps(fp)
+        fp.seek(0)
         link, packets = _pcapng_packets(fp)
     else:
         raise Rejected(f"not a pcap or pcapng file (it starts with {magic.hex() or 'nothing'})")
     reader = PcapReader(src, link)
+    if magic == PCAPNG_MAGIC:
+        reader.apps = apps
     for got in packets:
         if isinstance(got, Problem):
             yield got
             continue
         yield from reader.packet(*got)
     yield from reader.finish()
+
+
+def _pcapdroid_apps(fp: IO[bytes]) -> list[str | None]:
+    """pcapng: for each packet block in order, the app PCAPdroid's blocks name (else None).
+
+    A quick walk over the blocks (dpkt's reader skips custom blocks and packet options);
+    whatever it cannot read ends the walk, and the packet reader then says why. A file
+    whose first packet has no ``u-<uid>`` comment is not PCAPdroid's: the walk stops there,
+    so other pcapng files are not read twice.
+    """
+    names: dict[int, str] = {}  # uid → package name (or app name)
+    uids: list[int | None] = []
+    end = "<"
+    while True:
+        head = fp.read(8)
+        if len(head) < 8:
+            break
+        if head[:4] == PCAPNG_MAGIC:
+            bom = fp.read(4)
+            end = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">"
+            body = bom
+            length = struct.unpack(end + "I", head[4:])[0]
+            if not 12 <= length <= MAX_PACKET * 2:
+                break
+            body += fp.read(length - 12)
+        else:
+            btype, length = struct.unpack(end + "II", head)
+            if not 12 <= length <= MAX_PACKET * 2:
+                break
+            body = fp.read(length - 8)
+            if len(body) < length - 8:
+                break
+            if btype == 6:
+                uid = _epb_uid(body, end)
+                if not uids and uid is None:
+                    return []  # PCAPdroid comments every packet: this file is not one of its
+                uids.append(uid)
+            elif btype in (2, 3):  # obsolete Packet Block, Simple Packet Block
+                uids.append(None)
+            elif btype == 0xBAD:
+                _uid_map(body, end, names)
+    if not names:
+        return []
+    return [None if u is None else names.get(u, f"uid {u}") for u in uids]
+
+
+def _epb_uid(body: bytes, end: str) -> int | None:
+    """The UID in an Enhanced Packet Block's ``u-<uid>`` comment."""
+    if len(body) < 20:
+        return None
+    caplen = struct.unpack(end + "I", body[12:16])[0]
+    at = 20 + ((caplen + 3) & ~3)
+    while at + 4 <= len(body) - 4:
+        code, size = struct.unpack(end + "HH", body[at : at + 4])
+        if code == 0:
+            break
+        value = body[at + 4 : at + 4 + size]
+        if code == 1 and value.startswith(b"u-") and value[2:].lstrip(b"-").isdigit():
+            return int(value[2:])
+        at += 4 + ((size + 3) & ~3)
+    return None
+
+
+def _uid_map(body: bytes, end: str, names: dict[int, str]) -> None:
+    """A PCAPdroid Custom Block: PEN, version, type 1 = UID → package name, app name."""
+    if len(body) < 14 or struct.unpack(end + "I", body[:4])[0] != PCAPDROID_PEN:
+        return
+    if body[6] != 1:
+        return
+    uid = struct.unpack(end + "i", body[8:12])[0]
+    plen, alen = body[12], body[13]
+    package = body[14 : 14 + plen].decode("utf-8", "replace")
+    app = body[14 + plen : 14 + plen + alen].decode("utf-8", "replace")
+    if package or app:
+        names[uid] = package or app

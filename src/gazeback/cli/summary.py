@@ -1,0 +1,122 @@
+"""`gazeback summary`: one page to share — who knows what about me (thin click command)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from gazeback.cli.options import DbCommand, db_option, open_existing_db
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+    from gazeback.leaks.needles import Profile
+
+SUFFIXES = (".html", ".pdf", ".png")
+
+
+def parse_since(text: str) -> int | None:
+    """``30d``, ``2w``, ``30`` → days; ``all`` → None (everything recorded)."""
+    t = text.strip().lower()
+    if t == "all":
+        return None
+    m = re.fullmatch(r"(\d+)\s*([dw]?)", t)
+    if not m or int(m.group(1)) == 0:
+        raise click.BadParameter(f"{text!r} is not a period: give days as 30d, weeks as 2w, or all")
+    return int(m.group(1)) * (7 if m.group(2) == "w" else 1)
+
+
+@click.command(cls=DbCommand)
+@db_option
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write: .html (needs nothing), .pdf or .png (need Chromium).")  # fmt: skip
+@click.option("--device", metavar="LABEL", help="Only this device.")
+@click.option("--app", metavar="APP", help="Only this app (bundle ID, package or name as stored).")
+@click.option("--since", "since", default="30d", show_default=True, metavar="PERIOD",
+              help="How far back: 30d, 2w, or all.")  # fmt: skip
+@click.option("--include-sites", is_flag=True,
+              help="Also name the sites you visited (left out unless you ask).")  # fmt: skip
+@click.option("--paper", type=click.Choice(["a4", "letter"]), default="a4", show_default=True)
+def summary(
+    db_path: Path, out: Path, device: str | None, app: str | None, since: str,
+    include_sites: bool, paper: str,
+) -> None:  # fmt: skip
+    """Write a one-page summary to share: the companies that received data from your
+    devices and who owns them, what kinds of data they learned (never the values), their
+    countries, identifiers that link you across companies (masked) and what to do next.
+
+    Before anything is written, the page is searched for your registered identities in
+    every form the leak detector knows, and for the sites you visited (unless
+    --include-sites): a hit stops it, and nothing is written.
+
+    Example:
+
+        gazeback summary --out me.html
+
+        gazeback summary --device phone --since 7d --out phone.pdf
+    """
+    from gazeback.share.summary import collect, scan
+    from gazeback.share.summarypage import NoChromium, find_chromium, render_file, render_html
+
+    kind = out.suffix.lower()
+    if kind not in SUFFIXES:
+        raise click.BadParameter(f"{out.name}: end it in .html, .pdf or .png", param_hint="--out")
+    if not out.parent.is_dir():
+        raise click.BadParameter(f"the folder {out.parent} does not exist", param_hint="--out")
+    days = parse_since(since)
+    db = open_existing_db(db_path)
+    if device and not db.execute("select 1 from devices where label = ?", [device]).fetchone():
+        labels = ", ".join(r[0] for r in db.execute("select label from devices order by label"))
+        raise click.BadParameter(
+            f"no device is called {device!r} (devices: {labels or 'none yet'})",
+            param_hint="--device",
+        )
+    if kind != ".html":
+        try:
+            find_chromium()
+        except NoChromium as e:
+            raise click.ClickException(str(e)) from e
+    s = collect(db, device=device, days=days, app=app, include_sites=include_sites)
+    html = render_html(s, paper=paper)
+    problems = scan(html, _profile(db, db_path), () if include_sites else _sites(db))
+    if problems:
+        raise click.ClickException(
+            f"the summary would show {len(problems)} thing(s) it must not (your identifiers or "
+            f"sites you did not choose: {'; '.join(problems[:3])}); nothing was written"
+        )
+    part = out.with_name(f".{out.name}.part")
+    try:
+        if kind == ".html":
+            part.write_text(html, encoding="utf-8")
+        else:
+            render_file(html, part.with_suffix(kind))
+            part.with_suffix(kind).replace(part)
+        os.replace(part, out)
+    except NoChromium as e:
+        raise click.ClickException(str(e)) from e
+    finally:
+        for p in (part, part.with_suffix(kind)):
+            p.unlink(missing_ok=True)
+    click.echo(f"{out}: {s.headline}")
+
+
+def _profile(db: Database, db_path: Path) -> Profile:
+    from gazeback.cli.export import owner_canaries
+
+    return owner_canaries(db, db_path).profile
+
+
+def _sites(db: Database) -> tuple[str, ...]:
+    """The sites a person visited (first-party names): never on the page unless chosen."""
+    return tuple(
+        r[0]
+        for r in db.execute(
+            "select distinct registrable_domain from requests where registrable_domain like '%.%'"
+            " and (tracker_id is null or tracker_id not in (select id from trackers"
+            " where is_tracker = 1))"
+        )
+    )
