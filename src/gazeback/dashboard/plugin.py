@@ -27,7 +27,6 @@ decisions are pure functions (here and in ``access``), the hooks only apply them
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -263,6 +262,7 @@ async def participant_page(datasette: Any, request: Any) -> Any:
     """``/-/workshop/me/<token>``: the participant's own page; ``/handout``: the printable
     handout; ``POST /share`` (share=1 or 0): the opt-in to show their details to the room.
     An unknown token, another method or a workshop that is not running: 404."""
+    import sqlite_utils
     from datasette.utils.asgi import Response
 
     from gazeback.devices import workshop as ws
@@ -276,27 +276,26 @@ async def participant_page(datasette: Any, request: Any) -> Any:
         return not_found
     if method not in ("GET", "HEAD", "POST"):
         return not_found
-    share = None
+    database = datasette.get_database()
+
+    def read(conn: Any) -> tuple[Any, dict[str, Any]] | None:
+        db = sqlite_utils.Database(conn)
+        participant = ws.by_token(db, token)
+        return None if participant is None else (participant, ws.summary(db, participant))
+
     if method == "POST":
         share = (await request.post_vars()).get("share") == "1"
-    db_path = datasette.get_database().path
 
-    def work() -> tuple[Any, dict[str, Any]] | None:
-        import sqlite_utils
-
-        db = sqlite_utils.Database(db_path)
-        try:
+        def write(conn: Any) -> tuple[Any, dict[str, Any]] | None:
+            db = sqlite_utils.Database(conn)
             participant = ws.by_token(db, token)
-            if participant is None:
-                return None
-            if share is not None:
+            if participant is not None:
                 ws.set_shared(db, participant, share)
-                return participant, {}
-            return participant, ws.summary(db, participant)
-        finally:
-            db.close()
+            return None if participant is None else (participant, {})
 
-    found = await asyncio.get_running_loop().run_in_executor(None, work)
+        found = await database.execute_write_fn(write, block=True)
+    else:
+        found = await database.execute_fn(read)
     if found is None:
         return not_found
     participant, summary = found
