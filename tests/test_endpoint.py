@@ -53,7 +53,7 @@ def test_workshop_refuses_seat_cards_without_an_address(tmp_path):
     folder = tmp_path / "room"
     proc = offline(
         "workshop", "--hours", "0.0008", "--seats", "2", "--dir", str(folder),
-        "--page-host", "127.0.0.1", "--page-port", str(free_port()), "--dashboard-port", "0",
+        "--page-host", "127.0.0.1", "--page-port", str(free_port()),
         "--proxy-port", str(free_port()), "--wireguard-host", "127.0.0.1", cwd=tmp_path,
     )  # fmt: skip
     out = proc.stdout + proc.stderr

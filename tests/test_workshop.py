@@ -3,6 +3,7 @@ two of them share or what they opted in to show; the wipe leaves nothing readabl
 
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -61,34 +62,83 @@ def room(tmp_path):
     return db_path, {p.label: p for p in people}
 
 
-def test_each_participant_sees_only_their_own_rows(room):
+PHONE = ("192.168.1.57", 40000)  # a participant's phone on the workshop's network
+SERVED = "http://192.168.1.20:8002"  # the laptop's address on their card
+
+
+async def phone(db_path, **kw):
+    """An HTTP client as a participant's phone has it: another computer, talking to the one
+    Datasette that ``gazeback workshop`` runs (real Datasette, gazeback's plugin)."""
+    ds = serve.make_datasette(db_path, workshop=True, **kw)
+    await ds.invoke_startup()
+    transport = httpx.ASGITransport(app=ds.app(), client=PHONE)
+    return ds, httpx.AsyncClient(transport=transport, base_url=SERVED)
+
+
+async def test_each_participant_sees_only_their_own_rows(room):
     db_path, people = room
-    server = workshop.PageServer(db_path, "127.0.0.1", 0).start()
-    base = f"http://127.0.0.1:{server.port}"
-    try:
-        with httpx.Client(timeout=5) as client:
-            for label, p in people.items():
-                page = client.get(f"{base}/me/{p.token}").text
-                handout = client.get(f"{base}/me/{p.token}/handout").text
-                own = client.get(f"{base}/me/{p.token}/summary").text  # one page (#17)
-                assert "Who knows what about me" in own and f"/me/{p.token}/summary" in page
-                for text in (page, handout, own):
-                    for company in TRAFFIC[label]:
-                        assert company in text
-                    others = {c for o, cs in TRAFFIC.items() if o != label for c in cs}
-                    for company in others - set(TRAFFIC[label]):
-                        assert company not in text
-                    for other in people.values():
-                        if other.label != label:
-                            assert other.token not in text
-                            assert f"-{other.label}.example" not in text
-                assert "6</span> requests" in page
-                assert ("your email address" in page) == ("Google" in TRAFFIC[label])
-            assert client.get(f"{base}/me/not-a-token").status_code == 404
-            assert client.get(f"{base}/").status_code == 404
-            assert client.get(f"{base}/me/{people['p01'].token}/../p02").status_code == 404
-    finally:
-        server.stop()
+    ds, client = await phone(db_path)
+    async with client:
+        for label, p in people.items():
+            page = (await client.get(f"/-/workshop/me/{p.token}")).text
+            handout = (await client.get(f"/-/workshop/me/{p.token}/handout")).text
+            own = (await client.get(f"/-/workshop/me/{p.token}/summary")).text  # one page (#17)
+            assert "Who knows what about me" in own and f"/-/workshop/me/{p.token}/summary" in page
+            for text in (page, handout, own):
+                for company in TRAFFIC[label]:
+                    assert company in text
+                others = {c for o, cs in TRAFFIC.items() if o != label for c in cs}
+                for company in others - set(TRAFFIC[label]):
+                    assert company not in text
+                for other in people.values():
+                    if other.label != label:
+                        assert other.token not in text
+                        assert f"-{other.label}.example" not in text
+            assert "6</span> requests" in page
+            assert ("your email address" in page) == ("Google" in TRAFFIC[label])
+        assert (await client.get("/-/workshop/me/not-a-token")).status_code == 404
+        assert (await client.get(f"/-/workshop/me/{people['p01'].token}/../p02")).status_code == 404
+        # Nothing else answers a phone: not the dashboard, not the trail, not even with the
+        # dashboard's own token (which never leaves the laptop).
+        for path in ("/", "/-/dashboards/workshop", f"/{db_path.stem}/requests",
+                     f"/-/dashboards/workshop?token={ds.gazeback_token}"):  # fmt: skip
+            r = await client.get(path)
+            assert r.status_code == 403 and MARKER not in r.text, path
+        r = await client.get(f"/-/workshop/me/{people['p01'].token}")
+        assert "no-store" in r.headers["cache-control"]
+        assert r.headers["referrer-policy"] == "no-referrer"  # the token stays in the address
+
+
+async def test_a_device_label_with_html_is_shown_as_text(room):
+    db_path, people = room
+    db = sqlite_utils.Database(db_path)
+    evil = '<script>alert("p01")</script><img src=x onerror=alert(1)>'
+    db.table("devices").update(people["p01"].device_id, {"label": evil})
+    db.table("requests").update(1, {"host": "<b>bold</b>.example", "kind": "tls_failed",
+                                    "is_decrypted": 0})  # fmt: skip
+    db.close()
+    _, client = await phone(db_path)
+    async with client:
+        page = (await client.get(f"/-/workshop/me/{people['p01'].token}")).text
+    assert "<script>alert" not in page and "<img src=x" not in page and "<b>bold" not in page
+    assert "&lt;script&gt;alert(" in page and "&lt;b&gt;bold&lt;/b&gt;.example" in page
+
+
+async def test_share_needs_the_participants_token_and_the_csrf_token(room):
+    db_path, people = room
+    _, client = await phone(db_path)
+    p03 = f"/-/workshop/me/{people['p03'].token}"
+    async with client:
+        page = await client.get(p03)
+        csrf = re.search(r'name="csrftoken" value="([^"]+)"', page.text).group(1)
+        assert client.cookies.get("ds_csrftoken")  # Datasette's CSRF cookie, as for any form
+        r = await client.post(f"{p03}/share", data={"share": "1"})  # no CSRF token
+        assert r.status_code == 403
+        r = await client.post("/-/workshop/me/not-a-token/share",
+                              data={"share": "1", "csrftoken": csrf})  # fmt: skip
+        assert r.status_code == 404
+        assert (await client.get(f"{p03}/share")).status_code == 404
+    assert rows(db_path, "room_shared") == []
 
 
 def test_the_room_summary_names_only_what_two_phones_share(room):
@@ -114,7 +164,7 @@ def rows(db_path, view):
         db.close()
 
 
-def test_the_room_sees_shared_totals_and_opted_in_details(room):
+async def test_the_room_sees_shared_totals_and_opted_in_details(room):
     db_path, people = room
     companies = {r["company"]: r["participants"] for r in rows(db_path, "room_companies")}
     assert companies == {"Google": 2, "Facebook": 2}  # Grindr, SecretCo: one person each
@@ -122,15 +172,15 @@ def test_the_room_sees_shared_totals_and_opted_in_details(room):
             for r in rows(db_path, "room_leaks")] == [("your email address", 2, 6)]  # fmt: skip
     assert rows(db_path, "room_shared") == []
     # p03 opts in on their own page: SecretCo (only p03's) may now show, Grindr still not
-    server = workshop.PageServer(db_path, "127.0.0.1", 0).start()
-    try:
-        r = httpx.post(
-            f"http://127.0.0.1:{server.port}/me/{people['p03'].token}/share",
-            data={"share": "1"},
-        )
+    _, client = await phone(db_path)
+    async with client:
+        page = await client.get(f"/-/workshop/me/{people['p03'].token}")
+        csrf = re.search(r'name="csrftoken" value="([^"]+)"', page.text).group(1)
+        r = await client.post(f"/-/workshop/me/{people['p03'].token}/share",
+                              data={"share": "1", "csrftoken": csrf})  # fmt: skip
         assert r.status_code == 303
-    finally:
-        server.stop()
+        assert r.headers["location"] == f"/-/workshop/me/{people['p03'].token}"
+        assert "Stop sharing" in (await client.get(r.headers["location"])).text
     companies = {r["company"] for r in rows(db_path, "room_companies")}
     assert companies == {"Google", "Facebook", "SecretCo"}
     assert [r["participant"] for r in rows(db_path, "room_shared")] == ["p03"]
@@ -160,7 +210,7 @@ def test_seat_cards(room):
     cards = workshop.seat_cards(db, db_path, "192.168.1.20", "http://192.168.1.20:8002")
     assert cards.count('class="card"') == 3 and cards.count("<svg") == 6
     for p in people.values():
-        assert f"http://192.168.1.20:8002/me/{p.token}" in cards
+        assert f"http://192.168.1.20:8002/-/workshop/me/{p.token}" in cards
 
 
 def test_wipe_leaves_nothing_readable(room, tmp_path):
@@ -196,19 +246,40 @@ def test_wipe_leaves_nothing_readable(room, tmp_path):
         assert b"SQLite format" not in data and b"client_key" not in data, f
 
 
-def test_workshop_command_starts_and_wipes_itself(tmp_path):
+def test_workshop_command_runs_one_server_and_wipes_itself(tmp_path):
     folder = tmp_path / "room"
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "gazeback", "workshop", "--hours", "0.0008", "--seats", "2", "--dir", str(folder),
-         "--endpoint", "127.0.0.1", "--page-host", "127.0.0.1", "--page-port", str(free_port()),
-         "--dashboard-port", "0", "--proxy-port", str(free_port()),
-         "--wireguard-host", "127.0.0.1"],
-        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gazeback", "workshop", "--hours", "0.05", "--seats", "2", "--dir", str(folder),
+         "--endpoint", "127.0.0.1", "--page-host", "127.0.0.1", "--page-port", str(port),
+         "--proxy-port", str(free_port()), "--wireguard-host", "127.0.0.1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Seat cards to print" in proc.stdout and "Wiped the workshop" in proc.stdout
-    assert "WireGuard:  device 'p01' on UDP port" in proc.stdout
+    out = ""
+    try:
+        assert proc.stdout is not None
+        while "WireGuard:  device 'p02'" not in out:
+            line = proc.stdout.readline()
+            assert line, out
+            out += line
+        big = re.search(r"Big screen:  (\S+)", out).group(1)
+        assert big.startswith(f"http://127.0.0.1:{port}/-/dashboards/workshop?token=")
+        assert f"http://127.0.0.1:{port}/-/workshop/me/<on their card>" in out
+        db = sqlite_utils.Database(folder / "trail.db")
+        token = workshop.participants(db)[0].token
+        db.close()
+        own = httpx.get(f"http://127.0.0.1:{port}/-/workshop/me/{token}", timeout=10)
+        assert own.status_code == 200 and "What your phone sent" in own.text
+        assert httpx.get(big, timeout=10, follow_redirects=True).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/-/dashboards/workshop").status_code == 401
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+        out += rest
+    assert proc.returncode == 0, out
+    assert "Seat cards to print" in out and "Wiped the workshop" in out
+    assert "WireGuard:  device 'p01' on UDP port" in out
     assert not folder.exists()
     # the console is projected: no seat's password on it, and no page that shows one
     # participant's rows to the room (the trail, a table, the query editor)

@@ -19,8 +19,7 @@ def workshop(folder, log, hours="1"):
     args = [
         sys.executable, "-m", "gazeback", "workshop", "--hours", hours, "--seats", "2",
         "--dir", str(folder), "--endpoint", "127.0.0.1", "--page-host", "127.0.0.1",
-        "--page-port", str(free_port()), "--dashboard-port", "0",
-        "--proxy-port", str(proxy_port), "--wireguard-host", "127.0.0.1",
+        "--page-port", str(free_port()), "--proxy-port", str(proxy_port), "--wireguard-host", "127.0.0.1",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(

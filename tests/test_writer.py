@@ -130,3 +130,56 @@ def test_a_spilled_record_is_stored_as_the_record_itself_would_be(tmp_path):
         db.close()
     assert stored[0] == stored[1]
     assert all(stored[0][t] for t in ("requests", "leaks", "leaf_fingerprints", "devices"))
+
+
+def test_a_spill_file_from_before_the_typed_records_still_replays(tmp_path):
+    """Lines as the store wrote them when records were dict items (a processed request with a
+    leak and fingerprints, and the minimal row of a flow that failed): same format, replayed."""
+    import json
+
+    path = tmp_path / "t.db"
+    old = [
+        {"device": {"key": "ip:10.0.0.5", "label": "10.0.0.5", "kind": "other"},
+         "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+         "request": {"flow_id": "old-1", "kind": "http", "started_at": "2026-11-30T10:00:00.000Z",
+                     "method": "GET", "scheme": "https", "host": "t.example", "port": 443,
+                     "path": "/p?em=[leak:email]", "registrable_domain": "t.example",
+                     "is_third_party": 1, "tracker_id": None, "status_code": 200,
+                     "content_type": None, "request_bytes": 10, "response_bytes": 20,
+                     "duration_ms": 1.5, "is_decrypted": 1, "tls_sni": "t.example",
+                     "server_ip": None, "error": None, "websocket_messages": None,
+                     "websocket_bytes": None, "decode_truncated": 0,
+                     "redacted_fields": '["url.query:em"]',
+                     "request_headers": '[["accept", "*/*"]]'},
+         "leaks": [{"identity_id": 1, "pii_type": "email", "transform_chain": "plain",
+                    "location": "url.query:em", "tier": "strong"}],
+         "detection": {"leaf_fingerprints": [[123, "url.query:em"]], "candidates": []}},
+        {"device": {"key": "ip:10.0.0.5", "label": "10.0.0.5", "kind": "other"},
+         "user_agent": None,
+         "request": {"flow_id": "old-2", "kind": "http", "started_at": "2026-11-30T10:00:01.000Z",
+                     "host": "u.example", "port": None, "is_decrypted": 1, "tracker_id": None,
+                     "error": "gazeback could not process this request (see the proxy log)"},
+         "leaks": []},
+    ]  # fmt: skip
+    spill = spill_path(path)
+    spill.write_text("".join(json.dumps(line) + "\n" for line in old))
+    spill.chmod(0o600)
+    w = Writer(path, KEY)
+    w.start()
+    w.stop()
+    assert (w.stats.replayed, w.stats.spill_skipped) == (2, 0) and not spill.exists()
+    db = sqlite_utils.Database(path)
+    got = list(db.query("select flow_id, path, redacted_fields, request_headers, error "
+                        "from requests order by flow_id"))  # fmt: skip
+    assert got == [
+        {"flow_id": "old-1", "path": "/p?em=[leak:email]", "redacted_fields": '["url.query:em"]',
+         "request_headers": '[["accept", "*/*"]]', "error": None},
+        {"flow_id": "old-2", "path": None, "redacted_fields": None, "request_headers": None,
+         "error": "gazeback could not process this request (see the proxy log)"},
+    ]  # fmt: skip
+    leaks = list(db.query("select pii_type, location, tier from leaks"))
+    assert leaks == [{"pii_type": "email", "location": "url.query:em", "tier": "strong"}]
+    assert [
+        tuple(r) for r in db.execute("select fingerprint, location from leaf_fingerprints")
+    ] == [(123, "url.query:em")]
+    db.close()

@@ -121,7 +121,7 @@ def test_workshop_seat_over_wireguard(tmp_path, upstream):
         proxy_port = free_port()
         g.start("workshop", "--seats", "1", "--dir", str(folder), "--endpoint", seat.host_ip,
                 "--wireguard-host", seat.host_ip, "--page-host", "127.0.0.1",
-                "--page-port", str(free_port()), "--dashboard-port", "0",
+                "--page-port", str(free_port()),
                 "--proxy-port", str(proxy_port), upstream=upstream,
                 wait=("127.0.0.1", proxy_port))  # fmt: skip
         try:

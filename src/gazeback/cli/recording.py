@@ -30,11 +30,16 @@ def record(
     dashboard_path: str = "/-/dashboards/trail",
     passwords_at: Path | None = None,
     notify_command: str | None = None,
+    dashboard_host: str = "127.0.0.1",
+    workshop: bool = False,
 ) -> None:
     """What `run` does (`workshop` runs it too): proxy and dashboard until Ctrl-C.
 
     ``passwords_at``: the devices' proxy passwords are in this file, so the banner names the
-    file instead of printing every seat's password on a workshop's projected screen."""
+    file instead of printing every seat's password on a workshop's projected screen.
+    ``workshop``: the dashboard also serves participants' own pages, and may listen on
+    ``dashboard_host`` beyond loopback for them (``dashboard/plugin.py``)."""
+    port_option = "--page-port" if workshop else "--dashboard-port"
     if notify_command is not None:
         from gazeback.cli.news import notify_argv
 
@@ -43,7 +48,7 @@ def record(
         except ValueError as e:
             raise click.ClickException(str(e)) from None
     if dashboard_port:  # before anything starts: a clash must not leave `run` half-up
-        check_port("127.0.0.1", dashboard_port, "--dashboard-port")
+        check_port(dashboard_host, dashboard_port, port_option)
     check_port(listen_host, listen_port, "--listen-port")
     ours = proxy_args(db_path, listen_host, listen_port, keep_days)
     passed = list(mitmproxy_args or [])
@@ -69,12 +74,13 @@ def record(
         url = None
         if dashboard_port:
             dashboard, url = serve.start_dashboard(
-                db_path, "127.0.0.1", dashboard_port, dashboard_token or access.new_token(),
-                dashboard_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                db_path, dashboard_host, dashboard_port, dashboard_token or access.new_token(),
+                dashboard_path, workshop=workshop, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )  # fmt: skip
-            if not serve.wait_listening(dashboard_port, dashboard):
+            if not serve.wait_listening(dashboard_port, dashboard, host=dashboard_host):
                 raise click.ClickException(
-                    f"the dashboard did not start on 127.0.0.1:{dashboard_port}; "
+                    f"the dashboard did not start on {dashboard_host}:{dashboard_port}; "
                     "`gazeback dashboard` shows why (its server log), or use --no-dashboard"
                 )
         _banner(db_path, listen_host, listen_port, url, creds, passwords_at)

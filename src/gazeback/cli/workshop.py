@@ -35,9 +35,12 @@ from gazeback.devices.access import credentials_path
     metavar="HOST",
     help="Address phones reach this computer at (default: this computer's LAN address).",
 )
-@click.option("--page-host", default="0.0.0.0", show_default=True, help="Participants' pages.")
-@click.option("--page-port", default=8002, show_default=True)
-@click.option("--dashboard-port", default=8001, show_default=True, help="Big screen.")
+@click.option(
+    "--page-host", default="0.0.0.0", show_default=True,
+    help="Participants' pages (the big screen answers on this computer only).",
+)  # fmt: skip
+@click.option("--page-port", default=8002, show_default=True, help="Pages and big screen.")
+@click.option("--dashboard-port", type=int, hidden=True, help="Not used: see --page-port.")
 @click.option("--proxy-port", default=8080, show_default=True, help="Loopback proxy port.")
 @click.option("--wireguard-host", default="0.0.0.0", show_default=True, help="Seats' WireGuard.")
 @click.argument("mitmproxy_args", nargs=-1, type=click.UNPROCESSED)
@@ -48,7 +51,7 @@ def workshop(
     endpoint: str | None,
     page_host: str,
     page_port: int,
-    dashboard_port: int,
+    dashboard_port: int | None,
     proxy_port: int,
     wireguard_host: str,
     mitmproxy_args: tuple[str, ...],
@@ -71,8 +74,9 @@ def workshop(
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     check_port(page_host, page_port, "--page-port")
-    if dashboard_port:
-        check_port("127.0.0.1", dashboard_port, "--dashboard-port")
+    if dashboard_port is not None:
+        click.echo("--dashboard-port is no longer used: one server on --page-port serves the "
+                   "big screen and the participants' pages.", err=True)  # fmt: skip
     check_port("127.0.0.1", proxy_port, "--proxy-port")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     folder = (folder or default_db_path().parent / f"workshop-{stamp}").expanduser()
@@ -90,7 +94,6 @@ def workshop(
         cards.chmod(0o600)
         db.close()
         room.add(*trail_files(db_path), folder / "mitmproxy")
-        pages = ws.PageServer(db_path, page_host, page_port).start()
         over = threading.Event()
 
         def end() -> None:
@@ -103,24 +106,25 @@ def workshop(
         click.echo(f"Workshop for {seats} participants until wiped in {hours:g} h (or Ctrl-C).")
         click.echo(f"  Seat cards to print: {cards}")
         token = access.new_token()
-        big_screen = serve.dashboard_url(
-            "127.0.0.1", dashboard_port, token, "/-/dashboards/workshop"
-        )
+        big_screen = serve.dashboard_url("127.0.0.1", page_port, token, "/-/dashboards/workshop")
         click.echo(f"  Big screen:  {big_screen}")
-        click.echo(f"  Participants' own pages: http://{host}:{page_port}/me/<on their card>")
+        click.echo(
+            f"  Participants' own pages: http://{host}:{page_port}{ws.PAGE_PATH}<on their card>"
+        )
         try:
             record(
-                db_path, "127.0.0.1", proxy_port, dashboard_port or None, [], wireguard_host, host,
+                db_path, "127.0.0.1", proxy_port, page_port, [], wireguard_host, host,
                 ["--set", f"confdir={folder / 'mitmproxy'}", *mitmproxy_args],
                 dashboard_token=token,
                 dashboard_path="/-/dashboards/workshop",
                 passwords_at=credentials_path(db_path),
+                dashboard_host=page_host,
+                workshop=True,
             )  # fmt: skip
         except KeyboardInterrupt:
             pass  # Ctrl-C (or the timer) while starting: a normal end, wiped below
         finally:
             timer.cancel()
-            pages.stop()
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the wipe

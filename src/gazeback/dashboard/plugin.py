@@ -17,11 +17,18 @@ decisions are pure functions (here and in ``access``), the hooks only apply them
 - ``fts3_tokenizer()`` (which returns a memory address) is replaced on every connection.
 - The WireGuard QR codes of added devices (they hold private keys) are not in the database:
   ``/-/gazeback/qr/<device id>.svg`` reads them from the owner-only file beside it.
+- In a workshop (``gazeback workshop``, plugin option ``workshop``) the same server gives each
+  participant their own page, ``/-/workshop/me/<their token>`` (and ``/handout``, and a POST
+  to ``/share`` with Datasette's CSRF token), from the Jinja templates in
+  dashboards/templates (autoescaped). These paths need the participant's token, not the
+  dashboard's, and answer any Host (phones use the laptop's address); everything else stays
+  for this computer only: a loopback client, a loopback Host and the dashboard's token.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -49,6 +56,10 @@ SECURITY_HEADERS = [
 ]
 Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
+# A participant's own pages; the token is checked by the page (devices.workshop.by_token).
+PARTICIPANT_PATH = re.compile(
+    r"^/-/workshop/me/(?P<token>[A-Za-z0-9_-]{1,100})(?P<rest>/handout|/summary|/share)?$"
+)
 
 
 def host_allowed(host_header: str | None, allowed: Iterable[str]) -> bool:
@@ -99,10 +110,13 @@ def wrap(
     password_hash: str | None,
     token: str | None = None,
     no_token: bool = False,
+    workshop: bool = False,
 ) -> ASGIApp:
     """The checks every request goes through before Datasette sees it.
 
     ``token`` None and not ``no_token``: nothing gets in but the password (if any).
+    ``workshop``: participants' own pages pass to their route (which checks their token);
+    every other request must come from this computer (a loopback client).
     """
     allowed = list(allowed_hosts)
     gate = access.PasswordGate(password_hash) if password_hash else None
@@ -114,6 +128,12 @@ def wrap(
             return
         if scope["type"] != "http":
             return  # no websockets: nothing in the dashboard uses them
+        if workshop and PARTICIPANT_PATH.match(scope["path"]):
+            await app(scope, receive, _with_headers(send))
+            return
+        if workshop and not _loopback_client(scope):
+            await _reply(send, 403, b"gazeback: only participants' own pages answer here\n", [])
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if not host_allowed(headers.get("host"), allowed):
             await _reply(send, 403, b"gazeback: this dashboard only answers on 127.0.0.1\n", [])
@@ -150,14 +170,23 @@ def wrap(
             await _reply(send, 401, HOW_TO_GET_IN, basic, html_type)
             return
 
-        async def send_with_headers(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
-            await send(message)
-
-        await app(scope, receive, send_with_headers)
+        await app(scope, receive, _with_headers(send))
 
     return gazeback_security
+
+
+def _with_headers(send: Any) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    async def send_with_headers(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+        await send(message)
+
+    return send_with_headers
+
+
+def _loopback_client(scope: Scope) -> bool:
+    client = (scope.get("client") or ("",))[0] or ""
+    return client in ("127.0.0.1", "::1") or client.startswith("127.")
 
 
 def _bearer(authorization: str | None) -> str | None:
@@ -174,7 +203,7 @@ def asgi_wrapper(datasette: Any) -> Callable[[ASGIApp], ASGIApp]:
     def wrapper(app: ASGIApp) -> ASGIApp:
         return wrap(
             app, allowed, config.get("password_hash"), config.get("token") or None,
-            bool(config.get("no_token")),
+            bool(config.get("no_token")), bool(config.get("workshop")),
         )  # fmt: skip
 
     return wrapper
@@ -263,6 +292,9 @@ def register_routes(datasette: Any) -> list[tuple[str, Any]]:
         return Response(body, status=status, content_type=kind,
                         headers={"cache-control": "no-store"})  # fmt: skip
 
+    async def participant(request: Any) -> Any:
+        return await participant_page(datasette, request)
+
     async def experiment(request: Any) -> Any:
         return await _experiment_page(datasette, request)
 
@@ -275,6 +307,7 @@ def register_routes(datasette: Any) -> list[tuple[str, Any]]:
         (r"^/-/gazeback/requests$", ask_them),
         (r"^/-/gazeback/experiment$", experiment),
         (r"^/-/gazeback/summary$", summary),
+        (PARTICIPANT_PATH.pattern, participant),
     ]
 
 
@@ -393,3 +426,60 @@ async def summary_page(database: Any, args: Any) -> str:
 
     html: str = await database.execute_fn(build)
     return html
+
+
+NO_STORE = {"cache-control": "no-store"}  # a participant's page is theirs alone
+
+
+async def participant_page(datasette: Any, request: Any) -> Any:
+    """``/-/workshop/me/<token>``: the participant's own page; ``/handout``: the printable
+    handout; ``/summary``: their one-page summary; ``POST /share`` (share=1 or 0): the opt-in to show their details to the room.
+    An unknown token, another method or a workshop that is not running: 404."""
+    import sqlite_utils
+    from datasette.utils.asgi import Response
+
+    from gazeback.devices import workshop as ws
+
+    config = datasette.plugin_config("gazeback") or {}
+    token, rest = request.url_vars["token"], request.url_vars.get("rest") or ""
+    method = request.method
+    not_found = Response.html("<!doctype html><title>Not found</title><p>Not found.</p>", 404,
+                              headers=NO_STORE)  # fmt: skip
+    if not config.get("workshop") or (method == "POST") != (rest == "/share"):
+        return not_found
+    if method not in ("GET", "HEAD", "POST"):
+        return not_found
+    database = datasette.get_database()
+
+    def read(conn: Any) -> tuple[Any, dict[str, Any]] | None:
+        db = sqlite_utils.Database(conn)
+        participant = ws.by_token(db, token)
+        return None if participant is None else (participant, ws.summary(db, participant))
+
+    if method == "POST":
+        share = (await request.post_vars()).get("share") == "1"
+
+        def write(conn: Any) -> tuple[Any, dict[str, Any]] | None:
+            db = sqlite_utils.Database(conn)
+            participant = ws.by_token(db, token)
+            if participant is not None:
+                ws.set_shared(db, participant, share)
+            return None if participant is None else (participant, {})
+
+        found = await database.execute_write_fn(write, block=True)
+    else:
+        found = await database.execute_fn(read)
+    if found is None:
+        return not_found
+    participant, summary = found
+    base = f"/-/workshop/me/{participant.token}"
+    if method == "POST":
+        return Response.redirect(base, status=303, headers=NO_STORE)
+    if rest == "/summary":  # their own one-page summary, of their phone only
+        page = await database.execute_fn(
+            lambda conn: ws.own_summary(sqlite_utils.Database(conn), participant)
+        )
+        return Response.html(page, headers=NO_STORE)
+    template = "workshop_handout.html" if rest == "/handout" else "workshop_me.html"
+    html = await datasette.render_template(template, {"s": summary, "base": base}, request)
+    return Response.html(html, headers=NO_STORE)

@@ -85,9 +85,14 @@ def datasette_settings() -> dict[str, Any]:
 
 
 def make_datasette(
-    db_path: Path, settings: dict[str, Any] | None = None, token: str | None = None, **kwargs: Any
+    db_path: Path,
+    settings: dict[str, Any] | None = None,
+    token: str | None = None,
+    workshop: bool = False,
+    **kwargs: Any,
 ) -> Any:
-    """A Datasette serving ``db_path`` exactly as ``gazeback dashboard`` does (tests, bench).
+    """A Datasette serving ``db_path`` exactly as ``gazeback dashboard`` does (tests, bench),
+    or as ``gazeback workshop`` does with ``workshop`` (participants' own pages too).
 
     Every request needs ``token`` (a new one if not given: ``ds.gazeback_token``), as a
     ``?token=`` exchanged for a cookie or as ``Authorization: Bearer``.
@@ -97,7 +102,7 @@ def make_datasette(
     folder = dashboards_dir()
     meta = dashboard_metadata(db_path.stem)
     token = token or access.new_token()
-    meta.setdefault("plugins", {})["gazeback"] = {"token": token}
+    meta.setdefault("plugins", {})["gazeback"] = {"token": token, "workshop": workshop}
     ds = Datasette(
         [str(db_path)],
         metadata=meta,
@@ -141,20 +146,29 @@ NO_TOKEN_WARNING = (
 
 
 def dashboard_command(
-    db_path: Path, host: str, port: int, password: str | None = None, no_token: bool = False
+    db_path: Path,
+    host: str,
+    port: int,
+    password: str | None = None,
+    no_token: bool = False,
+    workshop: bool = False,
 ) -> list[str]:
     """``datasette serve`` for a live trail: mutable (sees WAL rows), gazeback's metadata.
 
     Run it with ``env=dashboard_env(token)``: every request needs that token (or, beyond
     loopback, the password), unless ``no_token``. Beyond loopback a password is required
-    (ValueError without one) and any Host name is answered.
+    (ValueError without one) and any Host name is answered. A ``workshop`` server may listen
+    beyond loopback without one: there only participants' own pages answer (each needs its
+    participant's token); everything else answers loopback clients with the token only.
     """
     folder = dashboards_dir()
     meta = dashboard_metadata(db_path.stem)
     config: dict[str, Any] = {"no_token": True} if no_token else {
         "token": {"$env": access.TOKEN_ENV}
     }  # fmt: skip
-    if not is_loopback(host):
+    if workshop:
+        config["workshop"] = True
+    elif not is_loopback(host):
         if not password:
             raise ValueError(f"a password is required to serve the dashboard on {host}")
         config |= {"allowed_hosts": ["*"], "password_hash": access.hash_password(password)}
@@ -184,11 +198,14 @@ def start_dashboard(
     port: int,
     token: str | None,
     path: str = "/-/dashboards/trail",
+    workshop: bool = False,
     **popen: Any,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start the dashboard process; return it and the address to open (with the token)."""
     proc = subprocess.Popen(
-        dashboard_command(db_path, host, port), env=dashboard_env(token), **popen
+        dashboard_command(db_path, host, port, workshop=workshop),
+        env=dashboard_env(token),
+        **popen,
     )
     return proc, dashboard_url(host, port, token, path)
 
@@ -252,13 +269,17 @@ def serve_until_interrupted(command: list[str], env: dict[str, str] | None = Non
         signal.signal(signal.SIGTERM, previous)
 
 
-def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> bool:
-    """Wait until the server ``proc`` started accepts connections on 127.0.0.1:``port``, so
-    the address printed next is one a person can open at once. False if it never did."""
+def wait_listening(
+    port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0, host: str = "127.0.0.1"
+) -> bool:
+    """Wait until the server ``proc`` started accepts connections on ``host``:``port``
+    (127.0.0.1 for a server on every address), so the address printed next is one a person
+    can open at once. False if it never did."""
+    target = "127.0.0.1" if host in ("0.0.0.0", "") else host
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
+        with socket.socket(socket.AF_INET6 if ":" in target else socket.AF_INET) as s:
+            if s.connect_ex((target, port)) == 0:
                 return True
         time.sleep(0.05)
     return False

@@ -1,26 +1,26 @@
-"""Workshop mode: seats that participants join by QR code, each participant's own page and
-printable handout, an opt-in to share with the room, and a page server that shows a
-participant only their own rows.
+"""Workshop mode: seats that participants join by QR code, what each participant's own page
+shows (only their own rows), and their opt-in to share with the room.
 
-The room's aggregate (big screen) is the ``workshop`` dashboard in dashboards/metadata.yml,
-read from the ``room_*`` views, which hide anything fewer than two participants share.
+The pages themselves are served by the dashboard's Datasette (``dashboard/plugin.py``,
+``/-/workshop/me/<token>``, templates ``dashboards/templates/workshop_*.html``). The room's
+aggregate (big screen) is the ``workshop`` dashboard in dashboards/metadata.yml, read from
+the ``room_*`` views, which hide anything fewer than two participants share.
 """
 
 from __future__ import annotations
 
 import html
 import secrets
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
 from sqlite_utils import Database
 
 from gazeback.devices import registry as devices
 from gazeback.devices import wireguard
+
+PAGE_PATH = "/-/workshop/me/"  # + the participant's token: their own page
 
 
 @dataclass(frozen=True)
@@ -110,11 +110,8 @@ def summary(db: Database, participant: Participant) -> dict[str, Any]:
 
 
 STYLE = """<style>body{font:17px/1.45 system-ui,sans-serif;max-width:46em;margin:1em auto;
-padding:0 1em;color:#222}h1{font-size:1.6em}table{border-collapse:collapse;width:100%}
-td,th{border-bottom:1px solid #ddd;padding:.3em;text-align:left}.big{font-size:2em;
-font-weight:bold}.card{break-inside:avoid;page-break-inside:avoid;border:1px dashed #999;
-padding:1em;margin:1em 0}button{font-size:1em;padding:.5em 1em}
-@media print{.noprint{display:none}}</style>"""
+padding:0 1em;color:#222}.card{break-inside:avoid;page-break-inside:avoid;border:1px dashed
+#999;padding:1em;margin:1em 0}</style>"""
 
 
 def _page(title: str, body: str) -> str:
@@ -125,88 +122,6 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def _rows(rows: list[dict[str, Any]], cols: list[tuple[str, str]]) -> str:
-    if not rows:
-        return "<p>Nothing yet.</p>"
-    head = "".join(f"<th>{html.escape(t)}</th>" for _, t in cols)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(r[k] or ''))}</td>" for k, _ in cols) + "</tr>"
-        for r in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _findings(s: dict[str, Any]) -> str:
-    share = round(100 * s["decrypted"] / s["requests"]) if s["requests"] else 0
-    refusing = ", ".join(html.escape(h) for h in s["refusing"]) or "none"
-    return (
-        f'<p><span class="big">{s["requests"]}</span> requests left your phone for '
-        f"{s['hosts']} different servers. gazeback could look inside {share} % of them.</p>"
-        f"<h2>Companies that received them</h2>"
-        + _rows(
-            s["companies"],
-            [("company", "Company"), ("country", "Country"), ("requests", "Requests")],
-        )  # fmt: skip
-        + "<h2>Your own data we found in them</h2>"
-        + _rows(s["leaks"], [("what", "What"), ("company", "Sent to"), ("times", "Times")])
-        + f"<h2>Apps that refused to be looked at</h2><p>{refusing} (certificate pinning: "
-        "these connections were counted but could not be read).</p>"
-    )
-
-
-def participant_page(s: dict[str, Any], token: str) -> str:
-    """A participant's own live page, with the opt-in to show their details to the room."""
-    choice = (
-        "You share your details with the room. "
-        f'<form method="post" action="/me/{token}/share"><input type="hidden" name="share" '
-        'value="0"><button>Stop sharing</button></form>'
-        if s["shared"]
-        else "Only you can see this page. The big screen shows the room's totals, never "
-        "your details, unless you choose to share them. "
-        f'<form method="post" action="/me/{token}/share"><input type="hidden" name="share" '
-        'value="1"><button>Share my details with the room</button></form>'
-    )
-    return _page(
-        f"What your phone sent ({s['label']})",
-        f"<h1>What your phone sent</h1><p class=noprint>{choice}</p>{_findings(s)}"
-        f'<p class=noprint><a href="/me/{token}/handout">Printable handout</a> · '
-        f'<a href="/me/{token}/summary">My one-page summary</a> · reload '
-        "this page to see new requests.</p>",
-    )
-
-
-def own_summary(db: Database, participant: Participant) -> str:
-    """The participant's own one-page summary (as `gazeback summary` makes it), of their
-    phone only: companies, kinds of data, countries, what to do next; no values."""
-    from gazeback.share.summary import collect
-    from gazeback.share.summarypage import render_html
-
-    return render_html(collect(db, device=participant.label, days=None))
-
-
-def handout(s: dict[str, Any]) -> str:
-    """The printable handout: what this participant saw, in plain words."""
-    return _page(
-        "What my phone told companies",
-        "<h1>What my phone told companies</h1>"
-        "<p>During the workshop your phone's internet traffic went through gazeback, a tool "
-        "that records what a device sends out and to whom. This page is what it found on "
-        "your phone. Nothing of it is kept: at the end of the workshop the whole recording "
-        "was wiped.</p>"
-        + _findings(s)
-        + "<h2>What this means</h2><p>Each company in the list received requests from your "
-        "phone: most of them are advertising, analytics or tracking companies working for "
-        "the apps and sites you used. Together they can recognise your phone across apps and "
-        "build a profile. Where your own data (for example an email address or advertising "
-        "ID) appears, it was sent to that company, sometimes hashed, which still lets them "
-        "match it.</p><h2>What you can do</h2><ul><li>Remove the workshop's certificate and "
-        "the WireGuard tunnel from your phone now (Settings → Security → certificates; "
-        "WireGuard app → delete the tunnel).</li><li>Reset your advertising ID and limit ad "
-        "tracking in your phone's privacy settings.</li><li>You can ask each company what "
-        "it holds about you (GDPR Art. 15 access request).</li></ul>",
-    )
-
-
 def seat_cards(db: Database, db_path: Path, endpoint_host: str, view_base: str) -> str:
     """One card per seat to print and hand out: the WireGuard QR code and the address of the
     participant's own page. Each card holds that seat's keys: give it to one person."""
@@ -214,7 +129,7 @@ def seat_cards(db: Database, db_path: Path, endpoint_host: str, view_base: str) 
     for p in participants(db):
         setup = devices.find(db, db_path, p.label)
         conf = devices.client_config(setup, endpoint_host)
-        url = f"{view_base}/me/{p.token}"
+        url = f"{view_base}{PAGE_PATH}{p.token}"
         cards.append(
             f'<div class="card"><h2>Seat {html.escape(p.label)}</h2><ol>'
             "<li>Install the WireGuard app, tap +, scan this code, switch the tunnel on:<br>"
@@ -228,92 +143,10 @@ def seat_cards(db: Database, db_path: Path, endpoint_host: str, view_base: str) 
     return _page("gazeback workshop seats", "<h1>Workshop seats</h1>" + "".join(cards))
 
 
-class PageServer:
-    """Serves participants their own pages: ``/me/<token>``, ``/me/<token>/handout``,
-    ``/me/<token>/summary`` (their one-page summary), and
-    ``POST /me/<token>/share``. Nothing else; an unknown token is a 404."""
+def own_summary(db: Database, participant: Participant) -> str:
+    """The participant's own one-page summary (as `gazeback summary` makes it), of their
+    phone only: companies, kinds of data, countries, what to do next; no values."""
+    from gazeback.share.summary import collect
+    from gazeback.share.summarypage import render_html
 
-    def __init__(self, db_path: Path, host: str, port: int) -> None:
-        self.db_path = db_path
-        handler = type("Handler", (_Handler,), {"db_path": db_path})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self.httpd.server_address[1])
-
-    def start(self) -> PageServer:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    db_path: Path
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # paths hold the participants' secrets: keep them out of the terminal
-
-    def _route(self) -> tuple[Database, Participant, str] | None:
-        parts = self.path.split("?", 1)[0].strip("/").split("/")
-        if len(parts) < 2 or parts[0] != "me":
-            self._send(404, _page("Not found", "<p>Not found.</p>"))
-            return None
-        db = sqlite_utils.Database(self.db_path)
-        participant = by_token(db, parts[1])
-        if participant is None:
-            db.close()
-            self._send(404, _page("Not found", "<p>Not found.</p>"))
-            return None
-        return db, participant, "/".join(parts[2:])
-
-    def do_GET(self) -> None:
-        route = self._route()
-        if route is None:
-            return
-        db, participant, rest = route
-        try:
-            s = summary(db, participant)
-            if rest == "":
-                self._send(200, participant_page(s, participant.token))
-            elif rest == "handout":
-                self._send(200, handout(s))
-            elif rest == "summary":
-                self._send(200, own_summary(db, participant))
-            else:
-                self._send(404, _page("Not found", "<p>Not found.</p>"))
-        finally:
-            db.close()
-
-    def do_POST(self) -> None:
-        route = self._route()
-        if route is None:
-            return
-        db, participant, rest = route
-        try:
-            length = min(int(self.headers.get("content-length") or 0), 100)
-            body = self.rfile.read(length).decode("ascii", "replace")
-            if rest != "share":
-                self._send(404, _page("Not found", "<p>Not found.</p>"))
-                return
-            set_shared(db, participant, "share=1" in body)
-            self.send_response(303)
-            self.send_header("Location", f"/me/{participant.token}")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-        finally:
-            db.close()
-
-    def _send(self, status: int, text: str) -> None:
-        data = text.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Referrer-Policy", "no-referrer")
-        self.end_headers()
-        self.wfile.write(data)
+    return render_html(collect(db, device=participant.label, days=None))
