@@ -64,6 +64,23 @@ def kill(proxy):
     return False  # keep sending: the requests after the kill fail and are not acknowledged
 
 
+def schema_bytes(tmp_path):
+    """The largest file a new trail's schema makes, opened as the writer opens it."""
+    import sqlite_utils
+
+    from gazeback.db import migrations
+
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    db = sqlite_utils.Database(probe / "trail.db")
+    db.enable_wal()
+    db.execute("PRAGMA synchronous=NORMAL")
+    migrations.apply(db)
+    size = max(f.stat().st_size for f in probe.iterdir())
+    db.close()
+    return size
+
+
 def small_disk(limit):
     def preexec():
         # Files may not grow past `limit` bytes, and writing past it fails (EFBIG) instead
@@ -75,10 +92,9 @@ def small_disk(limit):
 
 
 def test_disk_full_keeps_traffic_flowing_spills_and_recovers(tmp_path, upstream):
-    # Start with room for the schema only, then fill up while recording. (Creating the schema
-    # writes about 1.07 MB of WAL, with m027's table, views and glossary words and the
-    # alerts, asks and experiments tables.)
-    proxy = start_proxy(tmp_path, upstream, preexec_fn=small_disk(1_200_000))
+    # Start with room for the schema only, then fill up while recording: the limit is what
+    # creating the schema writes (its largest file, the WAL) and 120 kB more.
+    proxy = start_proxy(tmp_path, upstream, preexec_fn=small_disk(schema_bytes(tmp_path) + 120_000))
     acknowledged = send(proxy.port, 600, path="/" + "p" * 300)
     assert acknowledged == 600  # the person's traffic was never broken
     assert proxy.stop() == 0

@@ -283,9 +283,9 @@ def test_workshop_command_runs_one_server_and_wipes_itself(tmp_path):
     assert not folder.exists()
     # the console is projected: no seat's password on it, and no page that shows one
     # participant's rows to the room (the trail, a table, the query editor)
-    assert "password" not in proc.stdout.replace("proxy users and passwords in", "")
-    assert "2 devices joining by Wi-Fi proxy instead of WireGuard" in proc.stdout
-    addresses = re.findall(r"https?://\S+", proc.stdout)
+    assert "password" not in out.replace("proxy users and passwords in", "")
+    assert "2 devices joining by Wi-Fi proxy instead of WireGuard" in out
+    addresses = re.findall(r"https?://\S+", out)
     assert addresses and all(
         "/-/dashboards/workshop" in a or a.endswith("/me/<on") or a == "http://mitm.it"
         for a in addresses
