@@ -184,7 +184,7 @@ def test_notifier_sends_a_burst_as_one_message(tmp_path):
     out = tmp_path / "messages"
     script = tmp_path / "save.py"
     script.write_text("import sys; open(sys.argv[1], 'a').write(sys.argv[2] + '\\n')")
-    n = Notifier(path, f"{sys.executable} {script} {out} {{text}}", every=0.05, quiet=0.3)
+    n = Notifier(path, f"{sys.executable} {script} {out} {{text}}", every=0.05, quiet=1.5)
     n.start()
     try:
         time.sleep(0.2)

@@ -36,6 +36,15 @@ class NoChromium(RuntimeError):
     """PDF or PNG asked for, and no Chromium or Chrome was found."""
 
 
+LEARNED_SHOWN = 6  # kinds of data listed on the one page; the rest are counted
+
+
+def _first(words: list[str], n: int) -> str:
+    """The first ``n`` words, then how many more: a table cell that stays one line or two."""
+    more = len(words) - n
+    return ", ".join(words[:n]) + (f" and {more} more" if more > 0 else "")
+
+
 def _bars(title: str, items: list[tuple[str, int]], unit: str, color: str) -> str:
     """A horizontal bar chart as inline SVG, with its numbers as the text alternative."""
     if not items:
@@ -78,7 +87,7 @@ def render_html(s: Summary, *, paper: str = "a4", form: str = "") -> str:
     companies = "".join(
         f"<tr><td>{escape(c['name'])}</td><td>{escape(c['owner'])}</td>"
         f"<td>{escape(c['country_name'])}</td><td class=n>{c['requests']:,}</td>"
-        f"<td>{escape(', '.join(c['learned'])) or '—'}</td></tr>"
+        f"<td>{escape(_first(c['learned'], 3)) or '—'}</td></tr>"
         for c in s.companies
     )
     company_chart = _bars(
@@ -89,7 +98,9 @@ def render_html(s: Summary, *, paper: str = "a4", form: str = "") -> str:
         "Countries of the tracking companies", s.countries, "companies", OKABE_ITO[1]
     )
     learned = _list([f"{escape(w)} — {n} {'company' if n == 1 else 'companies'}"
-                     for w, n in s.learned])  # fmt: skip
+                     for w, n in s.learned[:LEARNED_SHOWN]]
+                    + ([f"and {len(s.learned) - LEARNED_SHOWN} more kinds"]
+                       if len(s.learned) > LEARNED_SHOWN else []))  # fmt: skip
     linking = _list([f"{escape(what)} (value hidden) — sent to {len(cs)} companies: "
                      f"{escape('; '.join(cs[:3]))}{' and others' if len(cs) > 3 else ''}"
                      for what, cs in s.linking])  # fmt: skip
