@@ -98,7 +98,7 @@ def list_(db_path: Path) -> None:
 @db_option
 @click.option("--kind", type=click.Choice(devices.KINDS), help="Also set its kind.")
 def relabel(old: str, new: str, db_path: Path, kind: str | None) -> None:
-    """Give the device labelled OLD the label NEW (and a kind), e.g. one gazeback could only
+    """Give the device labelled OLD the label NEW (and a kind): say, one gazeback could only
     name after its address.
 
     Example:
