@@ -679,3 +679,45 @@ def m037_create_app_names(db: Database) -> None:
     # bundled gazeback/data/app-names.json on every apply), so views show "Instagram" for
     # com.burbn.instagram. Public facts, exported with the knowledge tables.
     db.table("app_names").create({"app": str, "name": str}, pk="app", if_not_exists=True)
+
+
+def _drop_views_reading(db: Database, table: str) -> None:
+    # Views are made again after the migrations (views.ensure_db_shape); one that reads a table
+    # being rebuilt would stop the rebuild (SQLite checks every view on ALTER TABLE).
+    for (name,) in db.execute(
+        "select name from sqlite_master where type = 'view' and sql like ?", [f"%{table}%"]
+    ).fetchall():
+        db.execute(f"drop view if exists [{name}]")
+
+
+@migrations()
+def m042_compact_leaf_fingerprints(db: Database) -> None:
+    # #19: one WITHOUT ROWID table keyed by (fingerprint, request, place) instead of a rowid
+    # table and its fingerprint index, and the place (url.query:em, body.json:$.user.email …)
+    # as an id into the small dictionary `leaf_locations`. Rows already stored all stay.
+    if db.table("leaf_locations").exists():  # applied before (a migration record was removed)
+        return
+    _drop_views_reading(db, "leaf_fingerprints")
+    db.execute(
+        "create table leaf_locations (id integer primary key, location text not null unique)"
+    )
+    db.execute(
+        "create table leaf_fingerprints_compact ("
+        " fingerprint integer not null,"
+        " request_id integer not null references requests(id),"
+        " location_id integer not null references leaf_locations(id),"
+        " primary key (fingerprint, request_id, location_id)) without rowid"
+    )
+    if db.table("leaf_fingerprints").exists():
+        db.execute(
+            "insert into leaf_locations (location) select distinct coalesce(location, '') "
+            "from leaf_fingerprints order by 1"
+        )
+        db.execute(
+            "insert or ignore into leaf_fingerprints_compact (fingerprint, request_id, location_id)"
+            " select f.fingerprint, f.request_id, l.id from leaf_fingerprints f"
+            " join leaf_locations l on l.location = coalesce(f.location, '')"
+            " where f.fingerprint is not null and f.request_id is not null order by 1, 2, 3"
+        )
+        db.execute("drop table leaf_fingerprints")
+    db.execute("alter table leaf_fingerprints_compact rename to leaf_fingerprints")
