@@ -170,8 +170,9 @@ def test_a_spill_file_from_before_the_typed_records_still_replays(tmp_path):
     w.stop()
     assert (w.stats.replayed, w.stats.spill_skipped) == (2, 0) and not spill.exists()
     db = sqlite_utils.Database(path)
-    got = list(db.query("select flow_id, path, redacted_fields, request_headers, error "
-                        "from requests order by flow_id"))  # fmt: skip
+    got = list(db.query("select flow_id, path, redacted_fields, h.headers as request_headers, "
+                        "error from requests left join header_sets h on h.id = header_set_id "
+                        "order by flow_id"))  # fmt: skip
     assert got == [
         {"flow_id": "old-1", "path": "/p?em=[leak:email]", "redacted_fields": '["url.query:em"]',
          "request_headers": '[["accept", "*/*"]]', "error": None},

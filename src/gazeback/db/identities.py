@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from gazeback.db.header_sets import header_set_ids, headers_text
 from gazeback.db.localfiles import key_path, load_or_create_key
 from gazeback.leaks.detect import Profile, fingerprint
 from gazeback.leaks.needles import NAME_KEYS, build_profile, location_keys, validate
@@ -416,7 +417,8 @@ def _scrub_stored(db: Database, rows: list[dict[str, Any]]) -> None:
         found.setdefault(r["request_id"], []).append((r["location"], r["pii_type"]))
     for request_id, places in found.items():
         row = db.execute(
-            "select path, request_headers, redacted_fields from requests where id = ?",
+            "select r.path, h.headers, r.redacted_fields from requests r "
+            "left join header_sets h on h.id = r.header_set_id where r.id = ?",
             [request_id],
         ).fetchone()
         if row is None:
@@ -430,7 +432,9 @@ def _scrub_stored(db: Database, rows: list[dict[str, Any]]) -> None:
             request_id,
             {
                 "path": path,
-                "request_headers": json.dumps(new_headers, ensure_ascii=False) if headers else None,
+                "header_set_id": header_set_ids(db, [text])[text]
+                if headers and (text := headers_text(new_headers))
+                else None,
                 "redacted_fields": json.dumps(list(dict.fromkeys([*done, *fields]))),
             },
         )

@@ -94,8 +94,9 @@ def relearn(db: Database, adapters: AdapterIndex, learn_fn: LearnFn) -> dict[str
     rows: list[dict[str, Any]] = []
     for host in hosts:
         requests = db.execute(
-            "select id, method, path, request_headers from requests "
-            "where kind = 'http' and host = ?",
+            "select r.id, r.method, r.path, h.headers from requests r "
+            "left join header_sets h on h.id = r.header_set_id "
+            "where r.kind = 'http' and r.host = ?",
             [host],
         ).fetchall()
         for request_id, method, path, headers_json in requests:
