@@ -80,7 +80,8 @@ select
   identities.label as identity,
   leaks.identity_id,
   requests.device_id,
-  trackers.category
+  trackers.category,
+  requests.app
 from leaks
 join requests on requests.id = leaks.request_id
 left join devices on devices.id = requests.device_id
@@ -98,6 +99,20 @@ select id, label, kind, {_html("label")} as label_html, {_url("label")} as label
   '<a href="/-/dashboards/device?device=' || {_url("label")} || '">' || {_html("label")}
     || '</a>' as link
 from devices
+""",
+    ),
+    # The apps the dashboards' app filter offers: the app's name where gazeback knows it,
+    # marked "(inferred)" unless a capture reported it (a partial index of reported rows,
+    # m040, answers that without a scan). Charts map the chosen label back to `app`.
+    "dash_apps": (
+        {"summary_hourly", "app_names", "requests"},
+        f"""
+with a as (select distinct app from summary_hourly where app != ''),
+named as (
+  select a.app, coalesce(n.name, a.app) || case when exists (select 1 from requests r
+      where r.app = a.app and r.app_source = 'reported') then '' else ' (inferred)' end as label
+  from a left join app_names n on n.app = a.app)
+select app, label, {_html("label")} as label_html, {_url("app")} as app_q from named
 """,
     ),
     "dash_companies": (
