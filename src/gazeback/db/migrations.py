@@ -728,9 +728,10 @@ def m040_summaries_by_app(db: Database) -> None:
             f"insert into {table} (app, {keys[table]}) select '', {keys[table]} from temp.{temp}"
         )
         db.execute(f"drop table temp.{temp}")
-    # The app filter marks an app "(inferred)" unless some capture reported it: this small
-    # index (reported rows only; live capture infers) answers that without a scan.
+    # The app filter marks an app "(inferred)" unless a capture reported it (app_companies: on
+    # that device); this small index (reported rows only: live capture infers) answers that
+    # without a scan.
     db.execute(
-        "create index if not exists idx_requests_reported_app on requests (app) "
+        "create index if not exists idx_requests_reported_app on requests (app, device_id) "
         "where app_source = 'reported'"
     )
