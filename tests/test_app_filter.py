@@ -161,6 +161,10 @@ async def test_every_dashboard_with_a_device_filter_has_the_app_filter(trail):
         for name, c in meta[slug]["charts"].items():
             if ":device" in c.get("query", ""):
                 assert ":app" in c["query"], f"{slug}: {name} ignores the app filter"
+    # the summary page ("Make my summary") offers the apps the same way, and filters by one
+    page = await ds.client.get("/-/gazeback/summary", params={"app": "Weather", "days": "all"})
+    assert '<option value="Weather" selected>Weather (inferred)</option>' in page.text
+    assert "AppsFlyer" in page.text and "Meta Platforms" not in page.text.split("</form>")[1]
 
 
 @pytest.mark.parametrize("app", ["Instagram", "Weather"])
