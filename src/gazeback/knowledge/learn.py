@@ -348,12 +348,15 @@ def _transform(step: Step, value: object) -> object:
 class _Node:
     """One step of the compiled paths: the rules ending here, the steps going on from here."""
 
-    __slots__ = ("children", "ends", "keys")
+    __slots__ = ("children", "ends", "keys", "only_keys")
 
     def __init__(self) -> None:
         self.ends: list[int] = []  # indexes into Adapter.rules
         self.children: list[tuple[Step, _Node]] = []
-        self.keys: list[tuple[str, _Node]] = []  # plain key children (the common case)
+        # plain key children (the common case): (key, ".key" for the location, node, the rules
+        # ending there when nothing goes on from there, else None)
+        self.keys: list[tuple[str, str, _Node, list[int] | None]] = []
+        self.only_keys = False
 
     def child(self, step: Step) -> _Node:
         for s, node in self.children:
@@ -361,9 +364,18 @@ class _Node:
                 return node
         node = _Node()
         self.children.append((step, node))
-        if step.kind == "key":
-            self.keys.append((str(step.arg), node))
         return node
+
+    def seal(self) -> None:
+        """Once every path is added: the key children's lookup table."""
+        for step, node in self.children:
+            node.seal()
+            if step.kind == "key":
+                k = str(step.arg)
+                self.keys.append(
+                    (k, "." + _key_part(k), node, None if node.children else node.ends)
+                )
+        self.only_keys = bool(self.keys) and len(self.keys) == len(self.children)
 
 
 def _compile(rules: Sequence[Rule]) -> tuple[tuple[str, _Node], ...]:
@@ -374,6 +386,8 @@ def _compile(rules: Sequence[Rule]) -> tuple[tuple[str, _Node], ...]:
         for step in rule.path.steps:
             node = node.child(step)
         node.ends.append(i)
+    for root in roots.values():
+        root.seal()
     return tuple(roots.items())
 
 
@@ -390,14 +404,20 @@ def _run(
         first = value[0]
     for i in node.ends:
         hits.append((i, loc, first))
-    if node.keys and len(node.keys) == len(node.children):  # only plain keys: no dispatch
-        if type(first) is dict:
-            get = first.get
-            for k, child in node.keys:
-                v = get(k)
-                if v is not None:
-                    _run(child, v, f"{loc}.{_key_part(k)}", hits, True)
-            return
+    if node.only_keys and type(first) is dict:  # only plain keys: no dispatch
+        get = first.get
+        for k, part, child, ends in node.keys:
+            v = get(k)
+            if v is None:
+                continue
+            if ends is None:
+                _run(child, v, loc + part, hits, True)
+                continue
+            if type(v) is _QueryValues:  # a leaf: what _run(child, ...) would do, inline
+                v = v[0]
+            for i in ends:
+                hits.append((i, loc + part, v))
+        return
     for step, child in node.children:
         kind = step.kind
         if kind == "key":

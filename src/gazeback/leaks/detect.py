@@ -523,7 +523,14 @@ def scrub_identities_many(texts: Sequence[str], profile: Profile | None) -> list
             batch.append(i)
         else:
             alone.append(i)
-    for group in [batch] + [[i] for i in alone]:
+    if not alone and len(batch) <= 1:  # nothing to search, or one value: no joining
+        if batch:
+            i = batch[0]
+            one = _match_needles([Leaf("learned", texts[i])], profile).get(0)
+            if one:
+                out[i] = _replaced(texts[i], one)
+        return out
+    for group in [batch] + [[i] for i in alone] if alone else [batch]:
         distinct = list(dict.fromkeys(texts[i] for i in group))
         if not distinct:
             continue
