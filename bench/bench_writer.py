@@ -49,14 +49,18 @@ PHONE = "+14155550123"
 def snapshots(n: int, seed: int = 1) -> list[FlowSnapshot]:
     """A tracker-heavy mix: analytics pixels, SDK batches, gzipped JSON, forms, plain pages.
 
-    One request in eight carries a registered identity (advertising ID or email)."""
+    IDs are stable per app install (12 installs), as SDKs send them; each event adds a sequence
+    number and a timestamp. One request in eight carries a registered identity (advertising ID
+    or email)."""
     rng = random.Random(seed)
+    installs = [{f"k{j}": f"{rng.getrandbits(64):016x}" for j in range(6)} for _ in range(12)]
+    clients = [f"{rng.getrandbits(31)}.{rng.getrandbits(31)}" for _ in range(12)]
     device = DeviceKey("ip:192.168.1.23", "phone", "phone")
     out = []
     t0 = 1_790_000_000.0
     for i in range(n):
-        cid = f"{rng.getrandbits(31)}.{rng.getrandbits(31)}"
-        ids = {f"k{j}": f"{rng.getrandbits(64):016x}" for j in range(6)}
+        cid = clients[(i // 6) % 12]
+        ids = dict(installs[(i // 6) % 12], seq=str(i), ts=str(1_790_000_000_000 + i * 50))
         leak = i % 8 == 0
         headers: list[tuple[bytes, bytes]] = [
             (b"user-agent", UA.encode()),

@@ -255,62 +255,100 @@ def _request_facts(db: Database, ids: list[int]) -> dict[int, dict[str, Any]]:
     return {r["id"]: r for r in db.query(sql, ids)}
 
 
-_FACTS = """
-select count(distinct coalesce(t.company_id, r.registrable_domain, r.host)) as companies,
-  (select max(n) from (
-     select count(distinct substr(r2.started_at, 1, 10)) as n from persistent_id_sightings s2
-     join requests r2 on r2.id = s2.request_id where s2.persistent_id = :pid
-     group by r2.device_id, coalesce(r2.registrable_domain, r2.host)
-     union all
-     select count(distinct r2.capture_id) / 1.5 from persistent_id_sightings s2
-     join requests r2 on r2.id = s2.request_id where s2.persistent_id = :pid
-     group by r2.device_id, coalesce(r2.registrable_domain, r2.host))) as stability
+# One pass over a value's sightings: the distinct (device, destination, day, capture, company)
+# it was seen with; _facts decides from these (was three scans of the sightings, #19).
+_SEEN = """
+select distinct r.device_id, coalesce(r.registrable_domain, r.host) as destination,
+  substr(r.started_at, 1, 10) as day, r.capture_id,
+  coalesce(t.company_id, r.registrable_domain, r.host) as company
 from persistent_id_sightings s join requests r on r.id = s.request_id
 left join trackers t on t.id = r.tracker_id
-where s.persistent_id = :pid
+where s.persistent_id = ?
+"""
+
+# The company of one sighting that already has its leak row (an earlier batch's).
+_OLD_COMPANY = """
+select coalesce(t.company_id, r.registrable_domain, r.host)
+from persistent_id_sightings s join requests r on r.id = s.request_id
+left join trackers t on t.id = r.tracker_id
+where s.persistent_id = ? and s.leak_id is not null limit 1
+"""
+
+# The companies of this batch's sightings, which have no leak row yet.
+_NEW_COMPANIES = """
+select distinct coalesce(t.company_id, r.registrable_domain, r.host)
+from persistent_id_sightings s join requests r on r.id = s.request_id
+left join trackers t on t.id = r.tracker_id
+where s.persistent_id = ? and s.leak_id is null
 """
 
 
+def _facts(conn: sqlite3.Connection, pid: int) -> tuple[bool, bool]:
+    """(shared, persistent) from every sighting: two or more companies; or, for one device and
+    destination, two or more days or three or more captures."""
+    companies: set[Any] = set()
+    days: dict[tuple[Any, Any], set[Any]] = {}
+    captures: dict[tuple[Any, Any], set[Any]] = {}
+    for device, destination, day, capture, company in conn.execute(_SEEN, [pid]):
+        companies.add(company)
+        days.setdefault((device, destination), set()).add(day)
+        captures.setdefault((device, destination), set()).add(capture)
+    persistent = any(len(d) >= 2 for d in days.values()) or any(
+        len(c) >= 3 for c in captures.values()
+    )
+    return len(companies) >= 2, persistent
+
+
 def _judge(db: Database, pid: int) -> int:
-    facts = next(db.query(_FACTS, {"pid": pid}))
-    shared = (facts["companies"] or 0) >= 2
-    persistent = (facts["stability"] or 0) >= 2  # 2 days, or 3 captures (3 / 1.5)
+    """Decide whether value ``pid`` qualifies (after this batch's sightings) and write its leaks.
+
+    Both facts only grow as sightings are added, so a value already marked shared and persistent
+    is not judged again, and one marked persistent only needs this batch's companies checked
+    against the one company all its earlier sightings had (else it would be shared already)."""
+    conn = db.conn
+    was = conn.execute(
+        "select is_shared, is_persistent, shape from persistent_ids where id = ?", [pid]
+    ).fetchone()
+    was_shared, was_persistent, shape = bool(was[0]), bool(was[1]), was[2]
+    if was_shared and was_persistent:
+        shared = persistent = True
+    elif was_persistent:
+        old = conn.execute(_OLD_COMPANY, [pid]).fetchone()
+        if old is None:  # no earlier leak row (pruned, or marked before #19): judge in full
+            shared, persistent = _facts(conn, pid)
+        else:
+            new = {row[0] for row in conn.execute(_NEW_COMPANIES, [pid])}
+            shared, persistent = len(new | {old[0]}) >= 2, True
+    else:
+        shared, persistent = _facts(conn, pid)
     if not (shared or persistent):
         return 0
     tier = "medium" if shared else "weak"
-    db.execute(
-        "update persistent_ids set is_shared = ?, is_persistent = ? where id = ?",
-        [int(shared), int(persistent), pid],
-    )
-    if shared:
-        db.execute(
-            "update leaks set tier = 'medium' where id in (select leak_id from "
-            "persistent_id_sightings where persistent_id = ? and leak_id is not null)",
-            [pid],
+    if (shared, persistent) != (was_shared, was_persistent):
+        conn.execute(
+            "update persistent_ids set is_shared = ?, is_persistent = ? where id = ?",
+            [int(shared), int(persistent), pid],
         )
+        if shared:
+            conn.execute(
+                "update leaks set tier = 'medium' where id in (select leak_id from "
+                "persistent_id_sightings where persistent_id = ? and leak_id is not null)",
+                [pid],
+            )
     added = 0
-    shape = next(db.query("select shape from persistent_ids where id = ?", [pid]))["shape"]
-    for s in list(
-        db.query(
-            "select rowid, request_id, location from persistent_id_sightings "
-            "where persistent_id = ? and leak_id is null",
-            [pid],
+    for rowid, request_id, location in conn.execute(
+        "select rowid, request_id, location from persistent_id_sightings "
+        "where persistent_id = ? and leak_id is null",
+        [pid],
+    ).fetchall():
+        cur = conn.execute(
+            "insert into leaks (request_id, identity_id, pii_type, transform_chain, location,"
+            " tier) values (?, null, 'persistent_id', ?, ?, ?)",
+            [request_id, shape, location, tier],
         )
-    ):
-        leaks = db.table("leaks")
-        leaks.insert(
-            {
-                "request_id": s["request_id"],
-                "identity_id": None,
-                "pii_type": "persistent_id",
-                "transform_chain": shape,
-                "location": s["location"],
-                "tier": tier,
-            }
-        )
-        db.execute(
+        conn.execute(
             "update persistent_id_sightings set leak_id = ? where rowid = ?",
-            [leaks.last_pk, s["rowid"]],
+            [cur.lastrowid, rowid],
         )
         added += 1
     return added
