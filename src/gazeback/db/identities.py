@@ -246,7 +246,8 @@ def update_persistent_ids(db: Database, batch: Sequence[tuple[int, Detection]]) 
         " values (?, ?, ?, null)",
         sightings,
     )
-    return sum(_judge(db, pid) for pid in sorted(touched))
+    since = min(rid for rid, _ in batch)
+    return sum(_judge(db, pid, since) for pid in sorted(touched))
 
 
 def _request_facts(db: Database, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -283,6 +284,25 @@ where s.persistent_id = ? and s.leak_id is null
 """
 
 
+# Whether every sighting from request ``since`` on (this batch's: request ids only grow) was
+# seen with a (device, destination, day, capture, company) some earlier sighting had too.
+_NOTHING_NEW = """
+select not exists (
+  select 1 from persistent_id_sightings s join requests r on r.id = s.request_id
+  left join trackers t on t.id = r.tracker_id
+  where s.persistent_id = :pid and s.request_id >= :since and not exists (
+    select 1 from persistent_id_sightings s2 join requests r2 on r2.id = s2.request_id
+    left join trackers t2 on t2.id = r2.tracker_id
+    where s2.persistent_id = :pid and s2.request_id < :since
+      and r2.device_id is r.device_id
+      and coalesce(r2.registrable_domain, r2.host) is coalesce(r.registrable_domain, r.host)
+      and substr(r2.started_at, 1, 10) is substr(r.started_at, 1, 10)
+      and r2.capture_id is r.capture_id
+      and coalesce(t2.company_id, r2.registrable_domain, r2.host)
+          is coalesce(t.company_id, r.registrable_domain, r.host)))
+"""
+
+
 def _facts(conn: sqlite3.Connection, pid: int) -> tuple[bool, bool]:
     """(shared, persistent) from every sighting: two or more companies; or, for one device and
     destination, two or more days or three or more captures."""
@@ -299,12 +319,15 @@ def _facts(conn: sqlite3.Connection, pid: int) -> tuple[bool, bool]:
     return len(companies) >= 2, persistent
 
 
-def _judge(db: Database, pid: int) -> int:
+def _judge(db: Database, pid: int, since: int | None = None) -> int:
     """Decide whether value ``pid`` qualifies (after this batch's sightings) and write its leaks.
 
-    Both facts only grow as sightings are added, so a value already marked shared and persistent
-    is not judged again, and one marked persistent only needs this batch's companies checked
-    against the one company all its earlier sightings had (else it would be shared already)."""
+    ``since``: the first request id of this batch. Both facts depend only on the set of
+    (device, destination, day, capture, company) the value was seen with, and only grow as
+    sightings are added; every batch judges the values it touched. So a value already marked
+    shared and persistent is not judged again; one marked persistent only needs this batch's
+    companies checked against the one company all its earlier sightings had (else it would be
+    shared already); and a batch that brought no new such combination changes nothing."""
     conn = db.conn
     was = conn.execute(
         "select is_shared, is_persistent, shape from persistent_ids where id = ?", [pid]
@@ -319,6 +342,10 @@ def _judge(db: Database, pid: int) -> int:
         else:
             new = {row[0] for row in conn.execute(_NEW_COMPANIES, [pid])}
             shared, persistent = len(new | {old[0]}) >= 2, True
+    elif (
+        since is not None and conn.execute(_NOTHING_NEW, {"pid": pid, "since": since}).fetchone()[0]
+    ):
+        shared, persistent = was_shared, was_persistent
     else:
         shared, persistent = _facts(conn, pid)
     if not (shared or persistent):
