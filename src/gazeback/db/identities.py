@@ -218,29 +218,43 @@ def update_persistent_ids(db: Database, batch: Sequence[tuple[int, Detection]]) 
     # plain parameterized SQL: sqlite-utils' insert cost ~100 µs a candidate here
     conn = db.conn
     req = _request_facts(db, [rid for rid, _ in batch])
-    touched: set[int] = set()
-    sightings: list[tuple[int, int, str]] = []
+    # One lookup and one write per distinct value in the batch (an app sends the same IDs in
+    # every request), not per sighting; ids are given in order of first sighting (#19).
+    seen: dict[int, list[Any]] = {}  # fingerprint -> [shape, first seen_at, latest seen_at]
+    pending: list[tuple[int, int, str]] = []  # (fingerprint, request id, location)
     for rid, det in batch:
         seen_at = req.get(rid, {}).get("started_at") or now_iso()
         for cand in det.candidates:
-            row = conn.execute(
-                "select id from persistent_ids where fingerprint = ?", [cand.fingerprint]
-            ).fetchone()
-            if row:
-                pid = int(row[0])
-                conn.execute(
-                    "update persistent_ids set last_seen_at = max(last_seen_at, ?) where id = ?",
-                    [seen_at, pid],
-                )
-            else:
-                cur = conn.execute(
-                    "insert into persistent_ids (fingerprint, shape, first_seen_at,"
-                    " last_seen_at, is_persistent, is_shared) values (?, ?, ?, ?, 0, 0)",
-                    [cand.fingerprint, cand.shape, seen_at, seen_at],
-                )
-                pid = int(cur.lastrowid or 0)
-            sightings.append((pid, rid, cand.location))
-            touched.add(pid)
+            got = seen.get(cand.fingerprint)
+            if got is None:
+                seen[cand.fingerprint] = [cand.shape, seen_at, seen_at]
+            elif seen_at > got[2]:
+                got[2] = seen_at
+            pending.append((cand.fingerprint, rid, cand.location))
+    known: dict[int, int] = {}
+    fps = list(seen)
+    for start in range(0, len(fps), 500):
+        chunk = fps[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        sql = f"select fingerprint, id from persistent_ids where fingerprint in ({marks})"
+        known.update(conn.execute(sql, chunk).fetchall())
+    pids: dict[int, int] = {}
+    for fp, (shape, first, latest) in seen.items():
+        if fp in known:
+            pids[fp] = known[fp]
+            conn.execute(
+                "update persistent_ids set last_seen_at = max(last_seen_at, ?) where id = ?",
+                [latest, known[fp]],
+            )
+        else:
+            cur = conn.execute(
+                "insert into persistent_ids (fingerprint, shape, first_seen_at,"
+                " last_seen_at, is_persistent, is_shared) values (?, ?, ?, ?, 0, 0)",
+                [fp, shape, first, latest],
+            )
+            pids[fp] = int(cur.lastrowid or 0)
+    sightings = [(pids[fp], rid, location) for fp, rid, location in pending]
+    touched = set(pids.values())
     conn.executemany(
         "insert into persistent_id_sightings (persistent_id, request_id, location, leak_id)"
         " values (?, ?, ?, null)",
