@@ -36,3 +36,24 @@ def test_profile_pickles_and_detects_the_same() -> None:
         assert a == b
         found += len(a.leaks)
     assert found > 0
+
+
+def test_clean_header_cache_changes_no_redaction() -> None:
+    # #19: header values found clean are remembered; every header of the secret and ordinary
+    # corpora, twice and interleaved, must redact exactly as with nothing remembered
+    from secretcorpus import ordinary_cases, secret_cases
+
+    from gazeback.leaks import redact
+
+    key = bytes(32)
+    headers = [h for c in [*secret_cases(), *ordinary_cases()] for h in c.headers]
+    headers += [("User-Agent", "Mozilla/5.0"), ("X-Api-Key", "Mozilla/5.0")]
+    assert len(headers) > 100
+    plain = [redact._redact_header(n.lower(), v, key) for n, v in headers]  # nothing remembered
+    redact._CLEAN_HEADERS.clear()
+    try:
+        cached = [redact.redact_header(n, v, key) for n, v in headers + headers]
+    finally:
+        redact._CLEAN_HEADERS.clear()
+    assert cached == plain + plain
+    assert any(replaced for _, replaced in plain) and not all(r for _, r in plain)
