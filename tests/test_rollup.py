@@ -25,6 +25,9 @@ DETAIL = re.compile(
     re.I,
 )
 
+# charts that read detail for the hours after the horizon and learned_hourly before it
+ROLLED_UP_TOO = {("trail", "learned")}
+
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
@@ -155,7 +158,9 @@ async def chart_results(path):
     out = {}
     for slug, board in serve.dashboard_metadata("trail")["plugins"]["datasette-dashboards"].items():
         for name, chart in board["charts"].items():
-            if "query" not in chart or DETAIL.search(chart["query"]):
+            if "query" not in chart:
+                continue
+            if DETAIL.search(chart["query"]) and (slug, name) not in ROLLED_UP_TOO:
                 continue
             opts = {"date_start": "2026-11-10", "date_end": "2026-11-24"}
             for given in ({}, {k: v for k, v in opts.items() if k in board.get("filters", {})}):
@@ -170,7 +175,8 @@ async def chart_results(path):
 
 async def test_dashboards_show_the_same_totals_and_say_where_detail_starts(trail):
     _, before = await chart_results(trail)
-    assert len(before) > 30
+    assert len(before) > 30 and ("trail", "learned", ()) in before
+    assert before["trail", "learned", ()]  # what each company learned, before any rollup
     db = sqlite_utils.Database(trail)
     store.rollup(db, 10, now=END)
     db.close()

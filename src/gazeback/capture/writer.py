@@ -185,13 +185,16 @@ class Writer(Intake):
             self._load_profile()
             self.capture_id = store.start_capture(db, self.source, self.index.versions())
             self.pinned = store.pinned_hosts(db)
-            self._prune(db)
             self._replay_spill(db)
         except BaseException as e:  # reported to start()'s caller
             self._error = e
             self._ready.set()
             return
         self._ready.set()
+        # after start() returned: the first rollup of a long trail takes minutes (about 190 µs
+        # per request rolled up, docs/benchmarks.md) and the proxy must not wait for it;
+        # traffic meanwhile waits in the queue
+        self._prune(db)
         pending: list[Record] = []
         deadline = time.monotonic() + self.interval
         stopping = False
