@@ -378,6 +378,43 @@ def rollup(
     if keep_detail_days <= 0:
         return None
     cutoff_iso = hour_boundary(now, keep_detail_days)
+    if dry_run:
+        return _rollup_before(db, cutoff_iso, include_imports, dry_run=True)
+    # a day per transaction, oldest first: the first rollup of a long trail neither holds the
+    # write lock for its whole length nor grows the WAL by the size of what it deletes, and
+    # each day's horizon is recorded with it (an interruption leaves a consistent file)
+    total = Rollup(cutoff_iso[:13], 0, 0, 0, 0)
+    while True:
+        first = db.execute(
+            f"select min(started_at) from requests where {_candidates(include_imports)}",
+            [cutoff_iso],
+        ).fetchone()[0]
+        if first is None:
+            upto = cutoff_iso
+        else:
+            at = datetime.fromisoformat(first[:13] + ":00:00+00:00") + timedelta(days=1)
+            upto = min(iso(at.timestamp()), cutoff_iso)
+        done = _rollup_before(db, upto, include_imports, dry_run=False)
+        total = Rollup(
+            cutoff_iso[:13], total.requests + done.requests, total.leaks + done.leaks,
+            total.learned_items + done.learned_items, done.kept_imported,
+        )  # fmt: skip
+        if upto >= cutoff_iso:
+            return total
+
+
+def _candidates(include_imports: bool) -> str:
+    """The requests a rollup before ``?`` takes: older live traffic (and imports if asked)."""
+    if include_imports:
+        return "started_at < ?"
+    live = ", ".join(f"'{s}'" for s in LIVE_SOURCES)
+    return (
+        "started_at < ? and coalesce(capture_id, 0) not in "
+        f"(select id from captures where source not in ({live}))"
+    )
+
+
+def _rollup_before(db: Database, cutoff_iso: str, include_imports: bool, dry_run: bool) -> Rollup:
     horizon = cutoff_iso[:13]
     live = ", ".join(f"'{s}'" for s in LIVE_SOURCES)
     imported = f"select id from captures where source not in ({live})"
@@ -385,9 +422,7 @@ def rollup(
     with db.atomic():
         db.execute("drop table if exists temp.rollup_ids")
         db.execute("create temp table rollup_ids (id integer primary key)")
-        where = "started_at < ?" + (
-            "" if include_imports else f" and coalesce(capture_id, 0) not in ({imported})"
-        )
+        where = _candidates(include_imports)
         n = db.execute(
             f"insert into temp.rollup_ids select id from requests where {where}", [cutoff_iso]
         ).rowcount
