@@ -236,7 +236,7 @@ def rollup_notice(horizon: str | None) -> str | None:
     return (
         f"Detail before {when} was rolled up into hourly totals. Totals and charts still count "
         "everything; lists of single requests, the personal data found in each one and what "
-        "each request carried start on that day."
+        "each request carried start then."
     )
 
 
