@@ -207,3 +207,14 @@ async def test_dashboards_show_the_same_totals_and_say_where_detail_starts(trail
         r = await ds.client.get(page)
         assert r.status_code == 200
         assert "Detail before 17 November 2026 was rolled up into hourly totals" in r.text, page
+
+
+def test_a_long_rollup_goes_in_chunks_each_with_its_horizon(trail, monkeypatch):
+    monkeypatch.setattr(store, "CHUNK", 100)
+    db = sqlite_utils.Database(trail)
+    before = totals(db)
+    done = store.rollup(db, 10, now=END)
+    runs = db.execute("select horizon, requests from rollups order by id").fetchall()
+    assert len(runs) >= 3 and [h for h, _ in runs] == sorted(h for h, _ in runs)
+    assert sum(n for _, n in runs) == done.requests and runs[-1][0] <= "2026-11-17T00"
+    assert totals(db) == before

@@ -380,27 +380,33 @@ def rollup(
     cutoff_iso = hour_boundary(now, keep_detail_days)
     if dry_run:
         return _rollup_before(db, cutoff_iso, include_imports, dry_run=True)
-    # a day per transaction, oldest first: the first rollup of a long trail neither holds the
-    # write lock for its whole length nor grows the WAL by the size of what it deletes, and
-    # each day's horizon is recorded with it (an interruption leaves a consistent file)
+    # in chunks of about CHUNK requests (whole hours), oldest first, each in its own
+    # transaction with its horizon recorded: the first rollup of a long trail neither holds
+    # the write lock for its whole length nor grows the WAL by all it deletes, and an
+    # interruption leaves a consistent file. (Each chunk scans leaf_fingerprints once: it has
+    # no request_id index, so chunks are large rather than, say, a day each.)
     total = Rollup(cutoff_iso[:13], 0, 0, 0, 0)
     while True:
-        first = db.execute(
-            f"select min(started_at) from requests where {_candidates(include_imports)}",
-            [cutoff_iso],
-        ).fetchone()[0]
-        if first is None:
-            upto = cutoff_iso
-        else:
-            at = datetime.fromisoformat(first[:13] + ":00:00+00:00") + timedelta(days=1)
+        row = db.execute(
+            f"select started_at from requests where {_candidates(include_imports)} "
+            "order by started_at limit 1 offset ?",
+            [cutoff_iso, CHUNK - 1],
+        ).fetchone()
+        upto = cutoff_iso
+        if row is not None:  # the end of the hour of the CHUNK-th oldest request
+            at = datetime.fromisoformat(row[0][:13] + ":00:00+00:00") + timedelta(hours=1)
             upto = min(iso(at.timestamp()), cutoff_iso)
-        done = _rollup_before(db, upto, include_imports, dry_run=False)
+        last = upto >= cutoff_iso
+        done = _rollup_before(db, upto, include_imports, dry_run=False, count_kept=last)
         total = Rollup(
             cutoff_iso[:13], total.requests + done.requests, total.leaks + done.leaks,
             total.learned_items + done.learned_items, done.kept_imported,
         )  # fmt: skip
-        if upto >= cutoff_iso:
+        if last:
             return total
+
+
+CHUNK = 250_000  # requests rolled up per transaction
 
 
 def _candidates(include_imports: bool) -> str:
@@ -414,7 +420,9 @@ def _candidates(include_imports: bool) -> str:
     )
 
 
-def _rollup_before(db: Database, cutoff_iso: str, include_imports: bool, dry_run: bool) -> Rollup:
+def _rollup_before(
+    db: Database, cutoff_iso: str, include_imports: bool, dry_run: bool, count_kept: bool = True
+) -> Rollup:
     horizon = cutoff_iso[:13]
     live = ", ".join(f"'{s}'" for s in LIVE_SOURCES)
     imported = f"select id from captures where source not in ({live})"
@@ -427,7 +435,7 @@ def _rollup_before(db: Database, cutoff_iso: str, include_imports: bool, dry_run
             f"insert into temp.rollup_ids select id from requests where {where}", [cutoff_iso]
         ).rowcount
         kept = 0
-        if not include_imports:
+        if count_kept and not include_imports:
             kept = db.execute(
                 f"select count(*) from requests where started_at < ? and capture_id in ({imported})",
                 [cutoff_iso],
