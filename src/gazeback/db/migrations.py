@@ -711,3 +711,10 @@ def m041_create_rollups(db: Database) -> None:
   primary key (hour, device_id, company, tracker_id, property, kind_group)
 ) without rowid"""
     )
+    # A year of hourly rows: the "explained" charts join summary_leaks to leak_explanations
+    # by (type, encoding, place); without this index SQLite scans the table once per kind
+    # (28 s on a 300k-request year at load 15, 1.2 s with it; docs/benchmarks.md, rollup).
+    db.execute(
+        "create index if not exists summary_leaks_kind "
+        "on summary_leaks (pii_type, transform_chain, location)"
+    )
