@@ -352,3 +352,21 @@ def test_every_step_of_a_transform_chain_has_plain_words():
         s.split(":", 1)[1] for s in CHAIN_STEPS if ":" in s
     }
     assert sorted(steps - set(glossary.STEPS)) == []
+
+
+async def test_a_request_page_shows_its_headers(demo_db):
+    # headers are stored once per set (#19): the request's page shows them as the link's label
+    db = sqlite_utils.Database(demo_db)
+    rid, headers = db.execute(
+        "select r.id, h.headers from requests r join header_sets h on h.id = r.header_set_id "
+        "where h.headers like '%user-agent%' limit 1"
+    ).fetchone()
+    db.close()
+    ds = await signed_in(serve.make_datasette(demo_db))
+    r = await ds.client.get(
+        "/trail/requests.json", params={"id": rid, "_labels": "on", "_shape": "objects"}
+    )
+    assert r.status_code == 200
+    assert r.json()["rows"][0]["header_set_id"]["label"] == headers
+    r = await ds.client.get(f"/trail/requests/{rid}")  # the request's own page
+    assert r.status_code == 200 and "<br>user-agent: " in r.text

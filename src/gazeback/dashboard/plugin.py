@@ -525,3 +525,30 @@ async def participant_page(datasette: Any, request: Any) -> Any:
     template = "workshop_handout.html" if rest == "/handout" else "workshop_me.html"
     html = await datasette.render_template(template, {"s": summary, "base": base}, request)
     return Response.html(html, headers=NO_STORE)
+
+
+@hookimpl  # type: ignore[untyped-decorator]
+def render_cell(value: Any, column: str, table: str | None, database: str, datasette: Any) -> Any:
+    # A request's headers are stored once per set (header_sets, #19): its page and the
+    # requests table show the set itself, one "name: value" per line, not its id.
+    if table != "requests" or column != "header_set_id" or not isinstance(value, int):
+        return None
+
+    async def headers() -> Any:
+        from markupsafe import Markup, escape
+
+        rows = await datasette.get_database(database).execute(
+            "select headers from header_sets where id = ?", [value]
+        )
+        if not rows.rows:
+            return None
+        try:
+            pairs = json.loads(rows.rows[0][0])
+        except ValueError:
+            return None
+        lines = "<br>".join(f"{escape(str(k))}: {escape(str(v))}" for k, v in pairs)
+        return Markup(
+            f'<a href="/{escape(database)}/header_sets/{value}">set {value}</a><br>{lines}'
+        )
+
+    return headers

@@ -718,3 +718,82 @@ def m041_create_rollups(db: Database) -> None:
         "create index if not exists summary_leaks_kind "
         "on summary_leaks (pii_type, transform_chain, location)"
     )
+
+
+def _drop_views_reading(db: Database, table: str) -> None:
+    # Views are made again after the migrations (views.ensure_db_shape); one that reads a table
+    # being rebuilt would stop the rebuild (SQLite checks every view on ALTER TABLE).
+    for (name,) in db.execute(
+        "select name from sqlite_master where type = 'view' and sql like ?", [f"%{table}%"]
+    ).fetchall():
+        db.execute(f"drop view if exists [{name}]")
+
+
+@migrations()
+def m042_compact_leaf_fingerprints(db: Database) -> None:
+    # #19: one WITHOUT ROWID table keyed by (fingerprint, request, place) instead of a rowid
+    # table and its fingerprint index, and the place (url.query:em, body.json:$.user.email …)
+    # as an id into the small dictionary `leaf_locations`. Rows already stored all stay.
+    if db.table("leaf_locations").exists():  # applied before (a migration record was removed)
+        return
+    _drop_views_reading(db, "leaf_fingerprints")
+    db.execute(
+        "create table leaf_locations (id integer primary key, location text not null unique)"
+    )
+    db.execute(
+        "create table leaf_fingerprints_compact ("
+        " fingerprint integer not null,"
+        " request_id integer not null references requests(id),"
+        " location_id integer not null references leaf_locations(id),"
+        " primary key (fingerprint, request_id, location_id)) without rowid"
+    )
+    if db.table("leaf_fingerprints").exists():
+        db.execute(
+            "insert into leaf_locations (location) select distinct coalesce(location, '') "
+            "from leaf_fingerprints order by 1"
+        )
+        db.execute(
+            "insert or ignore into leaf_fingerprints_compact (fingerprint, request_id, location_id)"
+            " select f.fingerprint, f.request_id, l.id from leaf_fingerprints f"
+            " join leaf_locations l on l.location = coalesce(f.location, '')"
+            " where f.fingerprint is not null and f.request_id is not null order by 1, 2, 3"
+        )
+        db.execute("drop table leaf_fingerprints")
+    db.execute("alter table leaf_fingerprints_compact rename to leaf_fingerprints")
+
+
+@migrations()
+def m043_create_header_sets(db: Database) -> None:
+    # #19: an app sends the same (redacted) headers again and again. Each distinct set is
+    # stored once in `header_sets` and `requests.header_set_id` points at it (Datasette shows
+    # the headers as the link's label); the JSON text per request goes.
+    if db.table("header_sets").exists():  # applied before (a migration record was removed)
+        return
+    _drop_views_reading(db, "request_headers")
+    db.execute("create table header_sets (id integer primary key, headers text not null unique)")
+    db.execute("alter table requests add column header_set_id integer references header_sets(id)")
+    if "request_headers" in db.table("requests").columns_dict:
+        db.execute(
+            "insert into header_sets (headers) select distinct request_headers from requests "
+            "where request_headers is not null"
+        )
+        db.execute(
+            "update requests set header_set_id = (select id from header_sets "
+            "where headers = requests.request_headers) where request_headers is not null"
+        )
+        db.execute("alter table requests drop column request_headers")
+
+
+@migrations(transactional=False)
+def m044_vacuum_after_compaction(db: Database) -> None:
+    # m042 and m043 leave the rewritten `requests` rows in half-empty pages: VACUUM packs them
+    # (a 1M-request trail: 755 → 558 MB, 40 s). It needs free disk for a copy of the file; when
+    # it cannot run (disk full, a reader holding the file) the trail works as it is, only larger.
+    import sqlite3
+
+    if db.conn.in_transaction or not db.execute("select 1 from requests limit 1").fetchone():
+        return
+    try:
+        db.execute("vacuum")
+    except sqlite3.OperationalError:
+        pass
