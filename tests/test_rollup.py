@@ -72,6 +72,10 @@ def test_rollup_keeps_the_hourly_totals_and_deletes_the_detail(trail):
     for table in ("leaks", "leaf_fingerprints", "learned_items", "persistent_id_sightings"):
         orphans = f"select count(*) from {table} where request_id not in (select id from requests)"
         assert db.execute(orphans).fetchone()[0] == 0, table
+    orphans = (
+        "select count(*) from header_sets where id not in (select header_set_id from requests)"
+    )
+    assert db.execute(orphans).fetchone()[0] == 0  # the headers of rolled-up requests went too
     # what each company learned in those hours, as counts only
     assert db.execute("select sum(items) from learned_hourly").fetchone()[0] == learned > 0
     assert db.execute("select max(hour) from learned_hourly").fetchone()[0] < "2026-11-17T00"

@@ -490,6 +490,11 @@ def _rollup_before(
         if "alerts" in tables:  # the alert stays; the request behind it is gone
             db.execute(f"update alerts set request_id = null where {in_ids}")
         db.execute("delete from requests where id in (select id from temp.rollup_ids)")
+        if "header_sets" in tables:  # header sets no kept request uses any more
+            db.execute(
+                "delete from header_sets where id not in "
+                "(select header_set_id from requests where header_set_id is not null)"
+            )
         for _, sql in triggers:
             db.execute(sql)
         db.execute(
