@@ -55,8 +55,17 @@ class TrailLogger:
             "gazeback_keep_days",
             int,
             0,
-            "gazeback: delete requests older than this many days (checked at start and hourly). "
-            "0 keeps everything.",
+            "gazeback: delete everything older than this many days, hourly totals too "
+            "(checked at start and hourly). 0 keeps everything.",
+        )
+        loader.add_option(
+            "gazeback_keep_detail_days",
+            int,
+            90,
+            "gazeback: keep each request of live-captured traffic for this many days; older "
+            "traffic is kept as hourly totals per device, company and kind of data, which the "
+            "dashboards still show (checked at start and hourly). Imported files keep their "
+            "detail (`gazeback rollup --include-imports` rolls them up). 0 keeps all detail.",
         )
         loader.add_option(
             "gazeback_learn",
@@ -102,7 +111,11 @@ class TrailLogger:
             )
             extra: dict[str, Any] = {} if ctx.options.gazeback_learn else {"learn": False}
             writer = factory(
-                path, load_or_create_key(path), keep_days=ctx.options.gazeback_keep_days, **extra
+                path,
+                load_or_create_key(path),
+                keep_days=ctx.options.gazeback_keep_days,
+                keep_detail_days=ctx.options.gazeback_keep_detail_days,
+                **extra,
             )
             writer.start()
         except Exception as e:

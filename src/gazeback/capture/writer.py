@@ -109,6 +109,7 @@ class Writer(Intake):
         learn: bool = True,
         busy_timeout_ms: int = 5000,
         keep_days: int = 0,
+        keep_detail_days: int = 0,
         backlog_max: int = 20_000,
         retry_interval: float = 2.0,
     ) -> None:
@@ -127,6 +128,7 @@ class Writer(Intake):
         self._stamp_checked = 0.0
         self.busy_timeout_ms = busy_timeout_ms
         self.keep_days = keep_days
+        self.keep_detail_days = keep_detail_days  # older live traffic: hourly totals only
         self._next_prune = 0.0
         self.stats = Stats()
         self.capture_id: int | None = None
@@ -183,13 +185,16 @@ class Writer(Intake):
             self._load_profile()
             self.capture_id = store.start_capture(db, self.source, self.index.versions())
             self.pinned = store.pinned_hosts(db)
-            self._prune(db)
             self._replay_spill(db)
         except BaseException as e:  # reported to start()'s caller
             self._error = e
             self._ready.set()
             return
         self._ready.set()
+        # after start() returned: the first rollup of a long trail takes minutes (about 190 µs
+        # per request rolled up, docs/benchmarks.md) and the proxy must not wait for it;
+        # traffic meanwhile waits in the queue
+        self._prune(db)
         pending: list[Record] = []
         deadline = time.monotonic() + self.interval
         stopping = False
@@ -228,19 +233,39 @@ class Writer(Intake):
         db.close()
 
     def _prune(self, db: sqlite_utils.Database) -> None:
-        # retention: at start, then hourly
-        if self.keep_days <= 0 or time.monotonic() < self._next_prune:
+        # retention and rollup: at start, then hourly
+        if (self.keep_days <= 0 and self.keep_detail_days <= 0) or (
+            time.monotonic() < self._next_prune
+        ):
             return
         self._next_prune = time.monotonic() + 3600
-        try:
-            n = store.prune(db, self.keep_days)
-        except Exception as e:
-            logger.error(
-                "gazeback: could not delete requests older than %d days: %s", self.keep_days, e
-            )
-            return
-        if n:
-            logger.info("gazeback: deleted %d requests older than %d days", n, self.keep_days)
+        if self.keep_days > 0:
+            try:
+                n = store.prune(db, self.keep_days)
+            except Exception as e:
+                logger.error(
+                    "gazeback: could not delete requests older than %d days: %s", self.keep_days, e
+                )
+            else:
+                if n:
+                    logger.info(
+                        "gazeback: deleted %d requests older than %d days", n, self.keep_days
+                    )
+        if self.keep_detail_days > 0:
+            try:
+                done = store.rollup(db, self.keep_detail_days)
+            except Exception as e:
+                logger.error(
+                    "gazeback: could not roll up detail older than %d days: %s",
+                    self.keep_detail_days, e,
+                )  # fmt: skip
+                return
+            if done and done.requests:
+                logger.info(
+                    "gazeback: rolled %d requests older than %d days into hourly totals "
+                    "(detail kept from %s:00 UTC)",
+                    done.requests, self.keep_detail_days, done.horizon,
+                )  # fmt: skip
 
     def _note_pinned(self, db: sqlite_utils.Database, host: str, error: str | None) -> None:
         try:

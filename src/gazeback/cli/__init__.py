@@ -11,6 +11,7 @@ import click
 from gazeback.cli.options import DbCommand, check_port, db_option, open_existing_db
 from gazeback.cli.options import open_db as _open_db
 from gazeback.cli.recording import record
+from gazeback.cli.rollup import keep_detail_option
 from gazeback.dashboard import access, serve
 from gazeback.db import migrations
 
@@ -32,8 +33,10 @@ def cli() -> None:
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Delete requests older than this many days (0: keep everything).",
+    help="Delete everything older than this many days, hourly totals too (0: keep "
+    "everything). To keep older traffic as totals instead, see --keep-detail.",
 )
+@keep_detail_option
 @click.option(
     "--device",
     "devices",
@@ -69,6 +72,7 @@ def run(
     dashboard_port: int,
     no_dashboard: bool,
     keep_days: int,
+    keep_detail_days: int,
     devices: tuple[str, ...],
     wireguard_host: str,
     endpoint: str | None,
@@ -89,11 +93,15 @@ def run(
 
     Every device added with `gazeback device add` gets its own WireGuard server
     (its own port) and proxy credential.
+
+    Each request of live-captured traffic is kept for --keep-detail (90 days); older
+    traffic is kept as hourly totals the dashboards still show (see `gazeback rollup`).
+    Files you import keep their detail. --keep-days deletes everything older, totals too.
     """
     record(
         db_path.expanduser(), listen_host, listen_port, None if no_dashboard else dashboard_port,
         list(devices), wireguard_host, endpoint, list(mitmproxy_args), keep_days,
-        notify_command=notify_command,
+        keep_detail_days, notify_command=notify_command,
     )  # fmt: skip
 
 
@@ -175,6 +183,7 @@ def _register() -> None:
     from gazeback.cli.imports import import_
     from gazeback.cli.news import alerts_, news
     from gazeback.cli.request import request
+    from gazeback.cli.rollup import rollup
     from gazeback.cli.summary import summary
     from gazeback.cli.trackers import reclassify, trackers
     from gazeback.cli.workshop import workshop
@@ -182,7 +191,7 @@ def _register() -> None:
     for command in (
         device, devices_, status, workshop, wipe, import_, demo, export, verify_export, merge,
         trackers, reclassify, adapters, identity, rescan, request, experiment, news, alerts_,
-        consent_check, summary,
+        consent_check, summary, rollup,
     ):  # fmt: skip
         cli.add_command(command)
 

@@ -26,6 +26,7 @@ def record(
     endpoint: str | None = None,
     mitmproxy_args: list[str] | None = None,
     keep_days: int = 0,
+    keep_detail_days: int = 0,
     dashboard_token: str | None = None,
     dashboard_path: str = "/-/dashboards/trail",
     passwords_at: Path | None = None,
@@ -50,7 +51,7 @@ def record(
     if dashboard_port:  # before anything starts: a clash must not leave `run` half-up
         check_port(dashboard_host, dashboard_port, port_option)
     check_port(listen_host, listen_port, "--listen-port")
-    ours = proxy_args(db_path, listen_host, listen_port, keep_days)
+    ours = proxy_args(db_path, listen_host, listen_port, keep_days, keep_detail_days)
     passed = list(mitmproxy_args or [])
     # before anything is created; without --device and without a database there will be no
     # credentials, so the regular proxy can be judged now too
@@ -102,7 +103,10 @@ def record(
             serve.stop_server(dashboard)
 
 
-def proxy_args(db_path: Path, listen_host: str, listen_port: int, keep_days: int = 0) -> list[str]:
+def proxy_args(
+    db_path: Path, listen_host: str, listen_port: int, keep_days: int = 0,
+    keep_detail_days: int = 0,
+) -> list[str]:  # fmt: skip
     """mitmdump's options for gazeback's recording proxy (`run`, `consent-check`)."""
     return [
         "--listen-host", listen_host, "--listen-port", str(listen_port),
@@ -110,6 +114,7 @@ def proxy_args(db_path: Path, listen_host: str, listen_port: int, keep_days: int
         "--set", f"gazeback_db={db_path}", "--set", "flow_detail=0",
         "--set", "termlog_verbosity=warn",
         "--set", f"gazeback_keep_days={keep_days}",
+        "--set", f"gazeback_keep_detail_days={keep_detail_days}",
         # connections to --ignore-hosts become flows gazeback can count (undecrypted)
         "--set", "show_ignored_hosts=true",
     ]  # fmt: skip

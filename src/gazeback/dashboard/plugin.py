@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +222,47 @@ def prepare_connection(conn: Any) -> None:
     # (they find their tokenizers without this SQL function).
     for n_args in (1, 2):
         conn.create_function("fts3_tokenizer", n_args, _refuse)
+
+
+def rollup_notice(horizon: str | None) -> str | None:
+    """What every page says once detail before ``horizon`` (``2026-09-03T14``) was rolled up."""
+    if not horizon:
+        return None
+    try:
+        at = datetime.strptime(horizon, "%Y-%m-%dT%H")
+    except ValueError:
+        return None
+    when = f"{at.day} {at:%B %Y}" + ("" if at.hour == 0 else f", {at.hour:02d}:00 UTC")
+    return (
+        f"Detail before {when} was rolled up into hourly totals. Totals and charts still count "
+        "everything; lists of single requests, the personal data found in each one and what "
+        "each request carried start then."
+    )
+
+
+@hookimpl  # type: ignore[untyped-decorator]
+def extra_body_script(datasette: Any, database: str | None) -> Any:
+    async def script() -> str:
+        names = [database] if database else [n for n in datasette.databases if n != "_internal"]
+        for name in names[:1]:
+            try:
+                rows = await datasette.get_database(name).execute(
+                    "select max(horizon) from rollups"
+                )
+            except Exception:  # not a gazeback trail, or one from before m041
+                return ""
+            notice = rollup_notice(rows.first()[0] if rows.first() else None)
+            if notice:  # a paragraph at the top of the page (json: a safe JS string)
+                return (
+                    "(function(){var p=document.createElement('p');"
+                    "p.className='gazeback-rollup-notice';p.setAttribute('role','note');"
+                    f"p.textContent={json.dumps(notice)};"
+                    "var c=document.querySelector('section.content')||document.body;"
+                    "c.insertBefore(p,c.firstChild);})();"
+                )
+        return ""
+
+    return script
 
 
 def _qr_codes(db_path: str | None) -> dict[str, str]:

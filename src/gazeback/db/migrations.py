@@ -409,22 +409,29 @@ create trigger if not exists summary_leaks_delete after delete on leaks begin
 end;
 """
 
+# Hours before the rollup horizon (`rollups`, m041) have no detail left to count: a rebuild
+# keeps their summary rows as they are and recomputes the hours after it.
 SUMMARY_FILL_SQL = """
-delete from summary_hourly;
-delete from summary_leaks;
+create table if not exists rollups (id integer primary key, horizon text not null,
+  ran_at text not null, requests integer not null, include_imports integer not null);
+delete from summary_hourly where hour >= (select coalesce(max(horizon), '') from rollups);
+delete from summary_leaks where hour >= (select coalesce(max(horizon), '') from rollups);
 insert into summary_hourly (hour, device_id, app, host, tracker_id, kind, is_decrypted,
   requests, leaks, request_bytes, response_bytes)
 select substr(r.started_at, 1, 13), coalesce(r.device_id, 0), coalesce(r.app, ''), r.host,
   coalesce(r.tracker_id, ''), r.kind, coalesce(r.is_decrypted, 0), count(*),
   coalesce(sum((select count(*) from leaks where request_id = r.id)), 0),
   coalesce(sum(r.request_bytes), 0), coalesce(sum(r.response_bytes), 0)
-from requests r where 1 group by 1, 2, 3, 4, 5, 6, 7;
+from requests r where r.started_at >= (select coalesce(max(horizon), '') from rollups)
+group by 1, 2, 3, 4, 5, 6, 7;
 insert into summary_leaks (hour, device_id, app, host, tracker_id, pii_type, transform_chain,
   location, leaks)
 select substr(r.started_at, 1, 13), coalesce(r.device_id, 0), coalesce(r.app, ''), r.host,
   coalesce(r.tracker_id, ''), l.pii_type, coalesce(l.transform_chain, ''),
   coalesce(l.location, ''), count(*)
-from leaks l join requests r on r.id = l.request_id where 1 group by 1, 2, 3, 4, 5, 6, 7, 8;
+from leaks l join requests r on r.id = l.request_id
+where r.started_at >= (select coalesce(max(horizon), '') from rollups)
+group by 1, 2, 3, 4, 5, 6, 7, 8;
 """
 
 
@@ -734,6 +741,39 @@ def m040_summaries_by_app(db: Database) -> None:
     db.execute(
         "create index if not exists idx_requests_reported_app on requests (app, device_id) "
         "where app_source = 'reported'"
+    )
+
+
+@migrations()
+def m041_create_rollups(db: Database) -> None:
+    # The rollup tier (#19): detail older than a window is deleted at an hour boundary while
+    # the dashboards' hourly summaries of those hours are kept. `rollups` records each run;
+    # its latest horizon (first hour still in detail, e.g. 2026-09-03T14) tells
+    # `summaries.rebuild` which hours it can recount. `learned_hourly` keeps what each
+    # company learned, as counts per hour, device, company and kind of data (never values).
+    db.execute(
+        "create table if not exists rollups (id integer primary key, horizon text not null, "
+        "ran_at text not null, requests integer not null, include_imports integer not null)"
+    )
+    db.execute(
+        """create table if not exists learned_hourly (
+  hour text not null,            -- substr(started_at, 1, 13)
+  device_id integer not null,    -- 0 when unknown
+  company text not null,         -- learned_items.company: the adapter file's company
+  tracker_id text not null,      -- '' when no list knows the host
+  property text not null,        -- TrackHAR vocabulary, e.g. advertisingId
+  kind_group text not null,      -- identifier, device, activity, location
+  items integer not null default 0,
+  requests integer not null default 0,  -- requests that carried it
+  primary key (hour, device_id, company, tracker_id, property, kind_group)
+) without rowid"""
+    )
+    # A year of hourly rows: the "explained" charts join summary_leaks to leak_explanations
+    # by (type, encoding, place); without this index SQLite scans the table once per kind
+    # (28 s on a 300k-request year at load 15, 1.2 s with it; docs/benchmarks.md, rollup).
+    db.execute(
+        "create index if not exists summary_leaks_kind "
+        "on summary_leaks (pii_type, transform_chain, location)"
     )
 
 

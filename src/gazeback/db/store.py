@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -316,17 +317,26 @@ def pinned_hosts(db: Database) -> dict[str, float]:
 DEPENDENT_TABLES = ("leaks", "leaf_fingerprints", "persistent_id_sightings", "learned_items")
 
 
+def hour_boundary(now: datetime | None, days: int) -> str:
+    """The ISO time of the hour boundary ``days`` days before ``now`` (UTC)."""
+    cutoff = (now or datetime.now(UTC)).astimezone(UTC) - timedelta(days=days)
+    return iso(cutoff.replace(minute=0, second=0, microsecond=0).timestamp())
+
+
 def prune(db: Database, keep_days: int, now: datetime | None = None) -> int:
-    """Delete requests older than ``keep_days`` days, with everything derived from them.
+    """Delete everything older than ``keep_days`` days (from the hour boundary before): the
+    requests with everything derived from them, and the hourly totals of those hours.
 
     Returns how many requests were deleted. ``keep_days`` of 0 or less keeps everything.
     """
     if keep_days <= 0:
         return 0
-    cutoff = (now or datetime.now(UTC)) - timedelta(days=keep_days)
-    cutoff_iso = iso(cutoff.timestamp())
+    cutoff_iso = hour_boundary(now, keep_days)
     tables = set(db.table_names())
     with db.atomic():
+        for table in ("summary_hourly", "summary_leaks", "learned_hourly"):
+            if table in tables:  # rolled-up hours have no requests left to subtract
+                db.execute(f"delete from [{table}] where hour < ?", [cutoff_iso[:13]])
         deleted = db.execute("delete from requests where started_at < ?", [cutoff_iso]).rowcount
         if deleted:
             for table in DEPENDENT_TABLES:
@@ -343,6 +353,164 @@ def prune(db: Database, keep_days: int, now: datetime | None = None) -> int:
                 db.execute("delete from summary_hourly where requests <= 0")
                 db.execute("delete from summary_leaks where leaks <= 0")
     return int(deleted)
+
+
+# Captures recorded as traffic happened. Everything else (HAR, .mitm, pcap, consent checks …)
+# is an import the person brought in on purpose: exempt from the detail window unless asked.
+LIVE_SOURCES = ("proxy", "demo")
+
+
+@dataclass(frozen=True)
+class Rollup:
+    horizon: str  # first hour still kept in detail, e.g. 2026-09-03T14
+    requests: int  # requests whose detail was (or, dry run, would be) rolled up
+    leaks: int
+    learned_items: int
+    kept_imported: int  # older imported requests kept in detail (the import rule)
+
+
+def rollup(
+    db: Database,
+    keep_detail_days: int,
+    now: datetime | None = None,
+    *,
+    include_imports: bool = False,
+    dry_run: bool = False,
+) -> Rollup | None:
+    """Roll up detail older than ``keep_detail_days`` days into the hourly totals.
+
+    Requests that started before the hour boundary ``keep_detail_days`` ago are deleted with
+    their leaks, leaf fingerprints, learned items and sightings; the hourly summaries of
+    those hours stay exactly as they were (the delete triggers that would subtract them are
+    set aside for the delete, whatever the summary tables' columns are), and what each
+    company learned is added to ``learned_hourly``. Imported captures keep their detail
+    unless ``include_imports``. ``keep_detail_days`` of 0 or less keeps all detail (None).
+    """
+    if keep_detail_days <= 0:
+        return None
+    cutoff_iso = hour_boundary(now, keep_detail_days)
+    if dry_run:
+        return _rollup_before(db, cutoff_iso, include_imports, dry_run=True)
+    # in chunks of about CHUNK requests (whole hours), oldest first, each in its own
+    # transaction with its horizon recorded: the first rollup of a long trail neither holds
+    # the write lock for its whole length nor grows the WAL by all it deletes, and an
+    # interruption leaves a consistent file. (Each chunk scans leaf_fingerprints once: it has
+    # no request_id index, so chunks are large rather than, say, a day each.)
+    total = Rollup(cutoff_iso[:13], 0, 0, 0, 0)
+    while True:
+        row = db.execute(
+            f"select started_at from requests where {_candidates(include_imports)} "
+            "order by started_at limit 1 offset ?",
+            [cutoff_iso, CHUNK - 1],
+        ).fetchone()
+        upto = cutoff_iso
+        if row is not None:  # the end of the hour of the CHUNK-th oldest request
+            at = datetime.fromisoformat(row[0][:13] + ":00:00+00:00") + timedelta(hours=1)
+            upto = min(iso(at.timestamp()), cutoff_iso)
+        last = upto >= cutoff_iso
+        done = _rollup_before(db, upto, include_imports, dry_run=False, count_kept=last)
+        total = Rollup(
+            cutoff_iso[:13], total.requests + done.requests, total.leaks + done.leaks,
+            total.learned_items + done.learned_items, done.kept_imported,
+        )  # fmt: skip
+        if last:
+            return total
+
+
+CHUNK = 250_000  # requests rolled up per transaction
+
+
+def _candidates(include_imports: bool) -> str:
+    """The requests a rollup before ``?`` takes: older live traffic (and imports if asked)."""
+    if include_imports:
+        return "started_at < ?"
+    live = ", ".join(f"'{s}'" for s in LIVE_SOURCES)
+    return (
+        "started_at < ? and coalesce(capture_id, 0) not in "
+        f"(select id from captures where source not in ({live}))"
+    )
+
+
+def _rollup_before(
+    db: Database, cutoff_iso: str, include_imports: bool, dry_run: bool, count_kept: bool = True
+) -> Rollup:
+    horizon = cutoff_iso[:13]
+    live = ", ".join(f"'{s}'" for s in LIVE_SOURCES)
+    imported = f"select id from captures where source not in ({live})"
+    tables = set(db.table_names())
+    with db.atomic():
+        db.execute("drop table if exists temp.rollup_ids")
+        db.execute("create temp table rollup_ids (id integer primary key)")
+        where = _candidates(include_imports)
+        n = db.execute(
+            f"insert into temp.rollup_ids select id from requests where {where}", [cutoff_iso]
+        ).rowcount
+        kept = 0
+        if count_kept and not include_imports:
+            kept = db.execute(
+                f"select count(*) from requests where started_at < ? and capture_id in ({imported})",
+                [cutoff_iso],
+            ).fetchone()[0]
+        in_ids = "request_id in (select id from temp.rollup_ids)"
+        leaks = db.execute(f"select count(*) from leaks where {in_ids}").fetchone()[0] if n else 0
+        learned = 0
+        if n and "learned_items" in tables:
+            learned = db.execute(f"select count(*) from learned_items where {in_ids}").fetchone()[0]
+        result = Rollup(horizon, int(n), int(leaks), int(learned), int(kept))
+        if dry_run or not n:
+            db.execute("drop table temp.rollup_ids")
+            return result
+        if learned:
+            db.execute(
+                f"""insert into learned_hourly (hour, device_id, company, tracker_id, property,
+                  kind_group, items, requests)
+                select substr(r.started_at, 1, 13), coalesce(r.device_id, 0), l.company,
+                  coalesce(r.tracker_id, ''), l.property, l.kind_group, count(*),
+                  count(distinct l.request_id)
+                from learned_items l join requests r on r.id = l.request_id
+                where l.{in_ids} group by 1, 2, 3, 4, 5, 6
+                on conflict do update set items = items + excluded.items,
+                  requests = requests + excluded.requests"""
+            )
+        detail = ("requests", *DEPENDENT_TABLES)
+        triggers = [
+            (name, sql)
+            for name, sql in db.execute(
+                "select name, sql from sqlite_master where type = 'trigger' and tbl_name in "
+                f"({', '.join('?' for _ in detail)})",
+                list(detail),
+            ).fetchall()
+            if " delete on " in " ".join(sql.lower().split())
+        ]
+        for name, _ in triggers:  # they would subtract the rolled-up hours from the totals
+            db.execute(f"drop trigger [{name}]")
+        for table in DEPENDENT_TABLES:
+            if table in tables:
+                db.execute(f"delete from [{table}] where {in_ids}")
+        if "alerts" in tables:  # the alert stays; the request behind it is gone
+            db.execute(f"update alerts set request_id = null where {in_ids}")
+        db.execute("delete from requests where id in (select id from temp.rollup_ids)")
+        if "header_sets" in tables:  # header sets no kept request uses any more
+            db.execute(
+                "delete from header_sets where id not in "
+                "(select header_set_id from requests where header_set_id is not null)"
+            )
+        for _, sql in triggers:
+            db.execute(sql)
+        db.execute(
+            "insert into rollups (horizon, ran_at, requests, include_imports) values (?, ?, ?, ?)",
+            [horizon, now_iso(), n, int(include_imports)],
+        )
+        db.execute("drop table temp.rollup_ids")
+    return result
+
+
+def rollup_horizon(db: Database) -> str | None:
+    """The first hour whose detail is still kept (None: nothing was ever rolled up)."""
+    if "rollups" not in db.table_names():
+        return None
+    row = db.execute("select max(horizon) from rollups").fetchone()
+    return row[0] if row else None
 
 
 def headers_json(obs: Observation) -> str:

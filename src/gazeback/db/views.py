@@ -351,6 +351,37 @@ left join glossary_words words on words.kind = 'learned' and words.key = l.prope
 left join glossary_words groups on groups.kind = 'learned_group' and groups.key = l.kind_group
 """,
     ),
+    # What each company learned in hours whose detail was rolled up (#19): counts per hour,
+    # device, company and kind of data (learned_hourly), with the same names as `learned`.
+    "learned_rolled_up": (
+        {"learned_hourly", "devices", "trackers", "companies", "glossary_words"},
+        f"""
+select
+  h.hour,
+  h.hour || ':00:00.000Z' as started_at,
+  devices.label as device,
+  coalesce(companies.name, h.company) as company,
+  coalesce(owners.name, companies.name, h.company) as owner,
+  h.property,
+  coalesce(words.words, h.property) as property_words,
+  h.kind_group,
+  coalesce(groups.words, h.kind_group) as kind_group_words,
+  h.items,
+  h.requests,
+  h.device_id,
+  nullif(h.tracker_id, '') as tracker_id,
+  {_html("coalesce(companies.name, h.company)")} as company_html,
+  {_url("coalesce(companies.name, h.company)")} as company_q,
+  h.company as adapter_company
+from learned_hourly h
+left join devices on devices.id = h.device_id
+left join trackers on trackers.id = nullif(h.tracker_id, '')
+left join companies on companies.id = trackers.company_id
+left join companies as owners on owners.id = companies.owner_id
+left join glossary_words words on words.kind = 'learned' and words.key = h.property
+left join glossary_words groups on groups.kind = 'learned_group' and groups.key = h.kind_group
+""",
+    ),
     # Linking: one identifier (same keyed fingerprint) sent to two or more companies, by an
     # adapter's finding or as a decoded leaf of any other request. Masked, never the value.
     "learned_links": (
