@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 import zlib
-from pathlib import Path
 
 import pypdf
 import pytest
@@ -162,31 +161,31 @@ def test_no_chromium_is_one_clear_sentence(trail, tmp_path):
 
 
 def test_no_chromium_on_the_path_stops_before_anything_is_touched(trail, tmp_path):
-    """The real command, with a PATH that holds Python and gazeback but no browser (and no
-    playwright build): one sentence, exit 1, no file, the trail byte for byte as it was."""
+    """The real command, with a PATH that holds no program at all (so no browser) and no
+    playwright build: one sentence, exit 1, no file, the trail byte for byte as it was."""
     db_path, _ = trail
     copy = tmp_path / "trail.db"
     shutil.copy(db_path, copy)
     before = copy.read_bytes()
-    out = tmp_path / "out"
+    out, empty = tmp_path / "out", tmp_path / "empty-bin"
     out.mkdir()
-    bin_dir = Path(sys.executable).parent
-    assert (bin_dir / "gazeback").exists()
+    empty.mkdir()
     env = {k: v for k, v in os.environ.items() if k != chromium.ENV}
-    env |= {"PATH": str(bin_dir), "PLAYWRIGHT_BROWSERS_PATH": str(tmp_path / "none")}
+    env |= {"PATH": str(empty), "PLAYWRIGHT_BROWSERS_PATH": str(tmp_path / "none")}
     done = subprocess.run(
-        [str(bin_dir / "gazeback"), "summary", "--db", str(copy), "--out", str(out / "me.pdf")],
+        [sys.executable, "-m", "gazeback", "summary", "--db", str(copy), "--out",
+         str(out / "me.pdf")],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert done.returncode == 1
+    assert done.returncode == 1, done.stderr
     assert done.stderr.strip().splitlines() == [
         "Error: gazeback summary --out me.pdf needs Chromium: install it with `sudo apt install "
         "chromium` (Debian, Ubuntu) or `sudo dnf install chromium` (Fedora), or set "
         "GAZEBACK_CHROMIUM to its path"
     ]
-    assert list(out.iterdir()) == []
+    assert list(out.iterdir()) == [] and list(empty.iterdir()) == []
     assert copy.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "trail.db"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty-bin", "out", "trail.db"]
 
 
 @pytest.mark.parametrize(
