@@ -220,6 +220,10 @@ def ns():
     if os.geteuid() != 0 or ip is None:
         yield []
         return
+    listed = subprocess.run([ip, "netns", "list"], capture_output=True, text=True).stdout
+    for stale in re.findall(r"^gazeback-docs-(\d+)", listed, re.M):  # a killed run's
+        if not Path(f"/proc/{stale}").exists():
+            subprocess.run([ip, "netns", "del", f"gazeback-docs-{stale}"], capture_output=True)
     name = f"gazeback-docs-{os.getpid()}"
     made = subprocess.run([ip, "netns", "add", name], capture_output=True)
     if made.returncode != 0:
