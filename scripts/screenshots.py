@@ -5,8 +5,10 @@ with two seats), serves each with ``datasette`` exactly as ``gazeback dashboard`
 opens every dashboard page in headless Chromium (Debian's, driven by the ``playwright``
 package: never ``playwright install``), waits until every chart has drawn, runs axe-core
 (the ``axe.min.js`` bundled in the ``axe-playwright-python`` package; MPL-2.0, Deque
-Systems) on the page, and saves a PNG per page. tests/test_dashboard_look.py runs it on
-every test run; docs/screenshots/ holds the last checked-in set.
+Systems) on the page, and saves a PNG per page. The pages the plugin draws from its own
+templates (``FORMS``: "Ask them", requests sent, experiment) get the same axe-core check.
+tests/test_dashboard_look.py runs it on every test run; docs/screenshots/ holds the last
+checked-in set (dashboards only).
 
 Example:
 
@@ -33,23 +35,13 @@ from urllib.parse import urlsplit
 
 import sqlite_utils
 
+from gazeback.chromium import find, flags, which
 from gazeback.dashboard import access, demo, serve
 from gazeback.db import migrations, summaries
 from gazeback.devices import workshop
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-default-apps",
-    "--disable-domain-reliability",
-    "--lang=en-GB",
-]
+CHROMIUM_ARGS = [*flags(headless=True), "--lang=en-GB"]
 END = datetime(2026, 11, 27, 15, tzinfo=UTC)  # same trails, same pictures, on every run
 # (name of the PNG, trail, dashboard address)
 PAGES = [
@@ -61,6 +53,13 @@ PAGES = [
     ("connect", "demo", "/-/dashboards/connect"),
     ("one-hour", "hour", "/-/dashboards/trail"),
     ("room", "workshop", "/-/dashboards/workshop"),
+]
+# The pages gazeback's plugin draws from its own templates (not dashboards): axe-core only,
+# their pictures are not in docs/ (name, trail, address)
+FORMS = [
+    ("ask", "demo", "/-/gazeback/ask?company=Meta+Platforms%2C+Inc."),
+    ("requests", "demo", "/-/gazeback/requests"),
+    ("experiment", "demo", "/-/gazeback/experiment"),
 ]
 SERIOUS = ("serious", "critical")
 
@@ -87,7 +86,7 @@ class Page:
 
 
 def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+    return which()
 
 
 def axe_script() -> Path:
@@ -215,8 +214,10 @@ def visit(context: Any, base: str, token: str, path: str, png: Path, small: bool
     page.route("**/*", guard)
     url = base + path
     page.goto(url + ("&" if "?" in url else "?") + f"token={token}", wait_until="networkidle")
-    page.wait_for_function(SETTLED, timeout=90_000)  # a busy CI machine is slow
-    page.wait_for_timeout(300)
+    dashboard = path.startswith("/-/dashboards/")
+    if dashboard:  # charts draw after the page has loaded
+        page.wait_for_function(SETTLED, timeout=90_000)  # a busy CI machine is slow
+        page.wait_for_timeout(300)
     texts = page.evaluate(
         "() => Object.fromEntries([...document.querySelectorAll('.dashboard-card-chart')]"
         ".map(c => [c.id.replace(/^chart-/, ''), c.innerText]))"
@@ -226,7 +227,7 @@ def visit(context: Any, base: str, token: str, path: str, png: Path, small: bool
         ".map(c => [c.id.replace(/^chart-/, ''), [...c.querySelectorAll('g.role-axis')]"
         ".map(a => [...a.querySelectorAll('.role-axis-label text')].map(t => t.textContent))]))"
     )
-    header = page.locator(".dashboard-header").inner_text()
+    header = page.locator(".dashboard-header").inner_text() if dashboard else ""
     links = page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)")
     titles = page.evaluate(
         "() => [...document.querySelectorAll('.dashboard-card-title')].map(t => t.innerText)"
@@ -274,9 +275,7 @@ def run(
     few colours if ``small``: for docs/); return what was seen on each."""
     from playwright.sync_api import sync_playwright
 
-    browser = chromium()
-    if browser is None:
-        raise RuntimeError("chromium is not installed (apt-get install chromium)")
+    browser = find("scripts/screenshots.py")
     out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="gazeback-shots-"))
     results: list[Page] = []
@@ -311,12 +310,17 @@ def run(
 def main(argv: list[str]) -> int:
     out = Path(argv[0] if argv else "docs/screenshots")
     bad = 0
-    for page in run(out):
-        size = page.png.stat().st_size // 1024
-        print(f"{page.png} ({size} KB): {len(page.serious)} serious or critical problems")
-        for v in page.serious:
-            print(f"    {v['impact']}: {v['id']}: {v['help']} at {', '.join(v['nodes'])}")
-        bad += len(page.serious) + len(page.errors) + len(page.outside)
+    scratch = Path(tempfile.mkdtemp(prefix="gazeback-shots-"))
+    try:
+        trails = build(scratch / "trails")
+        for page in [*run(out, trails), *run(scratch / "forms", trails, FORMS, small=False)]:
+            size = page.png.stat().st_size // 1024
+            print(f"{page.png} ({size} KB): {len(page.serious)} serious or critical problems")
+            for v in page.serious:
+                print(f"    {v['impact']}: {v['id']}: {v['help']} at {', '.join(v['nodes'])}")
+            bad += len(page.serious) + len(page.errors) + len(page.outside)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return 1 if bad else 0
 
 

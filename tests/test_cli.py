@@ -17,9 +17,15 @@ from signin import printed_url
 from gazeback.cli import cli
 
 
+def free_ports() -> list[str]:
+    """Not the documented defaults (8080, 8001): `run` checks its ports first, and another
+    program (or test) on this machine may hold those."""
+    return ["--listen-port", str(free_port()), "--dashboard-port", str(free_port())]
+
+
 def test_run_refuses_the_lan_without_credentials(tmp_path):
     result = CliRunner().invoke(
-        cli, ["run", "--db", str(tmp_path / "t.db"), "--listen-host", "0.0.0.0"]
+        cli, ["run", "--db", str(tmp_path / "t.db"), "--listen-host", "0.0.0.0", *free_ports()]
     )
     assert result.exit_code == 1
     assert "refusing to listen on 0.0.0.0 without proxy credentials" in result.output
@@ -42,7 +48,9 @@ def test_migrate_creates_a_private_database(tmp_path):
 
 def test_unusable_path_is_a_clear_error(tmp_path):
     (tmp_path / "file").write_text("")
-    result = CliRunner().invoke(cli, ["run", "--db", str(tmp_path / "file" / "t.db")])
+    result = CliRunner().invoke(
+        cli, ["run", "--db", str(tmp_path / "file" / "t.db"), *free_ports()]
+    )
     assert result.exit_code == 1 and "cannot use" in result.output
 
 
@@ -77,12 +85,16 @@ def test_gazeback_run_records_and_serves_the_dashboard(tmp_path):
         # The dashboard itself, fetched through the proxy: one recorded request.
         r = httpx.get(url.split("?")[0], headers=key, proxy=proxy, timeout=20)
         assert r.status_code == 200 and "Your digital trail" in r.text
-        time.sleep(1.5)
-        q = httpx.get(
-            f"http://127.0.0.1:{dash_port}/trail.json",
-            params={"sql": "select device, host from trail", "_shape": "array"},
-            headers=key,
-        ).json()
+        deadline = time.monotonic() + 60  # the writer commits within a second, later if loaded
+        while True:
+            q = httpx.get(
+                f"http://127.0.0.1:{dash_port}/trail.json",
+                params={"sql": "select device, host from trail", "_shape": "array"},
+                headers=key, timeout=20,
+            ).json()  # fmt: skip
+            if q or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert q == [{"device": "laptop", "host": "127.0.0.1"}]
     finally:
         proc.send_signal(signal.SIGINT)

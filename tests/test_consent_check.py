@@ -4,7 +4,6 @@ the test upstream through gazeback's proxy; headless Chromium (Debian's) clicks.
 
 import base64
 import json
-import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -13,11 +12,12 @@ import sqlite_utils
 from click.testing import CliRunner
 from conftest import HELPERS
 
+from gazeback import chromium
 from gazeback.cli import cli
 from gazeback.db import experiments as ex
 from gazeback.knowledge.consent import consent_mode, decode_tcf
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = chromium.which()
 pytest.importorskip("playwright")
 
 
@@ -200,4 +200,5 @@ def test_bad_url_and_no_chromium(tmp_path):
     res = CliRunner().invoke(
         cli, ["consent-check", "https://example.com/", "--chromium", str(tmp_path / "none")]
     )
-    assert res.exit_code == 1 and "no such program" in res.output
+    assert res.exit_code == 1 and "is not a program that can be run" in res.output
+    assert "--chromium " in res.output

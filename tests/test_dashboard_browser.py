@@ -20,24 +20,15 @@ import pytest
 import sqlite_utils
 from conftest import free_port
 
+from gazeback import chromium
 from gazeback.dashboard import access, demo, serve
 from gazeback.db import migrations
 from gazeback.devices import registry
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = chromium.which()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-default-apps",
-    "--disable-domain-reliability",
-]
+ARGS = chromium.flags(headless=True)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import os
 import re
 import sqlite3
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,24 @@ def pages(trails, tmp_path_factory):
     return {p.name: p for p in screenshots.run(out, trails, small=bool(asked))}
 
 
+@pytest.fixture(scope="module")
+def forms(trails, tmp_path_factory):
+    """The plugin's own pages (templates, not dashboards), with one request marked sent."""
+    pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("axe_playwright_python")
+    import sqlite_utils
+
+    from gazeback.db import asks
+    from gazeback.knowledge.classify import load_index
+
+    db = sqlite_utils.Database(trails["demo"])
+    company, _ = asks.resolve(db, load_index(), "Meta Platforms, Inc.")
+    asks.mark_sent(db, company, None, "gdpr", "en", "email", date(2026, 9, 1))
+    db.close()
+    out = tmp_path_factory.mktemp("forms")
+    return {p.name: p for p in screenshots.run(out, trails, screenshots.FORMS, small=False)}
+
+
 def number(text):
     return int(text.strip().replace(",", "").rstrip(" %"))
 
@@ -55,6 +74,17 @@ def test_no_serious_or_critical_accessibility_problem(pages):
         p.name: [(v["id"], v["nodes"][:2]) for v in p.serious] for p in pages.values() if p.serious
     }
     assert found == {}
+
+
+def test_the_plugins_own_pages_have_no_serious_accessibility_problem(forms):
+    """axe-core on "Ask them", the requests sent and the experiment form (Jinja templates)."""
+    assert set(forms) == {name for name, _, _ in screenshots.FORMS}
+    for page in forms.values():
+        assert page.errors == [] and page.outside == [], page.name
+        assert page.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", page.name
+    found = {p.name: [(v["id"], v["nodes"][:2]) for v in p.serious] for p in forms.values()}
+    assert found == {"ask": [], "requests": [], "experiment": []}
+    assert any("/-/gazeback/ask?followup=admonition" in u for u in forms["requests"].links)
 
 
 def test_screenshots_are_drawn_and_the_checked_in_ones_small(pages):

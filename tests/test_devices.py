@@ -144,6 +144,7 @@ def test_help_has_an_example(args):
 
 
 def test_run_starts_a_wireguard_mode_per_device_and_the_regular_proxy(tmp_path, monkeypatch):
+    port = free_port()
     db, db_path = fresh(tmp_path)
     phone = devices.add(db, db_path, "phone", endpoint_host="x")
     tv = devices.add(db, db_path, "tv", "tv", endpoint_host="x")
@@ -152,7 +153,7 @@ def test_run_starts_a_wireguard_mode_per_device_and_the_regular_proxy(tmp_path, 
     monkeypatch.setattr("mitmproxy.tools.main.mitmdump", lambda args: seen.append(args))
     r = CliRunner().invoke(
         cli,
-        ["run", "--db", str(db_path), "--no-dashboard", "--listen-port", "18080",
+        ["run", "--db", str(db_path), "--no-dashboard", "--listen-port", str(port),
          "--endpoint", "192.168.7.7"],
         catch_exceptions=False,
     )  # fmt: skip
@@ -160,7 +161,7 @@ def test_run_starts_a_wireguard_mode_per_device_and_the_regular_proxy(tmp_path, 
     args = seen[0]
     modes = [args[i + 1] for i, a in enumerate(args) if a == "--mode"]
     assert modes == [
-        "regular@127.0.0.1:18080",
+        f"regular@127.0.0.1:{port}",
         f"wireguard:{phone.keys_path}@0.0.0.0:51820",
         f"wireguard:{tv.keys_path}@0.0.0.0:51821",
     ]

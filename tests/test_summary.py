@@ -1,8 +1,11 @@
 """`gazeback summary`: one page to share, with none of the person's identifiers (#17)."""
 
 import functools
+import os
 import re
 import shutil
+import subprocess
+import sys
 import zlib
 
 import pypdf
@@ -10,12 +13,13 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
+from gazeback import chromium
 from gazeback.cli.summary import summary
 from gazeback.db.identities import add_identity, load_identities, load_key
 from gazeback.leaks.needles import build_profile
 from gazeback.share.summary import collect, scan
 
-needs_chromium = pytest.mark.skipif(not shutil.which("chromium"), reason="no chromium here")
+needs_chromium = pytest.mark.skipif(chromium.which() is None, reason="no chromium here")
 
 
 def run(db_path, out, *args, env=None):
@@ -154,6 +158,34 @@ def test_no_chromium_is_one_clear_sentence(trail, tmp_path):
     assert result.exit_code == 1
     assert "GAZEBACK_CHROMIUM=" in result.output and "is not a program" in result.output
     assert not out.exists()
+
+
+def test_no_chromium_on_the_path_stops_before_anything_is_touched(trail, tmp_path):
+    """The real command, with a PATH that holds no program at all (so no browser) and no
+    playwright build: one sentence, exit 1, no file, the trail byte for byte as it was."""
+    db_path, _ = trail
+    copy = tmp_path / "trail.db"
+    shutil.copy(db_path, copy)
+    before = copy.read_bytes()
+    out, empty = tmp_path / "out", tmp_path / "empty-bin"
+    out.mkdir()
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != chromium.ENV}
+    env |= {"PATH": str(empty), "PLAYWRIGHT_BROWSERS_PATH": str(tmp_path / "none")}
+    done = subprocess.run(
+        [sys.executable, "-m", "gazeback", "summary", "--db", str(copy), "--out",
+         str(out / "me.pdf")],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "Error: gazeback summary --out me.pdf needs Chromium: install it with `sudo apt install "
+        "chromium` (Debian, Ubuntu) or `sudo dnf install chromium` (Fedora), or set "
+        "GAZEBACK_CHROMIUM to its path"
+    ]
+    assert list(out.iterdir()) == [] and list(empty.iterdir()) == []
+    assert copy.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty-bin", "out", "trail.db"]
 
 
 @pytest.mark.parametrize(

@@ -251,7 +251,7 @@ def test_workshop_command_runs_one_server_and_wipes_itself(tmp_path):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gazeback", "workshop", "--hours", "0.05", "--seats", "2", "--dir", str(folder),
+        [sys.executable, "-m", "gazeback", "workshop", "--hours", "1", "--seats", "2", "--dir", str(folder),
          "--endpoint", "127.0.0.1", "--page-host", "127.0.0.1", "--page-port", str(port),
          "--proxy-port", str(free_port()), "--wireguard-host", "127.0.0.1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,

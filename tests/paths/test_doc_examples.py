@@ -15,10 +15,17 @@ holding the files the examples name (``session.har``, ``router.pcapng``, ...) an
   listed in ``SKIPPED`` below, so adding one is a reviewed change.
 - The README starts from nothing, as a newcomer does. The pages under ``docs/`` assume a trail
   has been recorded: their sandbox starts with a small made-up one at the default path.
+- The examples use the documented default ports (8080, 8001, 8002). Run as root, every block,
+  ``gazeback run`` and the stand-in internet run in a network namespace of this test's own
+  (loopback and a "LAN" that leads nowhere), so another program or test on this machine holding those ports cannot
+  make an example fail; without root they run on the machine's loopback, waiting for the
+  ports to be free.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import signal
@@ -27,6 +34,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import sqlite_utils
@@ -155,11 +163,17 @@ def needs_exports(text: str, work: Path, env: dict[str, str]) -> None:
             )
 
 
-def start_recording(work: Path, env: dict[str, str], upstream) -> subprocess.Popen:
+def listening(port: int, ns: list[str]) -> bool:
+    """Does something accept connections on 127.0.0.1:``port`` (in the namespace ``ns`` runs in)?"""
+    probe = f"exec 3<>/dev/tcp/127.0.0.1/{port}"
+    return subprocess.run([*ns, "bash", "-c", probe], capture_output=True).returncode == 0
+
+
+def start_recording(work: Path, env: dict[str, str], upstream, ns: list[str]) -> subprocess.Popen:
     log = open(work.parent / "run.log", "wb")
     proc = subprocess.Popen(
         [
-            env["GAZEBACK"], "run", "--no-dashboard", "--",
+            *ns, env["GAZEBACK"], "run", "--no-dashboard", "--",
             "-s", str(HELPERS / "hostmap.py"),
             "--set", f"hostmap_port={upstream.https_port}",
             "--set", f"hostmap_http_port={upstream.http_port}",
@@ -169,14 +183,11 @@ def start_recording(work: Path, env: dict[str, str], upstream) -> subprocess.Pop
     )  # fmt: skip
     deadline = time.monotonic() + 60
     ca = Path(env["HOME"]) / ".mitmproxy" / "mitmproxy-ca-cert.pem"
-    import socket
-
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError("gazeback run exited:\n" + (work.parent / "run.log").read_text())
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", 8080)) == 0 and ca.exists():
-                return proc
+        if ca.exists() and listening(8080, ns):
+            return proc
         time.sleep(0.1)
     proc.kill()
     raise AssertionError(
@@ -188,22 +199,79 @@ DEFAULT_PORTS = (8080, 8001, 8002)
 BUSY = re.compile(r"address already in use|cannot listen on 127\.0\.0\.1:(8080|8001|8002)", re.I)
 
 
-def wait_until_free(ports, timeout: float = 30.0) -> None:
-    import socket
-
+def wait_until_free(ports, ns: list[str], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     for port in ports:
-        while True:
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind(("127.0.0.1", port))
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        who = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True)
-                        raise AssertionError(f"port {port} stays busy:\n{who.stdout}") from None
+        while listening(port, ns):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"port {port} stays busy:\n{who_listens(ns)}") from None
             time.sleep(0.2)
+
+
+def who_listens(ns: list[str]) -> str:
+    return subprocess.run([*ns, "ss", "-ltnp"], capture_output=True, text=True).stdout
+
+
+@pytest.fixture(scope="module")
+def ns():
+    """The command prefix that runs a program in this module's own network namespace
+    (loopback, and a "LAN" that leads nowhere), or [] when it cannot be made (not
+    root, no `ip`)."""
+    ip = shutil.which("ip")
+    if os.geteuid() != 0 or ip is None:
+        yield []
+        return
+    listed = subprocess.run([ip, "netns", "list"], capture_output=True, text=True).stdout
+    for stale in re.findall(r"^gazeback-docs-(\d+)", listed, re.M):  # a killed run's
+        if not Path(f"/proc/{stale}").exists():
+            subprocess.run([ip, "netns", "del", f"gazeback-docs-{stale}"], capture_output=True)
+    name = f"gazeback-docs-{os.getpid()}"
+    made = subprocess.run([ip, "netns", "add", name], capture_output=True)
+    if made.returncode != 0:
+        yield []
+        return
+    try:
+        subprocess.run([ip, "-n", name, "link", "set", "lo", "up"], check=True)
+        # a LAN address for `gazeback device add` to write into QR codes: a veth pair whose
+        # two ends both stay in the namespace, so it leads nowhere
+        for cmd in (["link", "add", "lan0", "type", "veth", "peer", "name", "lan1"],
+                    ["addr", "add", "192.168.77.2/24", "dev", "lan0"],
+                    ["link", "set", "lan0", "up"], ["link", "set", "lan1", "up"]):  # fmt: skip
+            subprocess.run([ip, "-n", name, *cmd], check=True)
+        yield [ip, "netns", "exec", name]
+    finally:
+        subprocess.run([ip, "netns", "del", name], capture_output=True)
+
+
+UPSTREAM = """
+import json, sys, threading
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from upstream import start_upstream
+u = start_upstream(Path(sys.argv[2]))
+print(json.dumps({"https_port": u.https_port, "http_port": u.http_port}), flush=True)
+threading.Event().wait()
+"""
+
+
+@pytest.fixture(scope="module")
+def stand_in(ns, request, tmp_path_factory):
+    """The stand-in internet (tests/helpers/upstream.py), in the namespace the examples run in."""
+    if not ns:
+        yield request.getfixturevalue("upstream")
+        return
+    folder = tmp_path_factory.mktemp("upstream")
+    proc = subprocess.Popen(
+        [*ns, sys.executable, "-c", UPSTREAM, str(HELPERS), str(folder)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        assert line, "the stand-in internet did not start in the test's network namespace"
+        yield SimpleNamespace(**json.loads(line))
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def stop(proc: subprocess.Popen) -> int:
@@ -221,7 +289,7 @@ def test_skipped_blocks_are_the_reviewed_ones():
 
 
 @pytest.mark.parametrize("path", documents_with_examples(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_example_runs(path: Path, tmp_path: Path, upstream):
+def test_every_example_runs(path: Path, tmp_path: Path, ns, stand_in):
     work, env = sandbox(tmp_path)
     default_db = Path(env["HOME"]) / ".local/share/gazeback/trail.db"
     if path.name != "README.md":
@@ -234,14 +302,14 @@ def test_every_example_runs(path: Path, tmp_path: Path, upstream):
         if block.mark == "skip":
             continue
         needs_exports(block.text, work, env)
-        wait_until_free(DEFAULT_PORTS)  # the documented defaults; an earlier test may linger
-        recorder = start_recording(work, env, upstream) if block.mark == "with-proxy" else None
+        wait_until_free(DEFAULT_PORTS, ns)  # the documented defaults; an earlier block may linger
+        recorder = start_recording(work, env, stand_in, ns) if block.mark == "with-proxy" else None
         script = work.parent / "block.sh"
         script.write_text(WRAPPER + block.text)
         try:
             for _attempt in (1, 2):
                 result = subprocess.run(
-                    ["bash", str(script)], env=env, cwd=work, capture_output=True, text=True,
+                    [*ns, "bash", str(script)], env=env, cwd=work, capture_output=True, text=True,
                     input="alex@example.org\n" * 4, timeout=600,
                 )  # fmt: skip
                 if result.returncode == 0 or not BUSY.search(result.stdout + result.stderr):
@@ -249,13 +317,13 @@ def test_every_example_runs(path: Path, tmp_path: Path, upstream):
                 # A documented default port taken by a process outside this block (an earlier
                 # test's server still shutting down): say who, wait, and run the block once more.
                 print(f"{block.doc} line {block.line}: port busy, listening now:")
-                print(subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout)
-                wait_until_free(DEFAULT_PORTS, timeout=60)
+                print(who_listens(ns))
+                wait_until_free(DEFAULT_PORTS, ns, timeout=60)
         finally:
             status = stop(recorder) if recorder else 0
         where = f"{block.doc} line {block.line}:\n{block.text}"
         if result.returncode != 0:  # say what held the documented ports, if anything
-            ports = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout
+            ports = who_listens(ns)
             raise AssertionError(
                 f"{where}\nfailed with {result.returncode}:\n{result.stdout[-3000:]}\n"
                 f"{result.stderr[-3000:]}\nlistening now:\n{ports}"

@@ -5,6 +5,7 @@ refused before a file is created or a port opened."""
 
 import pytest
 from click.testing import CliRunner
+from conftest import free_port
 
 from gazeback.capture.listening import listeners
 from gazeback.cli import cli
@@ -19,7 +20,8 @@ def started(monkeypatch):
 
 def run(tmp_path, *args):
     db = tmp_path / "data" / "trail.db"
-    return CliRunner().invoke(cli, ["run", "--db", str(db), "--no-dashboard", *args]), db
+    port = ["--listen-port", str(free_port())]  # not 8080: another program may hold it
+    return CliRunner().invoke(cli, ["run", "--db", str(db), "--no-dashboard", *port, *args]), db
 
 
 @pytest.mark.parametrize(

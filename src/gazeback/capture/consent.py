@@ -3,19 +3,20 @@ proxy three ways — no choice, reject all, accept all — with the cookie banne
 DuckDuckGo's autoconsent rules (bundled, MPL-2.0: ``data/autoconsent/``), and read the
 consent the page stored (IAB TCF v2).
 
-Playwright drives the system's Chromium (``executable_path``); nothing is downloaded.
+Playwright drives the system's Chromium (``executable_path``, found by
+``gazeback.chromium``); nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gazeback import chromium as browsers
 from gazeback.timestamps import now_iso
 
 AUTOCONSENT = Path(__file__).parent.parent / "data" / "autoconsent"
@@ -24,11 +25,6 @@ CONDITIONS: tuple[tuple[str, str | None], ...] = (
     ("no choice", None),
     ("reject all", "optOut"),
     ("accept all", "optIn"),
-)
-NO_CHROMIUM = (
-    "no Chromium was found. Install your system's package (Debian, Ubuntu: "
-    "`sudo apt install chromium`; Fedora: `sudo dnf install chromium`), or Playwright's own "
-    "build with `playwright install chromium`, or name one with --chromium PATH."
 )
 NO_PLAYWRIGHT = (
     "the consent check needs the Python package playwright: "
@@ -41,25 +37,11 @@ class ConsentCheckError(RuntimeError):
 
 
 def find_chromium(given: str | None = None) -> str:
-    """The Chromium to drive: --chromium, the system's, or Playwright's own build."""
-    if given:
-        if Path(given).is_file() or shutil.which(given):
-            return shutil.which(given) or given
-        raise ConsentCheckError(f"--chromium {given!r}: no such program")
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        found = shutil.which(name)
-        if found:
-            return found
+    """The Chromium to drive: --chromium, $GAZEBACK_CHROMIUM, the system's, or Playwright's."""
     try:
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as p:
-            path = p.chromium.executable_path
-        if path and Path(path).is_file():
-            return str(path)
-    except Exception:  # noqa: BLE001 - no playwright, or no browser of its own
-        pass
-    raise ConsentCheckError(NO_CHROMIUM)
+        return browsers.find("gazeback consent-check", given, option="--chromium")
+    except browsers.NoChromium as e:
+        raise ConsentCheckError(str(e)) from None
 
 
 @dataclass
@@ -261,16 +243,9 @@ async def _check(
             # Chromium's own calls home (sign-in, updates, safe browsing) would be counted
             # as the site's
             args=[
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-sync",
-                "--disable-component-update",
-                "--disable-domain-reliability",
-                "--disable-client-side-phishing-detection",
-                "--no-pings",
-                "--disable-features=OptimizationHints,MediaRouter,AutofillServerCommunication",
+                *browsers.flags(),
                 *([f"--ignore-certificate-errors-spki-list={spki}"] if spki else []),
-            ],  # fmt: skip
+            ],
         )
         try:
             for url in urls:

@@ -7,6 +7,7 @@ that neither command module imports the group.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -33,13 +34,15 @@ def record(
     notify_command: str | None = None,
     dashboard_host: str = "127.0.0.1",
     workshop: bool = False,
+    ready: Callable[[], None] | None = None,
 ) -> None:
     """What `run` does (`workshop` runs it too): proxy and dashboard until Ctrl-C.
 
     ``passwords_at``: the devices' proxy passwords are in this file, so the banner names the
     file instead of printing every seat's password on a workshop's projected screen.
     ``workshop``: the dashboard also serves participants' own pages, and may listen on
-    ``dashboard_host`` beyond loopback for them (``dashboard/plugin.py``)."""
+    ``dashboard_host`` beyond loopback for them (``dashboard/plugin.py``).
+    ``ready``: called once the dashboard answers, as the proxy starts."""
     port_option = "--page-port" if workshop else "--dashboard-port"
     if notify_command is not None:
         from gazeback.cli.news import notify_argv
@@ -93,6 +96,8 @@ def record(
         notifier.start()
         from mitmproxy.tools.main import mitmdump
 
+        if ready is not None:
+            ready()
         mitmdump([*args, *passed])
     except KeyboardInterrupt:
         pass  # pressed while starting, before mitmproxy took over Ctrl-C: a normal stop

@@ -59,8 +59,9 @@ def summary(
 
         gazeback summary --device phone --since 7d --out phone.pdf
     """
+    from gazeback.chromium import NoChromium
     from gazeback.share.summary import collect, scan
-    from gazeback.share.summarypage import NoChromium, find_chromium, render_file, render_html
+    from gazeback.share.summarypage import find_chromium, render_file, render_html
 
     kind = out.suffix.lower()
     if kind not in SUFFIXES:
@@ -68,6 +69,12 @@ def summary(
     if not out.parent.is_dir():
         raise click.BadParameter(f"the folder {out.parent} does not exist", param_hint="--out")
     days = parse_since(since)
+    exe = None  # looked for before the trail is opened: without it, nothing is touched
+    if kind != ".html":
+        try:
+            exe = find_chromium(out)
+        except NoChromium as e:
+            raise click.ClickException(str(e)) from e
     db = open_existing_db(db_path)
     if device and not db.execute("select 1 from devices where label = ?", [device]).fetchone():
         labels = ", ".join(r[0] for r in db.execute("select label from devices order by label"))
@@ -82,11 +89,6 @@ def summary(
             f"no request was sent by an app called {app!r} (apps: {', '.join(known) or 'none yet'})",
             param_hint="--app",
         )
-    if kind != ".html":
-        try:
-            find_chromium()
-        except NoChromium as e:
-            raise click.ClickException(str(e)) from e
     s = collect(db, device=device, days=days, app=app, include_sites=include_sites)
     html = render_html(s, paper=paper)
     problems = scan(html, _profile(db, db_path), () if include_sites else _sites(db))
@@ -100,7 +102,7 @@ def summary(
         if kind == ".html":
             part.write_text(html, encoding="utf-8")
         else:
-            render_file(html, part.with_suffix(kind))
+            render_file(html, part.with_suffix(kind), chromium=exe)
             part.with_suffix(kind).replace(part)
         os.replace(part, out)
     except NoChromium as e:

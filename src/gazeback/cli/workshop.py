@@ -100,9 +100,9 @@ def workshop(
             over.set()
             os.kill(os.getpid(), signal.SIGINT)
 
+        # the hours count from when the room can join, however long starting took
         timer = threading.Timer(hours * 3600, end)
         timer.daemon = True
-        timer.start()
         click.echo(f"Workshop for {seats} participants until wiped in {hours:g} h (or Ctrl-C).")
         click.echo(f"  Seat cards to print: {cards}")
         token = access.new_token()
@@ -120,6 +120,7 @@ def workshop(
                 passwords_at=credentials_path(db_path),
                 dashboard_host=page_host,
                 workshop=True,
+                ready=timer.start,
             )  # fmt: skip
         except KeyboardInterrupt:
             pass  # Ctrl-C (or the timer) while starting: a normal end, wiped below

@@ -4,11 +4,12 @@
 checkboxes (none ticked until the person ticks them), the letter, a ``mailto:`` link and a
 printable page; a form records it as sent. ``/-/gazeback/requests`` lists what was sent, what
 is due or overdue, and offers the reminder and the complaint once the deadline has passed.
+The pages are the Jinja templates ``ask_them.html`` and ``ask_requests.html`` in
+dashboards/templates (autoescaped); this module gives them what they show.
 """
 
 from __future__ import annotations
 
-import html
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,22 +20,6 @@ from sqlite_utils import Database
 from gazeback.db import asks
 from gazeback.knowledge import datenanfragen, letters
 from gazeback.knowledge.classify import load_index
-
-e = html.escape
-STYLE = (
-    "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:52em;margin:1.5em auto;padding:0 1em}"
-    "pre{white-space:pre-wrap;background:#f6f6f6;padding:1em}.warn{border:2px solid #b00;padding:.5em}"
-    "table{border-collapse:collapse}td,th{padding:.3em .6em;border-bottom:1px solid #ddd;text-align:left}"
-    ".overdue{color:#b00;font-weight:bold}.due{color:#a60}</style>"
-)
-
-
-def _page(title: str, body: str) -> str:
-    return (
-        f'<!doctype html><html lang="en"><meta charset="utf-8"><title>{e(title)}</title>{STYLE}'
-        f'<body><p><a href="/-/dashboards/company">← companies</a> · '
-        f'<a href="/-/gazeback/requests">requests sent</a></p>{body}</body></html>'
-    )
 
 
 def _ints(values: list[str]) -> list[int]:
@@ -68,89 +53,48 @@ def letter_for(
     return letter, comp, asks.received_identities(db, tids), include
 
 
-def ask_page(db: Database, db_path: Path, args: dict[str, list[str]], csrftoken: str) -> str:
+def ask_context(db: Database, db_path: Path, args: dict[str, list[str]]) -> dict[str, Any]:
+    """What ``ask_them.html`` shows: the letter the query string asks for, the identifiers the
+    company received (ticked only if asked for), and the links to send or print it."""
     letter, comp, received, include = letter_for(db, db_path, args)
     one = {k: v[0] for k, v in args.items() if v}
-    note = letters.ownership_note(comp)
-    hidden = "".join(
-        f'<input type="hidden" name="{e(k)}" value="{e(v)}">'
-        for k, v in one.items() if k in ("company", "followup", "request")
-    )  # fmt: skip
-    boxes = (
-        "".join(
-            f'<label><input type="checkbox" name="include" value="{r["id"]}"'
-            f"{' checked' if r['id'] in include else ''}> {e(r['label'])} ({e(r['kind'])}, "
-            f"{e(r['masked'])}), received {r['times']} times</label><br>"
-            for r in received
-        )
-        or "<p>No identifier you registered reached this company.</p>"
-    )
-    langs = "".join(
-        f"<option{' selected' if x == letter.lang else ''}>{x}</option>"
-        for x in datenanfragen.LANGUAGES
-    )
     query = [(k, v) for k, vs in args.items() for v in vs if k != "format"]
-    printable = "/-/gazeback/ask?" + urlencode([*query, ("format", "html")])
-    mailto = letter.mailto()
-    warn = f'<p class="warn">{e(letter.warning)}</p>' if letter.warning else ""
     title = {"access": "Ask them what they know", "admonition": "Reminder",
              "complaint": "Complaint to the supervisory authority"}[letter.kind]  # fmt: skip
-    sent_form = ""
-    if letter.kind == "access":
-        sent_form = (
-            '<form method="post" action="/-/gazeback/requests">'
-            f'<input type="hidden" name="csrftoken" value="{e(csrftoken)}">'
-            f'<input type="hidden" name="company" value="{e(comp.id)}">'
-            f'<input type="hidden" name="lang" value="{e(letter.lang)}">'
-            f'<input type="hidden" name="law" value="{e(letter.law)}">'
-            '<p>Sent it? <select name="method"><option>email</option><option>post</option>'
-            "<option>webform</option><option>other</option></select> on "
-            f'<input type="date" name="on" value="{date.today().isoformat()}"> '
-            "<button>Record as sent (the one-month clock starts)</button></p></form>"
-        )
-    return _page(
-        title,
-        f"<h1>{title}: {e(comp.name)}</h1>"
-        + (f"<p>{e(comp.name)}: {e(note)}.</p>" if note else "")
-        + warn
-        + f"<p>To: <strong>{e(letter.recipient_name)}</strong>, "
-        + e(", ".join(letter.recipient_address.splitlines()))
-        + f" — {e(letter.email or letter.webform or 'no e-mail known')}</p>"
-        + '<form method="get" action="/-/gazeback/ask">'
-        + hidden
-        + "<h2>Which of your identifiers go into the letter?</h2>"
-        + "<p>They are yours; including them lets the company find your data. Nothing is sent "
-        "by gazeback.</p>"
-        + boxes
-        + f'<p>Language: <select name="lang">{langs}</select> <button>Update the letter</button></p></form>'
-        + (f'<p><a href="{e(mailto)}">Open in your e-mail program</a> · ' if mailto else "<p>")
-        + f'<a href="{e(printable)}">Printable page</a></p>'
-        + f"<pre>{e(letter.text())}</pre>"
-        + sent_form,
-    )
+    return {
+        "kind": letter.kind,
+        "title": title,
+        "company": comp.name,
+        "company_id": comp.id,
+        "note": letters.ownership_note(comp),
+        "warning": letter.warning,
+        "recipient_name": letter.recipient_name,
+        "recipient_address": ", ".join(letter.recipient_address.splitlines()),
+        "contact": letter.email or letter.webform or "no e-mail known",
+        "hidden": [(k, v) for k, v in one.items() if k in ("company", "followup", "request")],
+        "received": [{**r, "checked": r["id"] in include} for r in received],
+        "langs": datenanfragen.LANGUAGES,
+        "lang": letter.lang,
+        "law": letter.law,
+        "mailto": letter.mailto(),
+        "printable": "/-/gazeback/ask?" + urlencode([*query, ("format", "html")]),
+        "text": letter.text(),
+        "today": date.today().isoformat(),
+    }
 
 
-def requests_page(db: Database, today: date) -> str:
-    rows = asks.sent_requests(db, today)
-    if not rows:
-        return _page("Requests sent", "<h1>Requests sent</h1><p>None recorded yet. Open a "
-                     "company's page and press “Ask them what they know”.</p>")  # fmt: skip
-    out = ["<h1>Requests sent</h1><table><tr><th>Company</th><th>Sent</th><th>Due</th>"
-           "<th>Status</th><th>Next</th></tr>"]  # fmt: skip
-    for r in rows:
-        step = ""
-        if r["next_step"]:
-            q = urlencode({"followup": r["next_step"], "request": r["id"]})
-            label = (
-                "Write the reminder" if r["next_step"] == "admonition" else "Write the complaint"
-            )
-            step = f'<a href="/-/gazeback/ask?{q}">{label}</a>'
-        out.append(
-            f"<tr><td>{e(r['company_name'])}</td><td>{r['sent_on']}</td><td>{r['due_on']}</td>"
-            f'<td class="{r["status"]}">{r["status"]}</td><td>{step}</td></tr>'
-        )
-    out.append("</table>")
-    return _page("Requests sent", "".join(out))
+def requests_context(db: Database, today: date) -> dict[str, Any]:
+    """What ``ask_requests.html`` shows: every request sent, when it is due, what comes next."""
+    rows = []
+    for r in asks.sent_requests(db, today):
+        step = r["next_step"]
+        rows.append({
+            **r,
+            "step_href": f"/-/gazeback/ask?{urlencode({'followup': step, 'request': r['id']})}"
+            if step else "",
+            "step_label": "Write the reminder" if step == "admonition" else "Write the complaint",
+        })  # fmt: skip
+    return {"rows": rows}
 
 
 def record_sent(db: Database, form: dict[str, str]) -> None:

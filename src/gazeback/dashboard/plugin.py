@@ -298,23 +298,18 @@ def register_routes(datasette: Any) -> list[tuple[str, Any]]:
 
         database = datasette.get_database()
         args = {k: request.args.getlist(k) for k in request.args.keys()}
-        token = request.scope.get("csrftoken", lambda: "")()
 
-        def page(conn: Any) -> tuple[int, str, str]:
+        def page(conn: Any) -> tuple[str, Any]:
+            """(template, its context), or ("", a finished page), or ("error", the reason)."""
             db = Database(conn)
             try:
                 if request.path.endswith("/requests"):
-                    return 200, ask.requests_page(db, date.today()), "text/html; charset=utf-8"
+                    return "ask_requests.html", ask.requests_context(db, date.today())
                 if args.get("format") == ["html"]:
-                    letter = ask.letter_for(db, Path(database.path), args)[0]
-                    return 200, letter.html(), "text/html; charset=utf-8"
-                return (
-                    200,
-                    ask.ask_page(db, Path(database.path), args, token),
-                    "text/html; charset=utf-8",
-                )
+                    return "", ask.letter_for(db, Path(database.path), args)[0].html()
+                return "ask_them.html", {"a": ask.ask_context(db, Path(database.path), args)}
             except (AskError, ValueError, OSError) as e:
-                return 400, f"gazeback: {e}.\n", "text/plain; charset=utf-8"
+                return "error", f"gazeback: {e}.\n"
 
         if request.method == "POST":
             form = dict(await request.post_vars())
@@ -330,9 +325,12 @@ def register_routes(datasette: Any) -> list[tuple[str, Any]]:
             if problem:
                 return Response.text(f"gazeback: {problem}. Nothing was recorded.\n", 400)
             return Response.redirect("/-/gazeback/requests")
-        status, body, kind = await database.execute_fn(page)
-        return Response(body, status=status, content_type=kind,
-                        headers={"cache-control": "no-store"})  # fmt: skip
+        template, found = await database.execute_fn(page)
+        if template == "error":
+            return Response.text(found, 400, headers={"cache-control": "no-store"})
+        if template:
+            found = await datasette.render_template(template, found, request)
+        return Response.html(found, headers={"cache-control": "no-store"})
 
     async def participant(request: Any) -> Any:
         return await participant_page(datasette, request)
@@ -353,34 +351,17 @@ def register_routes(datasette: Any) -> list[tuple[str, Any]]:
     ]
 
 
-EXPERIMENT_PAGE = """<!doctype html><html><head><meta charset="utf-8">
-<title>Experiment — gazeback</title><link rel="stylesheet" href="/-/static/app.css"></head>
-<body><section class="content"><h1>Start or stop an experiment run</h1>
-<p>Everything your devices send between start and stop is one run of the condition. Starting
-the same condition again makes a repeat run.</p>{message}{state}
-<form method="post" action="/-/gazeback/experiment">
-<input type="hidden" name="csrftoken" value="{csrf}"><input type="hidden" name="action" value="start">
-<p><label>Experiment <input name="name" required value="{name}"></label>
-<label>Condition <input name="condition" required placeholder="reject all"></label>
-<input type="submit" value="Start"></p></form>
-<form method="post" action="/-/gazeback/experiment">
-<input type="hidden" name="csrftoken" value="{csrf}"><input type="hidden" name="action" value="stop">
-<p><input type="submit" value="Stop the run going on"></p></form>
-<p><a href="/-/dashboards/experiment">The experiment dashboard</a></p></section></body></html>"""
-
-
 async def _experiment_page(datasette: Any, request: Any) -> Any:
     """GET: a form to start or stop a run; POST: do it (the same as `gazeback experiment
-    start` / `stop`)."""
-    import html
-
+    start` / `stop`). The page is dashboards/templates/experiment.html (autoescaped)."""
     import sqlite_utils
     from datasette.utils.asgi import Response
 
     from gazeback.db import experiments as ex
 
     database = datasette.get_database()
-    message, status, name = "", 200, ""
+    shown: dict[str, Any] = {"error": "", "done": None}
+    status, name = 200, ""
     if request.method == "POST":
         form = await request.post_vars()
         action, name = form.get("action"), (form.get("name") or "").strip()
@@ -396,25 +377,15 @@ async def _experiment_page(datasette: Any, request: Any) -> Any:
         try:
             run = await database.execute_write_fn(write, block=True)
         except ex.ExperimentError as e:
-            message, status = f'<p class="message-error">{html.escape(str(e))}</p>', 400
+            shown["error"], status = str(e), 400
         else:
             verb = "started" if action == "start" else "stopped"
-            message = (
-                f'<p class="message-info">Run {run["run"]} of “{html.escape(run["condition"])}”'
-                f" {verb}.</p>"
-            )
+            shown["done"] = {"run": run["run"], "condition": run["condition"], "verb": verb}
     going = await database.execute_fn(lambda conn: ex.running(sqlite_utils.Database(conn)))
-    state = (
-        f"<p>Running now: “{html.escape(going['experiment'])}”, condition "
-        f"“{html.escape(going['condition'])}”, run {going['run']}, since "
-        f"{html.escape(going['started_at'])}.</p>"
-        if going
-        else "<p>No run is going on.</p>"
+    name = name or (going or {}).get("experiment", "")
+    page = await datasette.render_template(
+        "experiment.html", {**shown, "going": going, "name": name}, request
     )
-    page = EXPERIMENT_PAGE.format(
-        message=message, state=state, csrf=html.escape(request.scope["csrftoken"]()),
-        name=html.escape(name or (going or {}).get("experiment", "")),
-    )  # fmt: skip
     return Response.html(page, status=status)
 
 

@@ -8,18 +8,17 @@ one column on a phone.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
 from html import escape
 from pathlib import Path
 
+from gazeback.chromium import NoChromium, find, flags
 from gazeback.share.summary import Summary
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
              "#000000")  # fmt: skip
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 PAPERS = {"a4": "A4", "letter": "letter"}
 NEXT_STEPS = (
     "<b>Ask them:</b> the GDPR (Art. 15) and similar laws let you ask each company for all the "
@@ -30,10 +29,6 @@ NEXT_STEPS = (
     "<b>Block trackers at home</b> with a tracker-blocking DNS (Pi-hole, AdGuard Home) or a "
     "browser with tracking protection.",
 )
-
-
-class NoChromium(RuntimeError):
-    """PDF or PNG asked for, and no Chromium or Chrome was found."""
 
 
 LEARNED_SHOWN = 6  # kinds of data listed on the one page; the rest are counted
@@ -190,35 +185,23 @@ li {{ margin: 1px 0; }}
 """
 
 
-def find_chromium() -> str:
-    """The Chromium (or Chrome) to render with: $GAZEBACK_CHROMIUM, else the first on PATH."""
-    given = os.environ.get("GAZEBACK_CHROMIUM")
-    if given:
-        if shutil.which(given):
-            return str(shutil.which(given))
-        raise NoChromium(f"GAZEBACK_CHROMIUM={given} is not a program that can be run")
-    for name in CHROMIUM_NAMES:
-        if found := shutil.which(name):
-            return found
-    raise NoChromium(
-        "no Chromium or Chrome found to write a PDF or PNG: install chromium, or set "
-        "GAZEBACK_CHROMIUM to its path (an .html summary needs nothing)"
-    )
+def find_chromium(out: Path) -> str:
+    """The Chromium to draw ``out`` (.pdf or .png) with, or :class:`NoChromium`."""
+    return find(f"gazeback summary --out {out.name}")
 
 
-def render_file(html: str, out: Path, *, timeout: float = 90) -> None:
-    """Write ``out`` (.pdf or .png) from ``html`` with headless Chromium, fully offline."""
-    chromium = find_chromium()
+def render_file(html: str, out: Path, *, chromium: str | None = None, timeout: float = 90) -> None:
+    """Write ``out`` (.pdf or .png) from ``html`` with headless Chromium (``chromium``, or the
+    one found), fully offline."""
+    chromium = chromium or find_chromium(out)
     kind = out.suffix.lower()
     with tempfile.TemporaryDirectory(prefix="gazeback-summary-") as tmp:
         page = Path(tmp) / "summary.html"
         page.write_text(html, encoding="utf-8")
         target = Path(tmp) / f"out{kind}"
         args = [
-            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--no-default-browser-check", "--disable-extensions", "--disable-sync",
-            f"--user-data-dir={tmp}/profile", "--host-resolver-rules=MAP * ~NOTFOUND",
-            "--proxy-server=127.0.0.1:9", "--disable-background-networking",
+            chromium, *flags(headless=True), f"--user-data-dir={tmp}/profile",
+            "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
         ]  # fmt: skip
         if kind == ".pdf":
             args += ["--no-pdf-header-footer", f"--print-to-pdf={target}"]
