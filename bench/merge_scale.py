@@ -106,18 +106,31 @@ def make_export(path: Path, rows: int, allow: Any, dests: list[tuple[str, str]],
     write_export(t, path, "sqlite", lambda p: [])  # the merge verifies every input
 
 
-def make_exports(folder: Path, n: int, rows: int, seed: int = 1) -> list[Path]:
-    from gazeback.knowledge.classify import load_index
-    from gazeback.share.schema import Allowlist
+_WORKER: dict[str, Any] = {}
 
-    allow = Allowlist(load_index())
-    dests = destinations(allow)
-    paths = []
-    for i in range(n):
-        p = folder / f"household-{i:03d}.db"
-        make_export(p, rows, allow, dests, seed * 100_000 + i)
-        paths.append(p)
-    return paths
+
+def _make_one(job: tuple[Path, int, int]) -> Path:
+    """Pool worker: one export (the allowlist and destinations are loaded once per worker)."""
+    if not _WORKER:
+        from gazeback.knowledge.classify import load_index
+        from gazeback.share.schema import Allowlist
+
+        allow = Allowlist(load_index())
+        _WORKER.update(allow=allow, dests=destinations(allow))
+    path, rows, seed = job
+    make_export(path, rows, _WORKER["allow"], _WORKER["dests"], seed)
+    return path
+
+
+def make_exports(folder: Path, n: int, rows: int, seed: int = 1, jobs: int = 1) -> list[Path]:
+    """``n`` distinct households' exports, each made from its own seed (``jobs`` processes)."""
+    work = [(folder / f"household-{i:03d}.db", rows, seed * 100_000 + i) for i in range(n)]
+    if jobs <= 1:
+        return [_make_one(w) for w in work]
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        return list(pool.imap(_make_one, work))
 
 
 def run_queries(dataset: Path, rounds: int = 3) -> dict[str, float]:
@@ -148,6 +161,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=100_000, help="rows per export")
     ap.add_argument("--buckets", type=int, default=16)
     ap.add_argument("--keep", type=Path, help="build in this folder and keep it")
+    ap.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="processes making exports"
+    )
     a = ap.parse_args()
     tmp = a.keep or Path(tempfile.mkdtemp(prefix="gazeback-merge-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
@@ -157,7 +173,7 @@ def main() -> None:
     exports = sorted(tmp.glob("household-*.db"))
     if len(exports) < a.exports:
         t0 = time.perf_counter()
-        exports = make_exports(tmp, a.exports, a.rows)
+        exports = make_exports(tmp, a.exports, a.rows, jobs=a.jobs)
         print(f"made {a.exports} exports of {a.rows:,} rows in {time.perf_counter() - t0:.0f} s")
     exports = exports[: a.exports]
     size = sum(p.stat().st_size for p in exports)
