@@ -1,9 +1,12 @@
 """Research dataset R1: the rows of many verified E1 exports as one partitioned Parquet dataset.
 
 ``gazeback merge --dataset`` reads each export once to verify it (the recipient's view,
-G2–G8), then streams its rows, chunk by chunk, into Hive-style partitions
-``traffic/month=YYYY-MM/contributor_bucket=NN/part-0.parquet`` (and ``leaks/``), so memory
-is bounded by one export and one chunk per open partition, never by the pool. No
+G2–G8; one export per process on every core), then streams its rows, chunk by chunk, into
+Hive-style partitions ``traffic/month=YYYY-MM/contributor_bucket=NN/part-0.parquet`` (and
+``leaks/``; one contributor bucket per process), so memory is bounded by one export and one
+chunk per open partition in each process, never by the pool. Household by household it also
+writes the sums the "how many households" queries read (``household_traffic``,
+``household_leaks``, ``household_devices``: a few rows per household, not every row). No
 identifier of an export is carried: export ids are dropped, and each household becomes a
 ``contributor`` number drawn at random for this dataset, each of its devices a ``device``
 number; device pseudonyms are not written. DuckDB, Spark or any Arrow engine read the
