@@ -2,12 +2,13 @@
 
     PYTHONPATH=src python bench/merge_scale.py [--exports 200] [--rows 100000] [--keep DIR]
 
-Builds ``--exports`` household exports (profile E1, ``--rows`` rows each over a year, through
-gazeback's own export writer: ``finish_tables`` and ``write_export``), runs ``gazeback merge
---dataset`` on them in a child process (every export verified, then streamed) and reports its
-time and peak RSS, then runs each query of ``queries.sql`` in DuckDB (best of 3 after a warm-up)
-on the dataset in place, and reads it once with pyarrow.dataset (another Arrow engine) to check
-the row count. Made-up data: random devices, allowlisted destinations, hourly buckets.
+Builds ``--exports`` household exports (profile E1, ``--rows`` rows each over a year, each
+from its own seed, through gazeback's own export writer: ``finish_tables`` and
+``write_export``; ``--jobs`` processes), runs ``gazeback merge --dataset`` on them in a child
+process (every export verified, then streamed) and reports its wall time, the CPU of all its
+processes and the RSS of its whole process tree over time, reads every table with
+pyarrow.dataset (another Arrow engine: row counts and schema), then runs each query of
+``queries.sql`` in DuckDB (best of 3 after a warm-up) on the dataset in place. Made-up data: random devices, allowlisted destinations, hourly buckets.
 """
 
 from __future__ import annotations
