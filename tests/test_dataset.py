@@ -203,6 +203,27 @@ def test_a_failing_export_stops_the_merge_and_nothing_is_written(exports, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.db"]
 
 
+def test_a_failing_export_among_many_stops_the_parallel_merge(exports, tmp_path):
+    """With enough exports to verify them in worker processes, the failure still names the
+    file and the guarantee, and nothing is written."""
+    from gazeback.share.dataset import PARALLEL_MIN
+
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(exports[0].read_bytes())
+    conn = sqlite3.connect(bad)
+    conn.execute("update leaks set dest_domain = 'example.org' where rowid = 1")
+    conn.commit()
+    conn.execute("vacuum")
+    conn.close()
+    inputs = [*exports[1:PARALLEL_MIN], bad]
+    assert len(inputs) >= PARALLEL_MIN
+    out = tmp_path / "research"
+    r = CliRunner().invoke(merge, [str(out), *map(str, inputs), "--dataset"])
+    assert r.exit_code == 1
+    assert f"{bad} fails verification: FAIL" in r.output and "nothing was written" in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.db"]
+
+
 def test_the_same_export_twice_is_refused(exports, tmp_path):
     out = tmp_path / "research"
     r = CliRunner().invoke(merge, [str(out), str(exports[0]), str(exports[0]), "--dataset"])
