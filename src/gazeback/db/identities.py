@@ -19,9 +19,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from gazeback.db.header_sets import header_set_ids, headers_text
 from gazeback.db.localfiles import key_path, load_or_create_key
 from gazeback.leaks.detect import Profile, fingerprint
-from gazeback.leaks.needles import NAME_KEYS, build_profile, validate
+from gazeback.leaks.needles import NAME_KEYS, build_profile, location_keys, validate
 from gazeback.leaks.redact import scrub_request
 from gazeback.models import Detection, IdentityValue, Leak
 from gazeback.timestamps import now_iso
@@ -169,9 +170,13 @@ def save_leaks(db: Database, request_id: int, leaks: Sequence[Leak]) -> None:
 
 
 def save_leaf_fingerprints(db: Database, request_id: int, fps: Sequence[tuple[int, str]]) -> None:
-    db.table("leaf_fingerprints").insert_all(
-        {"request_id": request_id, "fingerprint": fp, "location": loc} for fp, loc in fps
-    )
+    with db.atomic():
+        ids = location_ids(db, {loc for _, loc in fps})
+        db.conn.executemany(
+            "insert or ignore into leaf_fingerprints (fingerprint, request_id, location_id) "
+            "values (?, ?, ?)",
+            [(fp, request_id, ids[loc]) for fp, loc in fps],
+        )
 
 
 def save_detection(db: Database, request_id: int, detection: Detection, leaks: bool = True) -> None:
@@ -193,11 +198,38 @@ def save_batch(db: Database, batch: Sequence[tuple[int, Detection]], leaks: bool
             save_leaks(db, request_id, detection.leaks)
     # Many small rows per request: one parameterized executemany for the whole batch
     # (sqlite-utils insert_all per request cost ~150 µs a request here).
-    db.conn.executemany(
-        "insert into leaf_fingerprints (request_id, fingerprint, location) values (?, ?, ?)",
-        [(rid, fp, loc) for rid, det in batch for fp, loc in det.leaf_fingerprints],
-    )
+    rows = [(rid, fp, loc) for rid, det in batch for fp, loc in det.leaf_fingerprints]
+    if rows:
+        ids = location_ids(db, {loc for _, _, loc in rows})
+        db.conn.executemany(
+            "insert or ignore into leaf_fingerprints (fingerprint, request_id, location_id) "
+            "values (?, ?, ?)",
+            [(fp, rid, ids[loc]) for rid, fp, loc in rows],
+        )
     return update_persistent_ids(db, batch)
+
+
+def location_ids(db: Database, locations: Iterable[str]) -> dict[str, int]:
+    """The ``leaf_locations`` id of each location, adding those not stored yet."""
+    wanted = sorted(set(locations))
+    out: dict[str, int] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        sql = f"select location, id from leaf_locations where location in ({marks})"
+        out.update(db.execute(sql, chunk).fetchall())
+    missing = [loc for loc in wanted if loc not in out]
+    for loc in missing:
+        cur = db.conn.execute("insert into leaf_locations (location) values (?)", [loc])
+        out[loc] = int(cur.lastrowid or 0)
+    return out
+
+
+# A leaf fingerprint with its location spelled out (the table keeps a dictionary id).
+LEAF_FINGERPRINTS_SQL = (
+    "select f.request_id, f.fingerprint, l.location from leaf_fingerprints f "
+    "join leaf_locations l on l.id = f.location_id"
+)
 
 
 # --- unregistered persistent identifiers ----------------------------------------------------
@@ -353,13 +385,10 @@ def rescan(db: Database, key: bytes, identity_ids: Iterable[int] | None = None) 
     for i in range(0, len(fps), 500):
         chunk = fps[i : i + 500]
         marks = ",".join("?" * len(chunk))
-        sql = (
-            "select request_id, fingerprint, location from leaf_fingerprints "
-            f"where fingerprint in ({marks})"
-        )
+        sql = f"{LEAF_FINGERPRINTS_SQL} where f.fingerprint in ({marks})"
         for r in db.query(sql, chunk):
             for pii_type, chain, tier, iid, keyed in by_fp[r["fingerprint"]]:
-                if keyed and not _key_of(r["location"]) & NAME_KEYS:
+                if keyed and not location_keys(r["location"]) & NAME_KEYS:
                     continue
                 k = (r["request_id"], iid, r["location"])
                 if k in existing:
@@ -388,7 +417,8 @@ def _scrub_stored(db: Database, rows: list[dict[str, Any]]) -> None:
         found.setdefault(r["request_id"], []).append((r["location"], r["pii_type"]))
     for request_id, places in found.items():
         row = db.execute(
-            "select path, request_headers, redacted_fields from requests where id = ?",
+            "select r.path, h.headers, r.redacted_fields from requests r "
+            "left join header_sets h on h.id = r.header_set_id where r.id = ?",
             [request_id],
         ).fetchone()
         if row is None:
@@ -402,16 +432,9 @@ def _scrub_stored(db: Database, rows: list[dict[str, Any]]) -> None:
             request_id,
             {
                 "path": path,
-                "request_headers": json.dumps(new_headers, ensure_ascii=False) if headers else None,
+                "header_set_id": header_set_ids(db, [text])[text]
+                if headers and (text := headers_text(new_headers))
+                else None,
                 "redacted_fields": json.dumps(list(dict.fromkeys([*done, *fields]))),
             },
         )
-
-
-def _key_of(location: str) -> set[str]:
-    last = location.rsplit(">", 1)[-1]
-    name = last.rsplit(":", 1)[-1].rsplit(".", 1)[-1].lower()
-    names = {name}
-    if "[" in name and name.endswith("]"):
-        names.add(name[name.rindex("[") + 1 : -1])
-    return names

@@ -10,8 +10,6 @@ evaluates paths. It does no I/O besides reading the adapter files and stores not
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 import zlib
@@ -24,6 +22,8 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote
 
 import yaml
+
+from gazeback.wireformat import b64decode, fixed_int, json_loads, protobuf_fields, utf8
 
 ADAPTER_PACKAGE = "gazeback.knowledge"
 ADAPTER_DIR = "adapters"
@@ -201,34 +201,21 @@ def _text_of(value: object) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
+        return utf8(value)
     return None
 
 
 def _bytes_text(raw: bytes) -> str | bytes:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw
+    text = utf8(raw)
+    return raw if text is None else text
 
 
 def _b64(value: object, urlsafe: bool) -> object:
     text = _text_of(value)
     if text is None:
         return None
-    text = text.strip()
-    text += "=" * (-len(text) % 4)
-    try:
-        if urlsafe:
-            raw = base64.urlsafe_b64decode(text)
-        else:
-            raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return _bytes_text(raw)
+    raw = b64decode(text, urlsafe)
+    return None if raw is None else _bytes_text(raw)
 
 
 def _gunzip(value: object) -> object:
@@ -252,8 +239,8 @@ def _json(value: object) -> object:
     if text is None:
         return None
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
+        return json_loads(text)
+    except ValueError:  # TooDeep too
         return None
 
 
@@ -279,61 +266,28 @@ def _jwt(value: object) -> object:
     return got if isinstance(got, dict) else None
 
 
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        if i >= len(buf) or shift > 63:
-            raise ValueError("truncated varint")
-        b = buf[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, i
-        shift += 7
-
-
 def parse_protobuf(buf: bytes, depth: int = 0) -> dict[str, Any]:
     """Raw protobuf without a schema: field number (as text) → value; repeated fields → lists.
 
     Length-delimited fields are text when the bytes are UTF-8, else a nested message when they parse
-    as one, else the bytes. Raises ValueError when ``buf`` is not a protobuf message."""
+    as one, else the bytes; fixed64/fixed32 are unsigned integers. Raises ValueError when ``buf``
+    is not a protobuf message."""
     out: dict[str, Any] = {}
-    i, n = 0, len(buf)
-    while i < n:
-        tag, i = _varint(buf, i)
-        number, wire = tag >> 3, tag & 7
-        if number == 0:
-            raise ValueError("field number 0")
-        value: Any
-        if wire == 0:
-            value, i = _varint(buf, i)
-        elif wire == 1:
-            if i + 8 > n:
-                raise ValueError("truncated fixed64")
-            value = int.from_bytes(buf[i : i + 8], "little")
-            i += 8
-        elif wire == 5:
-            if i + 4 > n:
-                raise ValueError("truncated fixed32")
-            value = int.from_bytes(buf[i : i + 4], "little")
-            i += 4
-        elif wire == 2:
-            size, i = _varint(buf, i)
-            if i + size > n:
-                raise ValueError("truncated length-delimited field")
-            chunk = buf[i : i + size]
-            i += size
-            try:
-                value = chunk.decode("utf-8")
-            except UnicodeDecodeError:
-                value = chunk
-                if depth < 32:
-                    try:
-                        value = parse_protobuf(chunk, depth + 1)
-                    except ValueError:
-                        pass
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
+    for number, wire, raw in protobuf_fields(buf):
+        value: Any = raw
+        if wire == 2:
+            assert isinstance(raw, bytes)
+            text = utf8(raw)
+            if text is not None:
+                value = text
+            elif depth < 32:
+                try:
+                    value = parse_protobuf(raw, depth + 1)
+                except ValueError:
+                    pass
+        elif wire != 0:
+            assert isinstance(raw, bytes)
+            value = fixed_int(raw)
         key = str(number)
         if key in out:
             prev = out[key]

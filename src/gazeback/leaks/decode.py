@@ -10,12 +10,8 @@ never a runaway.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
-import json
 import re
-import struct
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,6 +22,10 @@ from urllib.parse import parse_qsl, unquote
 # of leaving every br or zstd body unread (both are declared dependencies).
 import brotli
 import zstandard
+
+from gazeback.wireformat import TooDeep, fixed_float, json_loads, protobuf_fields
+from gazeback.wireformat import b64decode as _b64decode
+from gazeback.wireformat import printable as _printable
 
 MAX_BYTES = 2_000_000
 MAX_LEAVES = 10_000
@@ -38,7 +38,6 @@ _HEX = re.compile(r"(?:[0-9a-fA-F]{2}){8,}")
 _PCT = re.compile(r"%[0-9A-Fa-f]{2}")
 _JWT = re.compile(r"(eyJ[A-Za-z0-9_-]+)\.(eyJ[A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)")
 _FORM = re.compile(r"[^=&\s]+=[^&\s]*(?:&[^=&\s]+=[^&\s]*)+")
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 _XML_TEXT = re.compile(r">([^<]{1,4096})<|=\"([^\"]{1,4096})\"")
 
 
@@ -169,8 +168,8 @@ class Decoder:
     # -- containers ----------------------------------------------------------------------
     def json_text(self, s: str, prefix: str, steps: tuple[str, ...], parent: int) -> bool:
         try:
-            doc = json.loads(s)
-        except RecursionError:  # nested deeper than the parser allows
+            doc = json_loads(s)
+        except TooDeep:  # nested deeper than the parser allows
             self._cut()
             return False
         except ValueError:
@@ -393,91 +392,37 @@ def _fmt_float(value: float, wire: int) -> str:
     return f"{value:.7g}" if wire == 5 else repr(value)
 
 
-def _printable(raw: bytes) -> str | None:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if _CONTROL.search(text):
-        return None
-    return text
-
-
-def _b64decode(s: str) -> bytes | None:
-    s = s.rstrip("=")
-    if len(s) % 4 == 1:
-        return None
-    padded = s + "=" * (-len(s) % 4)
-    try:
-        if "-" in s or "_" in s:
-            return base64.urlsafe_b64decode(padded)
-        return base64.b64decode(padded, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if i >= len(buf) or shift > 63:
-            raise ValueError("bad varint")
-        b = buf[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, i
-        shift += 7
-
-
 def parse_protobuf(
     buf: bytes, prefix: str = "", depth: int = 0
 ) -> list[tuple[str, int, object]] | None:
     """Schema-less protobuf walk: (field path, wire type, value), or None unless it parses exactly.
 
-    Length-delimited fields are parsed as nested messages when they parse exactly;
-    fixed64/fixed32 are read as double/float (coordinates travel that way).
+    Length-delimited fields are parsed as nested messages when they are not printable text and
+    parse exactly; fixed64/fixed32 are read as double/float (coordinates travel that way).
     """
-    fields: list[tuple[str, int, object]] = []
-    i, n = 0, len(buf)
     try:
-        while i < n:
-            if len(fields) > MAX_LEAVES:  # too many to walk: scanned as raw bytes instead
-                return None
-            tag, i = _varint(buf, i)
-            number, wire = tag >> 3, tag & 7
-            if not 1 <= number < 1 << 29:
-                return None
-            path = f"{prefix}{number}"
-            if wire == 0:
-                value, i = _varint(buf, i)
-                fields.append((path, 0, value))
-            elif wire == 1:
-                if i + 8 > n:
-                    return None
-                fields.append((path, 1, struct.unpack_from("<d", buf, i)[0]))
-                i += 8
-            elif wire == 5:
-                if i + 4 > n:
-                    return None
-                fields.append((path, 5, struct.unpack_from("<f", buf, i)[0]))
-                i += 4
-            elif wire == 2:
-                length, i = _varint(buf, i)
-                if i + length > n:
-                    return None
-                chunk = buf[i : i + length]
-                i += length
-                nested = None
-                if depth < MAX_PROTO_NESTING and chunk and _printable(chunk) is None:
-                    nested = parse_protobuf(chunk, path + ".", depth + 1)
-                if nested:
-                    fields.extend(nested)
-                else:
-                    fields.append((path, 2, chunk))
-            else:
-                return None
+        top = protobuf_fields(buf, MAX_LEAVES + 1)  # too many to walk: scanned as raw bytes instead
     except ValueError:
         return None
+    fields: list[tuple[str, int, object]] = []
+    for number, wire, value in top:
+        if len(fields) > MAX_LEAVES:  # nested fields count too
+            return None
+        path = f"{prefix}{number}"
+        if wire == 2:
+            assert isinstance(value, bytes)
+            nested = None
+            if depth < MAX_PROTO_NESTING and value and _printable(value) is None:
+                nested = parse_protobuf(value, path + ".", depth + 1)
+            if nested:
+                fields.extend(nested)
+            else:
+                fields.append((path, 2, value))
+        elif wire == 0:
+            fields.append((path, 0, value))
+        else:
+            assert isinstance(value, bytes)
+            fields.append((path, wire, fixed_float(value)))
     return fields
 
 

@@ -18,7 +18,16 @@ from collections.abc import Sequence
 from hashlib import blake2b
 
 from gazeback.leaks.decode import MAX_BYTES, Decoder, Leaf, grpc_messages, safe_key
-from gazeback.leaks.needles import ID_KEYS, NAME_KEYS, Needle, Place, Profile, Tier, build_profile
+from gazeback.leaks.needles import (
+    ID_KEYS,
+    NAME_KEYS,
+    Needle,
+    Place,
+    Profile,
+    Tier,
+    build_profile,
+    could_hold_identifier,
+)
 from gazeback.models import Candidate, Detection, Leak, Observation
 
 __all__ = [
@@ -437,6 +446,12 @@ def _keyed(
         size = len(text)
         if binary or size < 2 or size > 256 or (size < 6 and lkey not in NAME_KEYS):
             continue
+        loc = location
+        if "[" in loc:
+            loc = starred.get(loc) or _starred(loc)
+        keep = len(fps) < MAX_FINGERPRINTS and could_hold_identifier(loc, text)
+        if not keep and size < 12:  # neither a fingerprint nor an ID-shaped candidate
+            continue
         got = info.get(text)
         if got is None:
             h = base.copy()
@@ -444,10 +459,7 @@ def _keyed(
             fp = int.from_bytes(h.digest(), "big", signed=True)
             got = info[text] = (fp, None if size < 12 else id_shape(text))
         fp, shape = got
-        loc = location
-        if "[" in loc:
-            loc = starred.get(loc) or _starred(loc)
-        if len(fps) < MAX_FINGERPRINTS:
+        if keep:
             fps[(fp, loc)] = None
         if shape is None or i in matched or loc == "url.host" or len(cands) >= MAX_CANDIDATES:
             continue

@@ -17,6 +17,7 @@ import re
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import quote, quote_plus
 
@@ -45,6 +46,48 @@ ID_KEYS = frozenset(
     "id uid user_id userid email em mail phone ph tel msisdn imei mac adid aaid gaid idfa "
     "android_id device_id deviceid ip external_id".split()
 )
+
+
+# --- which leaves are worth a fingerprint -------------------------------------------------
+#
+# `gazeback rescan` looks an identity added later up in the stored leaf fingerprints, by
+# exact needle (``Profile.exact``: every variant, digest and digest of a digest of every
+# kind) or by short value under a name key (``Profile.whole_leaf``). Builder.add keeps no
+# needle shorter than MIN_NEEDLE characters, or MIN_DIGITS when it is all digits, so a
+# shorter leaf can only ever match a short value under a name key; and a request's own
+# host (unless an IP address, kind ``ip``) or the user agent the software sends is no
+# value a person registers. Only the leaves that pass are fingerprinted (#19: about half).
+NOT_DATA_LOCATIONS = frozenset({"url.host", "header:user-agent"})
+_IP_CHARS = frozenset("0123456789abcdef:.[]")
+
+
+def location_keys(location: str) -> set[str]:
+    """The key names of a stored leaf location (``body.json:$.user.first_name`` → first_name)."""
+    last = location.rsplit(">", 1)[-1]
+    name = last.rsplit(":", 1)[-1].rsplit(".", 1)[-1].lower()
+    names = {name}
+    if "[" in name and name.endswith("]"):
+        names.add(name[name.rindex("[") + 1 : -1])
+    return names
+
+
+@lru_cache(maxsize=4096)
+def _name_keyed(location: str) -> bool:
+    return bool(location_keys(location) & NAME_KEYS)
+
+
+def could_hold_identifier(location: str, text: str) -> bool:
+    """Whether a leaf's fingerprint could ever be found by ``rescan`` for any identity kind.
+
+    ``text`` is the leaf as sent; it is compared the way fingerprints are (trimmed, lower case).
+    """
+    t = text.strip()
+    n = len(t)
+    if n < MIN_NEEDLE or (n < MIN_DIGITS and t.isdigit()):
+        return n > 0 and _name_keyed(location)
+    if location in NOT_DATA_LOCATIONS:
+        return location == "url.host" and set(t.lower()) <= _IP_CHARS
+    return True
 
 
 @dataclass(frozen=True)
