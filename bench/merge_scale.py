@@ -2,12 +2,13 @@
 
     PYTHONPATH=src python bench/merge_scale.py [--exports 200] [--rows 100000] [--keep DIR]
 
-Builds ``--exports`` household exports (profile E1, ``--rows`` rows each over a year, through
-gazeback's own export writer: ``finish_tables`` and ``write_export``), runs ``gazeback merge
---dataset`` on them in a child process (every export verified, then streamed) and reports its
-time and peak RSS, then runs each query of ``queries.sql`` in DuckDB (best of 3 after a warm-up)
-on the dataset in place, and reads it once with pyarrow.dataset (another Arrow engine) to check
-the row count. Made-up data: random devices, allowlisted destinations, hourly buckets.
+Builds ``--exports`` household exports (profile E1, ``--rows`` rows each over a year, each
+from its own seed, through gazeback's own export writer: ``finish_tables`` and
+``write_export``; ``--jobs`` processes), runs ``gazeback merge --dataset`` on them in a child
+process (every export verified, then streamed) and reports its wall time, the CPU of all its
+processes and the RSS of its whole process tree over time, reads every table with
+pyarrow.dataset (another Arrow engine: row counts and schema), then runs each query of
+``queries.sql`` in DuckDB (best of 3 after a warm-up) on the dataset in place. Made-up data: random devices, allowlisted destinations, hourly buckets.
 """
 
 from __future__ import annotations
@@ -106,18 +107,31 @@ def make_export(path: Path, rows: int, allow: Any, dests: list[tuple[str, str]],
     write_export(t, path, "sqlite", lambda p: [])  # the merge verifies every input
 
 
-def make_exports(folder: Path, n: int, rows: int, seed: int = 1) -> list[Path]:
-    from gazeback.knowledge.classify import load_index
-    from gazeback.share.schema import Allowlist
+_WORKER: dict[str, Any] = {}
 
-    allow = Allowlist(load_index())
-    dests = destinations(allow)
-    paths = []
-    for i in range(n):
-        p = folder / f"household-{i:03d}.db"
-        make_export(p, rows, allow, dests, seed * 100_000 + i)
-        paths.append(p)
-    return paths
+
+def _make_one(job: tuple[Path, int, int]) -> Path:
+    """Pool worker: one export (the allowlist and destinations are loaded once per worker)."""
+    if not _WORKER:
+        from gazeback.knowledge.classify import load_index
+        from gazeback.share.schema import Allowlist
+
+        allow = Allowlist(load_index())
+        _WORKER.update(allow=allow, dests=destinations(allow))
+    path, rows, seed = job
+    make_export(path, rows, _WORKER["allow"], _WORKER["dests"], seed)
+    return path
+
+
+def make_exports(folder: Path, n: int, rows: int, seed: int = 1, jobs: int = 1) -> list[Path]:
+    """``n`` distinct households' exports, each made from its own seed (``jobs`` processes)."""
+    work = [(folder / f"household-{i:03d}.db", rows, seed * 100_000 + i) for i in range(n)]
+    if jobs <= 1:
+        return [_make_one(w) for w in work]
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        return list(pool.imap(_make_one, work))
 
 
 def run_queries(dataset: Path, rounds: int = 3) -> dict[str, float]:
@@ -142,12 +156,67 @@ def run_queries(dataset: Path, rounds: int = 3) -> dict[str, float]:
     return out
 
 
+def tree_rss(pid: int) -> dict[int, int]:
+    """RSS in bytes of ``pid`` and every process below it (from /proc), by pid."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            parents[int(d.name)] = int(fields[1])
+            rss[int(d.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            continue
+    out, todo = {}, [pid]
+    while todo:
+        p = todo.pop()
+        if p in rss:
+            out[p] = rss[p]
+        todo += [c for c, pp in parents.items() if pp == p]
+    return out
+
+
+def run_merge(cmd: list[str]) -> dict[str, Any]:
+    """Run the merge, sampling its process tree's RSS every second; wall, CPU, RSS trace."""
+    t0 = time.perf_counter()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load0 = os.getloadavg()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    trace: list[tuple[float, int, int]] = []  # (s, total RSS, largest process RSS)
+    first_seen: dict[int, float] = {}
+    while proc.poll() is None:
+        now = time.perf_counter() - t0
+        rss = tree_rss(proc.pid)
+        for p in rss:
+            first_seen.setdefault(p, now)
+        if rss:
+            trace.append((now, sum(rss.values()), max(rss.values())))
+        time.sleep(1)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        sys.exit(err)
+    workers = sorted(t for p, t in first_seen.items() if p != proc.pid)
+    return {
+        "stdout": out, "wall": wall, "trace": trace, "workers": workers,
+        "cpu": (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime),
+        "load": (load0, os.getloadavg()),
+    }  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--exports", type=int, default=200)
     ap.add_argument("--rows", type=int, default=100_000, help="rows per export")
     ap.add_argument("--buckets", type=int, default=16)
     ap.add_argument("--keep", type=Path, help="build in this folder and keep it")
+    ap.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="processes making exports"
+    )
     a = ap.parse_args()
     tmp = a.keep or Path(tempfile.mkdtemp(prefix="gazeback-merge-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
@@ -157,8 +226,9 @@ def main() -> None:
     exports = sorted(tmp.glob("household-*.db"))
     if len(exports) < a.exports:
         t0 = time.perf_counter()
-        exports = make_exports(tmp, a.exports, a.rows)
-        print(f"made {a.exports} exports of {a.rows:,} rows in {time.perf_counter() - t0:.0f} s")
+        exports = make_exports(tmp, a.exports, a.rows, jobs=a.jobs)
+        print(f"made {a.exports} exports of {a.rows:,} rows in {time.perf_counter() - t0:.0f} s "
+              f"({a.jobs} processes, load average {os.getloadavg()[0]:.1f})")  # fmt: skip
     exports = exports[: a.exports]
     size = sum(p.stat().st_size for p in exports)
     out = tmp / "dataset"
@@ -166,33 +236,38 @@ def main() -> None:
         import shutil
 
         shutil.rmtree(out)
-    t0 = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = subprocess.run(
+    m = run_merge(
         [sys.executable, "-m", "gazeback", "merge", str(out), *map(str, exports), "--dataset",
-         "--buckets", str(a.buckets)],
-        capture_output=True, text=True,
+         "--buckets", str(a.buckets)]
     )  # fmt: skip
-    wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if proc.returncode:
-        sys.exit(proc.stderr)
-    print(proc.stdout.strip())
-    print(f"merge: {len(exports)} exports ({size / 1e6:.0f} MB) in {wall:.0f} s, "
-          f"peak RSS {max(peak, before) / 1024:.0f} MB")  # fmt: skip
-    files = list(out.rglob("*.parquet"))
-    print(
-        f"dataset: {len(files)} Parquet files, {sum(f.stat().st_size for f in files) / 1e6:.0f} MB"
-    )
+    print(m["stdout"].strip())
+    trace = m["trace"]
+    peak = max(trace, key=lambda r: r[1]) if trace else (0, 0, 0)
+    print(f"merge: {len(exports)} exports ({size / 1e6:.0f} MB) in {m['wall']:.0f} s wall, "
+          f"{m['cpu']:.0f} s CPU (all processes); load average {m['load'][0][0]:.1f} → "
+          f"{m['load'][1][0]:.1f}")  # fmt: skip
+    if len(m["workers"]) > 1:
+        print(f"  worker processes started at {', '.join(f'{t:.0f}' for t in m['workers'])} s")
+    print(f"  peak RSS, all processes together: {peak[1] / 1e6:.0f} MB at {peak[0]:.0f} s; "
+          f"largest one process: {max((r[2] for r in trace), default=0) / 1e6:.0f} MB")  # fmt: skip
+    for q in (0.1, 0.25, 0.5, 0.75, 0.9):
+        if trace:
+            t, total, big = trace[min(len(trace) - 1, int(q * len(trace)))]
+            print(
+                f"  RSS at {t:5.0f} s: {total / 1e6:4.0f} MB together, {big / 1e6:4.0f} MB largest"
+            )
+    files = [f for f in out.rglob("*") if f.is_file()]
+    print(f"dataset: {len(files)} files, {sum(f.stat().st_size for f in files) / 1e6:.0f} MB")
     import pyarrow.dataset as pads
 
-    rows = sum(
-        pads.dataset(out / t, format="parquet", partitioning="hive").count_rows()
-        for t in ("traffic", "leaks")
-    )
-    print(f"pyarrow.dataset reads {rows:,} rows (traffic + leaks)")
+    for t in ("traffic", "leaks", "household_traffic", "household_leaks", "household_devices"):
+        d = pads.dataset(out / t, format="parquet", partitioning="hive")
+        types = ", ".join(f"{f.name} {f.type}" for f in d.schema)
+        print(f"pyarrow.dataset {t}: {d.count_rows():,} rows; {types}")
+    print(f"queries (DuckDB, best of 3 after a warm-up; load average {os.getloadavg()[0]:.1f}):")
     for name, s in run_queries(out).items():
         print(f"  {name:28s} {s * 1000:7.0f} ms")
+    print(f"load average after the queries: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

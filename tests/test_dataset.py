@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -82,6 +84,70 @@ def test_any_arrow_engine_reads_every_row_unchanged(exports, dataset):
     assert sorted(set(who)) == list(range(8))
 
 
+I32, I64, STR, BOOL = pa.int32(), pa.int64(), pa.string(), pa.bool_()
+UTC_MS = pa.timestamp("ms", tz="UTC")  # Parquet stores the seconds as TIMESTAMP_MILLIS, UTC
+PORTABLE = {
+    "traffic": {"contributor": I32, "device": I32, "bucket_start": UTC_MS, "dest_domain": STR,
+                "dest_role": STR, "encrypted": BOOL, "inspected": BOOL, "requests": I64,
+                "bytes_up": I64, "bytes_down": I64, "month": STR, "contributor_bucket": I32},
+    "leaks": {"contributor": I32, "device": I32, "bucket_start": UTC_MS, "dest_domain": STR,
+              "pii_type": STR, "transform_chain": STR, "location_kind": STR, "key_name": STR,
+              "tier": STR, "count": I64, "month": STR, "contributor_bucket": I32},
+    "household_traffic": {"contributor": I32, "month": STR, "dest_domain": STR, "requests": I64,
+                          "bytes_up": I64, "bytes_down": I64, "contributor_bucket": I32},
+    "household_leaks": {"contributor": I32, "month": STR, "dest_domain": STR, "pii_type": STR,
+                        "count": I64, "contributor_bucket": I32},
+    "household_devices": {"contributor": I32, "device_class": STR, "dest_domain": STR,
+                          "requests": I64, "contributor_bucket": I32},
+}  # fmt: skip
+
+
+def test_pyarrow_dataset_reads_every_table_with_plain_parquet_types(dataset):
+    """Any Arrow engine (here pyarrow.dataset with Hive partitioning) sees the documented
+    schema; every column is a plain Parquet type (no DuckDB-only or extension types)."""
+    for name, want in PORTABLE.items():
+        d = pads.dataset(dataset / name, format="parquet", partitioning="hive")
+        assert {f.name: f.type for f in d.schema} == want, name
+        assert d.to_table().num_rows > 0
+    for f in dataset.rglob("*.parquet"):
+        schema = pq.ParquetFile(f).schema
+        for i in range(len(schema)):
+            col = schema.column(i)
+            assert col.physical_type in {"INT32", "INT64", "BOOLEAN", "BYTE_ARRAY"}, (f, col)
+            assert str(col.logical_type) in {"None", "String"} or str(col.logical_type).startswith(
+                ("Int(", "Timestamp(isAdjustedToUTC=true, timeUnit=milliseconds")
+            ), (f, col)
+        assert not (pq.read_metadata(f).metadata or {}).keys() - {b"ARROW:schema"}
+
+
+def test_household_summaries_are_the_sums_of_the_rows(dataset):
+    def read(name):
+        return pads.dataset(dataset / name, format="parquet", partitioning="hive").to_table()
+
+    traffic, leaks = read("traffic"), read("leaks")
+    for name, source, keys, sums in (
+        ("household_traffic", traffic, ["contributor", "month", "dest_domain"],
+         ["requests", "bytes_up", "bytes_down"]),
+        ("household_leaks", leaks, ["contributor", "month", "dest_domain", "pii_type"], ["count"]),
+    ):  # fmt: skip
+        want = source.group_by(keys).aggregate([(c, "sum") for c in sums])
+        want = {tuple(r[k] for k in keys): tuple(r[f"{c}_sum"] for c in sums)
+                for r in want.to_pylist()}  # fmt: skip
+        got = {tuple(r[k] for k in keys): tuple(r[c] for c in sums)
+               for r in read(name).to_pylist()}  # fmt: skip
+        assert got == want, name
+    devices = pads.dataset(dataset / "devices.parquet", format="parquet").to_table().to_pylist()
+    cls = {(d["contributor"], d["device"]): d["device_class"] for d in devices}
+    want_dev: dict[tuple, int] = defaultdict(int)
+    for r in traffic.select(["contributor", "device", "dest_domain", "requests"]).to_pylist():
+        want_dev[(r["contributor"], cls[(r["contributor"], r["device"])], r["dest_domain"])] += r[
+            "requests"
+        ]
+    got_dev = {(r["contributor"], r["device_class"], r["dest_domain"]): r["requests"]
+               for r in read("household_devices").to_pylist()}  # fmt: skip
+    assert got_dev == want_dev
+
+
 def test_no_export_identifier_is_carried(exports, dataset):
     ids = set()
     for p in exports:
@@ -134,6 +200,27 @@ def test_a_failing_export_stops_the_merge_and_nothing_is_written(exports, tmp_pa
     assert r.exit_code == 1
     assert f"{bad} fails verification: FAIL" in r.output and "(check G2)" in r.output
     assert "nothing was written" in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.db"]
+
+
+def test_a_failing_export_among_many_stops_the_parallel_merge(exports, tmp_path):
+    """With enough exports to verify them in worker processes, the failure still names the
+    file and the guarantee, and nothing is written."""
+    from gazeback.share.dataset import PARALLEL_MIN
+
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(exports[0].read_bytes())
+    conn = sqlite3.connect(bad)
+    conn.execute("update leaks set dest_domain = 'example.org' where rowid = 1")
+    conn.commit()
+    conn.execute("vacuum")
+    conn.close()
+    inputs = [*exports[1:PARALLEL_MIN], bad]
+    assert len(inputs) >= PARALLEL_MIN
+    out = tmp_path / "research"
+    r = CliRunner().invoke(merge, [str(out), *map(str, inputs), "--dataset"])
+    assert r.exit_code == 1
+    assert f"{bad} fails verification: FAIL" in r.output and "nothing was written" in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.db"]
 
 

@@ -264,7 +264,7 @@ def merge(
 
 
 def merge_dataset(out: Path, exports: tuple[Path, ...], allow: Allowlist, buckets: int) -> None:
-    """``merge --dataset``: verify each export (one at a time), then stream them all."""
+    """``merge --dataset``: verify every export (one process per core), then stream them all."""
     from gazeback.share import dataset as ds
     from gazeback.share.merge import MergeRefused
 
@@ -274,10 +274,8 @@ def merge_dataset(out: Path, exports: tuple[Path, ...], allow: Allowlist, bucket
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise click.ClickException(f"cannot write {out}: the folder {folder} is not writable")
     try:
-        sources = []
-        with click.progressbar(exports, label="Verifying", file=sys.stderr) as bar:
-            for path in bar:
-                sources.append(ds.verified_source(path, allow))
+        with click.progressbar(length=len(exports), label="Verifying", file=sys.stderr) as bar:
+            sources = ds.verified_sources(list(exports), allow, progress=lambda _: bar.update(1))
         counts = ds.write_dataset(sources, out, allow, buckets)
     except MergeRefused as e:
         raise click.ClickException(f"{e}; nothing was written") from e

@@ -3,6 +3,13 @@
 -- or with Python:  duckdb.sql("SET file_search_path = 'dataset'") first.
 -- Each block after "-- name:" is one query; the views come first.
 -- Counts of households are contributor counts: publish a row only when it is at least 10.
+--
+-- traffic and leaks hold every row of every export (Hive partitions month=YYYY-MM and
+-- contributor_bucket=NN: a query that names months reads only those folders). The merge also
+-- writes one row per household and month and destination (household_traffic), per household,
+-- month, destination and kind of data (household_leaks) and per household, device class and
+-- destination over the whole period (household_devices), with the sums: "how many households"
+-- reads those, a few rows per household, instead of every row.
 
 CREATE OR REPLACE VIEW traffic AS
 SELECT * FROM read_parquet('traffic/*/*/*.parquet', hive_partitioning = true,
@@ -10,42 +17,61 @@ SELECT * FROM read_parquet('traffic/*/*/*.parquet', hive_partitioning = true,
 CREATE OR REPLACE VIEW leaks AS
 SELECT * FROM read_parquet('leaks/*/*/*.parquet', hive_partitioning = true,
     hive_types = {'month': VARCHAR, 'contributor_bucket': INTEGER});
+CREATE OR REPLACE VIEW household_traffic AS
+SELECT * FROM read_parquet('household_traffic/*/*.parquet', hive_partitioning = true,
+    hive_types = {'contributor_bucket': INTEGER});
+CREATE OR REPLACE VIEW household_leaks AS
+SELECT * FROM read_parquet('household_leaks/*/*.parquet', hive_partitioning = true,
+    hive_types = {'contributor_bucket': INTEGER});
+CREATE OR REPLACE VIEW household_devices AS
+SELECT * FROM read_parquet('household_devices/*/*.parquet', hive_partitioning = true,
+    hive_types = {'contributor_bucket': INTEGER});
 CREATE OR REPLACE VIEW destinations AS SELECT * FROM read_parquet('destinations.parquet');
 CREATE OR REPLACE VIEW devices AS SELECT * FROM read_parquet('devices.parquet');
 CREATE OR REPLACE VIEW contributors AS SELECT * FROM read_parquet('contributors.parquet');
 
 -- name: companies_by_month
 -- Which companies (parent company where known) reach how many households each month.
-SELECT t.month, coalesce(d.owner, d.company, t.dest_domain) AS company,
-       count(DISTINCT t.contributor) AS households, sum(t.requests) AS requests
-FROM traffic t JOIN destinations d USING (dest_domain)
+SELECT month, company, count(*) AS households, sum(requests) AS requests
+FROM (
+    SELECT h.month, coalesce(d.owner, d.company, h.dest_domain) AS company, h.contributor,
+           sum(h.requests) AS requests
+    FROM household_traffic h JOIN destinations d USING (dest_domain)
+    GROUP BY ALL
+)
 GROUP BY ALL
-ORDER BY t.month, households DESC, requests DESC, company;
+ORDER BY month, households DESC, requests DESC, company;
 
 -- name: countries_by_month
 -- Where the companies that receive the traffic are based, month by month.
-SELECT t.month, coalesce(d.country, '(unknown)') AS country,
-       count(DISTINCT coalesce(d.owner, d.company, t.dest_domain)) AS companies,
-       count(DISTINCT t.contributor) AS households, sum(t.requests) AS requests
-FROM traffic t JOIN destinations d USING (dest_domain)
+SELECT h.month, coalesce(d.country, '(unknown)') AS country,
+       count(DISTINCT coalesce(d.owner, d.company, h.dest_domain)) AS companies,
+       count(DISTINCT h.contributor) AS households, sum(h.requests) AS requests
+FROM household_traffic h JOIN destinations d USING (dest_domain)
 GROUP BY ALL
-ORDER BY t.month, requests DESC, country;
+ORDER BY h.month, requests DESC, country;
 
 -- name: kinds_of_data_by_company
 -- Which kinds of personal data each company received, month by month.
-SELECT l.month, coalesce(d.owner, d.company, l.dest_domain) AS company, l.pii_type,
-       count(DISTINCT l.contributor) AS households, sum(l.count) AS leaks
-FROM leaks l JOIN destinations d USING (dest_domain)
+-- (Households are counted in two steps, one row per household first: faster than
+-- count(DISTINCT contributor) over many groups, and the same answer.)
+SELECT month, company, pii_type, count(*) AS households, sum(leaks) AS leaks
+FROM (
+    SELECT h.month, coalesce(d.owner, d.company, h.dest_domain) AS company, h.pii_type,
+           h.contributor, sum(h.count) AS leaks
+    FROM household_leaks h JOIN destinations d USING (dest_domain)
+    GROUP BY ALL
+)
 GROUP BY ALL
-ORDER BY l.month, households DESC, leaks DESC, company, l.pii_type;
+ORDER BY month, households DESC, leaks DESC, company, pii_type;
 
 -- name: kinds_of_data_by_country
 -- Kinds of personal data by the country of the company that received them, over time.
-SELECT l.month, coalesce(d.country, '(unknown)') AS country, l.pii_type,
-       count(DISTINCT l.contributor) AS households, sum(l.count) AS leaks
-FROM leaks l JOIN destinations d USING (dest_domain)
+SELECT h.month, coalesce(d.country, '(unknown)') AS country, h.pii_type,
+       count(DISTINCT h.contributor) AS households, sum(h.count) AS leaks
+FROM household_leaks h JOIN destinations d USING (dest_domain)
 GROUP BY ALL
-ORDER BY l.month, leaks DESC, country, l.pii_type;
+ORDER BY h.month, leaks DESC, country, h.pii_type;
 
 -- name: hashed_share_by_kind
 -- How often each kind of data travelled hashed or encoded rather than plain, per month.
@@ -63,9 +89,9 @@ ORDER BY month, pii_type;
 SELECT month, count(*) AS households, median(companies) AS median_companies,
        quantile_cont(companies, 0.9) AS p90_companies
 FROM (
-    SELECT t.month, t.contributor,
-           count(DISTINCT coalesce(d.owner, d.company, t.dest_domain)) AS companies
-    FROM traffic t JOIN destinations d USING (dest_domain)
+    SELECT h.month, h.contributor,
+           count(DISTINCT coalesce(d.owner, d.company, h.dest_domain)) AS companies
+    FROM household_traffic h JOIN destinations d USING (dest_domain)
     GROUP BY ALL
 )
 GROUP BY month
@@ -73,11 +99,22 @@ ORDER BY month;
 
 -- name: device_classes_by_company
 -- Which kinds of device talk to which companies (households, over the whole period).
-SELECT v.device_class, coalesce(d.owner, d.company, t.dest_domain) AS company,
-       count(DISTINCT t.contributor) AS households, sum(t.requests) AS requests
-FROM traffic t
-JOIN devices v USING (contributor, device)
-JOIN destinations d USING (dest_domain)
+SELECT h.device_class, coalesce(d.owner, d.company, h.dest_domain) AS company,
+       count(DISTINCT h.contributor) AS households, sum(h.requests) AS requests
+FROM household_devices h JOIN destinations d USING (dest_domain)
 GROUP BY ALL
-ORDER BY households DESC, requests DESC, v.device_class, company
+ORDER BY households DESC, requests DESC, h.device_class, company
 LIMIT 200;
+
+-- name: one_quarter_by_hour_of_day
+-- When in the day devices reach trackers, for one quarter (reads only those months' folders).
+SELECT hour_utc, dest_role, count(*) AS households, sum(requests) AS requests
+FROM (
+    SELECT hour(t.bucket_start) AS hour_utc, d.dest_role, t.contributor,
+           sum(t.requests) AS requests
+    FROM traffic t JOIN destinations d USING (dest_domain)
+    WHERE t.month BETWEEN '2026-04' AND '2026-06'
+    GROUP BY ALL
+)
+GROUP BY ALL
+ORDER BY hour_utc, dest_role;

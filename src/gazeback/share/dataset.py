@@ -1,9 +1,12 @@
 """Research dataset R1: the rows of many verified E1 exports as one partitioned Parquet dataset.
 
 ``gazeback merge --dataset`` reads each export once to verify it (the recipient's view,
-G2–G8), then streams its rows, chunk by chunk, into Hive-style partitions
-``traffic/month=YYYY-MM/contributor_bucket=NN/part-0.parquet`` (and ``leaks/``), so memory
-is bounded by one export and one chunk per open partition, never by the pool. No
+G2–G8; one export per process on every core), then streams its rows, chunk by chunk, into
+Hive-style partitions ``traffic/month=YYYY-MM/contributor_bucket=NN/part-0.parquet`` (and
+``leaks/``; one contributor bucket per process), so memory is bounded by one export and one
+chunk per open partition in each process, never by the pool. Household by household it also
+writes the sums the "how many households" queries read (``household_traffic``,
+``household_leaks``, ``household_devices``: a few rows per household, not every row). No
 identifier of an export is carried: export ids are dropped, and each household becomes a
 ``contributor`` number drawn at random for this dataset, each of its devices a ``device``
 number; device pseudonyms are not written. DuckDB, Spark or any Arrow engine read the
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import secrets
 import shutil
 import sqlite3
@@ -35,6 +39,7 @@ DATASET_VERSION = 1
 BUCKETS_DEFAULT = 16
 CHUNK_ROWS = 65_536  # rows read from an export at a time
 FLUSH_ROWS = 65_536  # rows a partition buffers before writing a row group
+PARALLEL_MIN = 4  # fewer exports than this are verified and written in this process
 
 # Export columns read per fact table; contributor and device replace device_pid.
 FACTS = {
@@ -100,6 +105,69 @@ def verified_source(path: Path, allow: Allowlist) -> Source:
         devices=list(exp.rows.get("devices", [])),
         domains=domains - PLACEHOLDERS,
     )
+
+
+_WORKER_ALLOW: dict[str, Allowlist] = {}
+
+
+def _worker_allow(lists_sha: str) -> Allowlist:
+    """The allowlist in a worker process: the same tracker lists as the parent's, or refuse."""
+    if lists_sha not in _WORKER_ALLOW:
+        from gazeback.knowledge.classify import load_index
+
+        allow = Allowlist(load_index())
+        if index_digest(allow.index)[1] != lists_sha:
+            raise MergeRefused("the tracker lists changed during the merge; run it again")
+        _WORKER_ALLOW[lists_sha] = allow
+    return _WORKER_ALLOW[lists_sha]
+
+
+def _verify_in_worker(job: tuple[Path, str]) -> Source:
+    path, lists_sha = job
+    return verified_source(path, _worker_allow(lists_sha))
+
+
+def jobs_for(n: int, jobs: int | None = None) -> int:
+    """Worker processes for ``n`` independent pieces of work: one per core, at most ``n``."""
+    if n < PARALLEL_MIN:
+        return 1
+    return max(1, min(n, jobs if jobs is not None else (os.cpu_count() or 1)))
+
+
+def _pool(jobs: int) -> Any:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the parent may already run pyarrow's threads (a forked copy can hang)
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+
+
+def verified_sources(
+    paths: list[Path], allow: Allowlist, jobs: int | None = None, progress: Any = None
+) -> list[Source]:
+    """Verify every export (G2–G8, the recipient's view), on every core when there are many.
+
+    Raises MergeRefused for the first export (in the given order) that fails.
+    """
+    n = jobs_for(len(paths), jobs)
+    out: list[Source] = []
+    if n == 1:
+        for path in paths:
+            out.append(verified_source(path, allow))
+            if progress:
+                progress(path)
+        return out
+    lists_sha = index_digest(allow.index)[1]
+    with _pool(n) as pool:
+        try:
+            for src in pool.map(_verify_in_worker, [(p, lists_sha) for p in paths]):
+                out.append(src)
+                if progress:
+                    progress(src.path)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+    return out
 
 
 def households(sources: list[Source]) -> list[Contributor]:
@@ -187,14 +255,42 @@ def fact_schema(table: str) -> Any:
     return pa.schema(fields)
 
 
+# Per-household summaries the merge writes next to the facts, so that "how many households"
+# questions read thousands of rows, not millions: (table, group keys, summed columns).
+SUMMARIES = {
+    "household_traffic": (("month", "dest_domain"), ("requests", "bytes_up", "bytes_down")),
+    "household_leaks": (("month", "dest_domain", "pii_type"), ("count",)),
+    "household_devices": (("device_class", "dest_domain"), ("requests",)),
+}
+
+
+def summary_schema(name: str) -> Any:
+    import pyarrow as pa
+
+    keys, sums = SUMMARIES[name]
+    return pa.schema(
+        [pa.field("contributor", pa.int32(), False)]
+        + [pa.field(k, pa.string(), False) for k in keys]
+        + [pa.field(c, pa.int64(), False) for c in sums]
+    )
+
+
+def sum_by(table: Any, keys: tuple[str, ...], sums: tuple[str, ...]) -> Any:
+    """``table`` grouped by ``keys`` with ``sums`` summed, columns named as in ``table``."""
+    agg = table.group_by(list(keys)).aggregate([(c, "sum") for c in sums])
+    return agg.select([*keys, *(f"{c}_sum" for c in sums)]).rename_columns([*keys, *sums])
+
+
 class Partitions:
-    """Open Parquet writers of one contributor bucket, one per (table, month)."""
+    """Open Parquet writers of one contributor bucket, one per (table, month), and the
+    bucket's per-household summaries."""
 
     def __init__(self, root: Path, bucket: int) -> None:
         self.root, self.bucket = root, bucket
         self.buffers: dict[tuple[str, str], list[Any]] = {}
         self.sizes: dict[tuple[str, str], int] = {}
         self.writers: dict[tuple[str, str], Any] = {}
+        self.partial: dict[str, list[Any]] = {}
         self.rows = 0
 
     def add(self, table: str, month: str, batch: Any) -> None:
@@ -203,6 +299,34 @@ class Partitions:
         self.sizes[key] = self.sizes.get(key, 0) + batch.num_rows
         if self.sizes[key] >= FLUSH_ROWS:
             self._flush(key)
+
+    def summarize(self, name: str, table: Any) -> None:
+        """Fold a chunk of one household's rows into its summary ``name`` (sums per key)."""
+        keys, sums = SUMMARIES[name]
+        self.partial.setdefault(name, []).append(sum_by(table, keys, sums))
+
+    def end_household(self, number: int) -> None:
+        """Write the finished household's summaries: one row group per household."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        for name, tables in self.partial.items():
+            keys, sums = SUMMARIES[name]
+            t = sum_by(pa.concat_tables(tables), keys, sums)
+            t = t.sort_by([(k, "ascending") for k in keys])
+            schema = summary_schema(name)
+            t = pa.table(
+                [pa.array([number] * t.num_rows, pa.int32()), *(t.column(k) for k in keys),
+                 *(t.column(c) for c in sums)],
+                schema=schema,
+            )  # fmt: skip
+            key = (name, "")
+            if key not in self.writers:
+                folder = self.root / name / f"contributor_bucket={self.bucket:02d}"
+                folder.mkdir(parents=True)
+                self.writers[key] = pq.ParquetWriter(folder / "part-0.parquet", schema)
+            self.writers[key].write_table(t)
+        self.partial = {}
 
     def _flush(self, key: tuple[str, str]) -> None:
         import pyarrow as pa
@@ -228,7 +352,8 @@ class Partitions:
 
 
 def stream_source(src: Source, who: Contributor, parts: Partitions) -> None:
-    """Append one export's fact rows to the bucket's partitions, chunk by chunk."""
+    """Append one export's fact rows to the bucket's partitions, chunk by chunk, and fold
+    them into the household's summaries (the caller ends the household)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -236,12 +361,15 @@ def stream_source(src: Source, who: Contributor, parts: Partitions) -> None:
         raise MergeRefused(f"{src.path} changed after it was verified; run the merge again")
     pids = pa.array(list(who.device_numbers), pa.string())
     numbers = pa.array(list(who.device_numbers.values()), pa.int32())
+    kinds = {d["device_pid"]: d["device_class"] for s in who.sources for d in s.devices}
+    classes = pa.array([kinds.get(p, "other") for p in who.device_numbers], pa.string())
     for table, cols in FACTS.items():
         schema = fact_schema(table)
         for chunk in export_columns(src.path, table, cols):
             columns = list(zip(*chunk, strict=True))
             n = len(chunk)
-            device = pc.take(numbers, pc.index_in(pa.array(columns[0], pa.string()), pids))
+            where = pc.index_in(pa.array(columns[0], pa.string()), pids)
+            device = pc.take(numbers, where)
             if device.null_count:
                 raise MergeRefused(f"{src.path}: {table} has a device_pid its devices table lacks")
             arrays = [pa.array([who.number] * n, pa.int32()), device]
@@ -254,6 +382,31 @@ def stream_source(src: Source, who: Contributor, parts: Partitions) -> None:
             months = pc.strftime(batch.column("bucket_start"), format="%Y-%m")
             for month in pc.unique(months).to_pylist():
                 parts.add(table, month, batch.filter(pc.equal(months, month)))
+            rows = pa.Table.from_batches([batch]).append_column("month", months)
+            if table == "traffic":
+                parts.summarize("household_traffic", rows)
+                parts.summarize(
+                    "household_devices", rows.append_column("device_class", pc.take(classes, where))
+                )
+            else:
+                parts.summarize("household_leaks", rows)
+
+
+def write_bucket(root: Path, bucket: int, contributors: list[Contributor]) -> int:
+    """Stream the households of one contributor bucket into ``root``; rows written."""
+    parts = Partitions(root, bucket)
+    try:
+        for who in contributors:
+            for src in who.sources:
+                stream_source(src, who, parts)
+            parts.end_household(who.number)
+    finally:
+        parts.close()
+    return parts.rows
+
+
+def _write_bucket_in_worker(job: tuple[Path, int, list[Contributor]]) -> int:
+    return write_bucket(*job)
 
 
 def dimension_tables(
@@ -309,10 +462,12 @@ def write_table(rows: list[dict[str, Any]], path: Path, types: dict[str, Any]) -
 
 def write_dataset(
     sources: list[Source], out: Path, allow: Allowlist, buckets: int = BUCKETS_DEFAULT,
-    progress: Any = None,
+    progress: Any = None, jobs: int | None = None,
 ) -> dict[str, int]:  # fmt: skip
     """Write the dataset to a staging folder next to ``out``, then move it into place.
 
+    Contributor buckets are independent, so they are written by one process per core
+    (``jobs``), each holding one export's chunk and its open partitions at a time.
     Nothing is left behind when anything fails. Returns row counts.
     """
     import pyarrow as pa
@@ -323,15 +478,26 @@ def write_dataset(
     staging = Path(tempfile.mkdtemp(prefix=".gazeback-dataset-", dir=out.parent))
     rows = 0
     try:
-        for b in range(buckets):
-            parts = Partitions(staging, b)
-            for who in contributors[b::buckets]:
-                for src in who.sources:
-                    stream_source(src, who, parts)
-                    if progress:
-                        progress(src.path)
-            parts.close()
-            rows += parts.rows
+        work = [(staging, b, contributors[b::buckets]) for b in range(buckets)]
+        work = [w for w in work if w[2]]
+        n = jobs_for(len(sources), jobs)
+        if n == 1:
+            for w in work:
+                rows += write_bucket(*w)
+                if progress:
+                    progress(w[1])
+        else:
+            with _pool(min(n, len(work))) as pool:
+                try:
+                    for b, written in zip(
+                        work, pool.map(_write_bucket_in_worker, work), strict=True
+                    ):
+                        rows += written
+                        if progress:
+                            progress(b[1])
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)
+                    raise
         dims = dimension_tables(contributors, allow)
         i32, i64, s = pa.int32(), pa.int64(), pa.string()
         write_table(dims["contributors"], staging / "contributors.parquet", {
