@@ -9,6 +9,7 @@ import click
 
 from gazeback.cli.options import DbCommand, db_hint, db_option, open_existing_db
 from gazeback.db import asks
+from gazeback.db.localfiles import write_private
 from gazeback.knowledge import datenanfragen, letters
 from gazeback.knowledge.classify import load_index
 
@@ -175,7 +176,7 @@ def _emit(letter: letters.Letter, fmt: str, output: Path | None) -> None:
         click.echo(text, nl=False)
         return
     try:
-        output.write_text(text, encoding="utf-8")
+        write_private(output, text)
     except OSError as e:
         raise asks.AskError(f"cannot write {output}: {e.strerror}") from None
     click.echo(f"Wrote {output}", err=True)

@@ -1,0 +1,280 @@
+"""What an outside reviewer (a newcomer and an attacker, on Python 3.12) found, each driven
+the way a person runs it: the command line on real files (#2, #7, #13, #15, #17)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+
+import pytest
+import sqlite_utils
+from click.testing import CliRunner
+from conftest import ROOT
+
+from gazeback.cli import cli
+from gazeback.dashboard import demo
+from gazeback.db import migrations
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare"), reason="root and unshare (a small disk)"
+)
+UA_EMAIL = "victim.person@example.org"
+
+
+def gazeback(*args, **kw):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(
+        [sys.executable, "-m", "gazeback", *map(str, args)],
+        capture_output=True, text=True, timeout=120, env=env, **kw,
+    )  # fmt: skip
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def one_sentence(result, *words):
+    out = result.output if hasattr(result, "output") else result.stdout + result.stderr
+    code = result.exit_code if hasattr(result, "exit_code") else result.returncode
+    assert code == 1, out
+    assert "Traceback" not in out, out
+    assert not isinstance(getattr(result, "exception", None), OSError | sqlite3.Error), out
+    for w in words:
+        assert w in out, out
+
+
+@pytest.fixture(scope="module")
+def trail(tmp_path_factory):
+    path = tmp_path_factory.mktemp("review") / "trail.db"
+    demo.generate(path, scale=400, seed=1)
+    migrations.apply(sqlite_utils.Database(path))
+    return path
+
+
+def har(path, entries):
+    """A HAR file of (url, user agent) requests."""
+    path.write_text(json.dumps({"log": {"version": "1.2", "entries": [
+        {"startedDateTime": f"2026-12-01T13:00:0{i}Z", "time": 1,
+         "request": {"method": "GET", "url": url, "httpVersion": "HTTP/1.1",
+                     "headers": [{"name": "User-Agent", "value": ua}], "queryString": [],
+                     "cookies": [], "headersSize": -1, "bodySize": 0},
+         "response": {"status": 200, "statusText": "OK", "httpVersion": "HTTP/1.1",
+                      "headers": [], "cookies": [], "content": {"size": 0, "mimeType": "x"},
+                      "redirectURL": "", "headersSize": -1, "bodySize": 0},
+         "cache": {}, "timings": {"send": 0, "wait": 1, "receive": 0}}
+        for i, (url, ua) in enumerate(entries)
+    ]}}))  # fmt: skip
+    return path
+
+
+def fresh(tmp_path, name="t.db"):
+    db = tmp_path / name
+    assert invoke("migrate", "--db", db).exit_code == 0
+    return db
+
+
+# --- 1. files the person asked for are theirs alone, and whole (#15, #17, #13) ---------------
+
+
+@pytest.mark.parametrize("fmt", ["text", "html", "mailto"])
+def test_a_letter_with_identifiers_is_owner_only(trail, tmp_path, fmt):
+    out = tmp_path / f"letter.{fmt}"
+    r = invoke("request", "--db", trail, "Mixpanel", "--include", "1", "--format", fmt, "-o", out)
+    assert r.exit_code == 0, r.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left
+
+
+def test_a_summary_is_owner_only(trail, tmp_path):
+    out = tmp_path / "me.html"
+    r = invoke("summary", "--db", trail, "--since", "all", "--out", out)
+    assert r.exit_code == 0, r.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+# --- 3. a full disk: one sentence, nothing partial, nothing earlier lost (#7, #17, #2, #15) --
+
+
+@needs_root
+def test_a_full_disk_is_one_sentence_and_earlier_files_stay(trail, tmp_path):
+    from smalldisk import SmallDisk
+
+    where = tmp_path / "full"
+    disk = SmallDisk(where, "4m")
+    try:
+        letter, page = where / "l.txt", where / "s.html"
+        made = [
+            gazeback("request", "--db", trail, "Mixpanel", "--include", "1", "-o", letter,
+                     preexec_fn=disk.enter),
+            gazeback("summary", "--db", trail, "--since", "all", "--out", page,
+                     preexec_fn=disk.enter),
+        ]  # fmt: skip
+        assert all(r.returncode == 0 for r in made), [r.stderr for r in made]
+        before = {p: disk.path(p).read_bytes() for p in (letter, page)}
+        disk.fill()
+        runs = {
+            "request": gazeback("request", "--db", trail, "Mixpanel", "--include", "1",
+                                "--format", "html", "-o", letter, preexec_fn=disk.enter),
+            "summary": gazeback("summary", "--db", trail, "--since", "all", "--out", page,
+                                preexec_fn=disk.enter),
+            "export": gazeback("export", "--db", trail, where / "x.db", preexec_fn=disk.enter),
+        }  # fmt: skip
+        one_sentence(runs["request"], f"cannot write {letter}", "No space left on device")
+        for command in ("summary", "export"):
+            one_sentence(runs[command], f"the disk is full in {where}", f"`gazeback {command}`")
+        for p, data in before.items():
+            assert disk.path(p).read_bytes() == data  # the earlier letter and page are whole
+        assert sorted(p.name for p in disk.path(where).iterdir()) == ["filler", "l.txt", "s.html"]
+    finally:
+        disk.close()
+
+
+@needs_root
+def test_an_import_onto_a_full_disk_is_one_sentence_and_stores_nothing(tmp_path):
+    from smalldisk import SmallDisk
+
+    where = tmp_path / "full"
+    disk = SmallDisk(where, "24m")
+    try:
+        db = where / "t.db"
+        assert gazeback("migrate", "--db", db, preexec_fn=disk.enter).returncode == 0
+        # the database opens with 16 MiB free; 60 requests with 150 long headers each are
+        # about 18 MB to store
+        room = shutil.disk_usage(disk.path(where)).free - (16 << 20) - (256 << 10)
+        disk.path(where / "filler").write_bytes(b"\0" * room)
+        big = har(tmp_path / "big.har", [
+            (f"https://app-measurement.com/{i}", "App/1.0") for i in range(60)
+        ])  # fmt: skip
+        doc = json.loads(big.read_text())
+        for i, e in enumerate(doc["log"]["entries"]):
+            e["request"]["headers"] += [
+                {"name": f"x-h{j}", "value": f"{i} {j} " + "lorem ipsum " * 166} for j in range(150)
+            ]
+        big.write_text(json.dumps(doc))
+        r = gazeback("import", "--db", db, big, "-s", preexec_fn=disk.enter)
+        one_sentence(r, "the disk is full in", "`gazeback import`", "wrote nothing")
+        disk.free()
+        assert disk.query(db, "select count(*) from captures") == 0
+        assert disk.query(db, "select count(*) from requests") == 0
+    finally:
+        disk.close()
+
+
+# --- 2. an identifier in the app a request names is never stored (#17, #13) -----------------
+
+
+def test_an_identity_in_the_user_agent_never_becomes_the_stored_app(tmp_path):
+    db = fresh(tmp_path)
+    assert invoke("identity", "add", "--db", db, "other", UA_EMAIL).exit_code == 0
+    f = har(tmp_path / "ident.har", [
+        ("https://app-measurement.com/a", f"{UA_EMAIL}/1.0 CFNetwork/1 Darwin/22"),
+        ("https://app-measurement.com/b", f"{UA_EMAIL.upper()}/2.0 CFNetwork/1 Darwin/22"),
+        ("https://app-measurement.com/c", "Weather/3.1 CFNetwork/1 Darwin/22"),
+    ])  # fmt: skip
+    r = invoke("import", "--db", db, f, "-s")
+    assert r.exit_code == 0, r.output
+    apps = [a for (a,) in sqlite3.connect(db).execute("select app from requests order by id")]
+    assert apps == ["[leak:other]", "[leak:other]", "Weather"]
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("t.db*") if p.suffix != ".key")
+    assert UA_EMAIL.encode() not in raw.lower()
+    summary = invoke("summary", "--db", db, "--since", "all", "--out", tmp_path / "s.html")
+    assert summary.exit_code == 0, summary.output
+
+
+def test_a_summary_refused_for_an_old_stored_app_says_what_to_do(tmp_path):
+    db = fresh(tmp_path)
+    assert invoke("identity", "add", "--db", db, "email", UA_EMAIL).exit_code == 0
+    f = har(tmp_path / "a.har", [("https://app-measurement.com/a", "Weather/3.1")])
+    assert invoke("import", "--db", db, f, "-s").exit_code == 0
+    with sqlite3.connect(db) as conn:  # as an earlier version stored it
+        conn.execute("update requests set app = ?, app_source = 'inferred'", [f"{UA_EMAIL}/1.0"])
+    out = tmp_path / "s.html"
+    r = invoke("summary", "--db", db, "--since", "all", "--out", out)
+    one_sentence(r, "requests.app", f"gazeback rescan --db {db}")
+    assert not out.exists()
+    assert "replaced" in invoke("rescan", "--db", db).output
+    assert invoke("summary", "--db", db, "--since", "all", "--out", out).exit_code == 0
+
+
+# --- 4. and 5. an import that stores nothing; junk host and app names (#2, #17) --------------
+
+PCAPDROID = (
+    "IPProto,SrcIP,SrcPort,DstIp,DstPort,UID,App,PackageName,Proto,Status,Info,"
+    "BytesSent,BytesRcvd,PktsSent,PktsRcvd,FirstSeen,LastSeen\n"
+)
+
+
+def pcapdroid_row(info, first, last, package="com.example.weather", port=443):
+    return (
+        f"6,10.215.173.1,40000,142.250.1.1,{port},10123,Weather,{package},TLS,CLOSED,{info},"
+        f"1200,3400,5,6,{first},{last}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "first,last",
+    [("2025-12-01T10:00:00.123+01:00", "2025-12-01T10:01:00.456+01:00"),  # 1.7.0 and later
+     ("1764579600123", "1764579660456"),  # before 1.7.0: epoch milliseconds
+     ("1764579600", "1764579660")],  # epoch seconds
+)  # fmt: skip
+def test_pcapdroid_times_as_it_writes_them(tmp_path, first, last):
+    db = fresh(tmp_path)
+    f = tmp_path / "pcapdroid.csv"
+    f.write_text(PCAPDROID + pcapdroid_row("app-measurement.com", first, last))
+    r = invoke("import", "--db", db, f, "-s")
+    assert r.exit_code == 0 and "1 requests imported" in r.output, r.output
+    (t,) = sqlite3.connect(db).execute("select started_at from requests").fetchone()
+    assert t.startswith("2025-12-01T09:00:00")
+
+
+def test_a_file_that_stores_nothing_fails_and_can_be_imported_once_fixed(tmp_path):
+    db = fresh(tmp_path)
+    f = tmp_path / "pcapdroid.csv"
+    f.write_text(PCAPDROID + pcapdroid_row("app-measurement.com", "yesterday", "today") * 2)
+    r = invoke("import", "--db", db, f, "-s", "--experiment", "upd", "--condition", "before")
+    one_sentence(r, f"{f}: rejected, nothing imported", "line 2", "FirstSeen")
+    con = sqlite3.connect(db)
+    assert con.execute("select count(*) from captures").fetchone()[0] == 0
+    assert con.execute("select count(*) from experiments").fetchone()[0] == 0
+    again = invoke("import", "--db", db, f, "-s")
+    assert "already imported" not in again.output and again.exit_code == 1
+    f.write_text(PCAPDROID + pcapdroid_row("app-measurement.com", "1764579600", "1764579660"))
+    fixed = invoke("import", "--db", db, f, "-s")
+    assert fixed.exit_code == 0 and "1 requests imported" in fixed.output, fixed.output
+    bad_har = har(tmp_path / "bad.har", [("not a url", "x"), ("neither", "y")])
+    one_sentence(invoke("import", "--db", db, bad_har, "-s"), "entry 0")
+
+
+def test_formulas_and_markup_are_never_stored_as_host_or_app(tmp_path):
+    db = fresh(tmp_path)
+    f = tmp_path / "evil.csv"
+    f.write_text(
+        PCAPDROID
+        + pcapdroid_row("app-measurement.com", "1764579600", "1764579660")
+        + pcapdroid_row("=cmd|'/c calc'!A1", "1764579600", "1764579660")
+        + pcapdroid_row("<script>x</script>.doubleclick.net", "1764579600", "1764579660")
+        + pcapdroid_row("graph.facebook.com", "1764579600", "1764579660", package="=HYPERLINK(1)")
+    )
+    r = invoke("import", "--db", db, f, "-s")
+    assert r.exit_code == 0, r.output
+    assert "line 3: host \"=cmd|'/c calc'!A1\" is not a host name or an IP address" in r.output
+    assert "line 4: host" in r.output and "line 5: app '=HYPERLINK(1)' left out" in r.output
+    rows = sqlite3.connect(db).execute("select host, registrable_domain, app from requests")
+    assert sorted(rows) == [
+        ("app-measurement.com", "app-measurement.com", "com.example.weather"),
+        ("graph.facebook.com", "facebook.com", None),
+    ]
+
+
+# --- 6. adapters test reads a HAR like the import does (#13) ---------------------------------
+
+
+def test_adapters_test_refuses_deep_json_in_one_sentence(tmp_path):
+    f = tmp_path / "deep.har"
+    f.write_text('{"log": {"entries": [' + "[" * 100_000 + "]" * 100_000 + "]}}")
+    one_sentence(invoke("adapters", "test", f), f"{f}: not a HAR file", "nested more than 100")
