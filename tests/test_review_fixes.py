@@ -278,3 +278,35 @@ def test_adapters_test_refuses_deep_json_in_one_sentence(tmp_path):
     f = tmp_path / "deep.har"
     f.write_text('{"log": {"entries": [' + "[" * 100_000 + "]" * 100_000 + "]}}")
     one_sentence(invoke("adapters", "test", f), f"{f}: not a HAR file", "nested more than 100")
+
+
+# --- 5. the dashboard's .csv downloads never carry a formula (#17) ---------------------------
+
+
+async def test_dashboard_csv_downloads_neutralise_formulas(tmp_path):
+    import csv
+    import io
+
+    from signin import signed_in
+
+    from gazeback.dashboard.serve import make_datasette
+
+    db = tmp_path / "trail.db"
+    f = har(tmp_path / "a.har", [(f"https://app-measurement.com/{i}", "App/1") for i in range(3)])
+    assert invoke("migrate", "--db", db).exit_code == 0
+    assert invoke("import", "--db", db, f, "-s").exit_code == 0
+    evil = ["=cmd|'/c calc'!A1", "@SUM(1+1)", "+1+2", "-2+3", "\t=1", '=HYPERLINK("x","y,z")']
+    with sqlite3.connect(db) as conn:  # as stored by an earlier version, or another tool
+        conn.execute("update requests set app = ?, path = ? where id = 1", [evil[0], evil[1]])
+        conn.execute("update requests set app = ?, path = ? where id = 2", [evil[2], evil[3]])
+        conn.execute("update requests set app = ?, path = ? where id = 3", [evil[4], evil[5]])
+        conn.execute("update requests set status_code = -3 where id = 3")
+    ds = await signed_in(make_datasette(db))
+    for url in ("/trail/requests.csv?_stream=on&_size=1",
+                "/trail.csv?sql=select+id,app,path,status_code+from+requests"):  # fmt: skip
+        r = await ds.client.get(url)
+        assert r.status_code == 200, r.text
+        rows = list(csv.DictReader(io.StringIO(r.text)))
+        cells = [row[c] for row in rows for c in ("app", "path")]
+        assert sorted(cells) == sorted("'" + e for e in evil), r.text
+        assert {row["id"]: row["status_code"] for row in rows}["3"] == "-3"  # still a number
