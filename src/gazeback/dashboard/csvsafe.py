@@ -19,9 +19,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
-Scope = MutableMapping[str, Any]
+Scope = dict[str, Any]
 Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]  # fmt: skip
+ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
