@@ -310,3 +310,42 @@ async def test_dashboard_csv_downloads_neutralise_formulas(tmp_path):
         cells = [row[c] for row in rows for c in ("app", "path")]
         assert sorted(cells) == sorted("'" + e for e in evil), r.text
         assert {row["id"]: row["status_code"] for row in rows}["3"] == "-3"  # still a number
+
+
+# --- 7. smaller things ------------------------------------------------------------------------
+
+
+def test_summary_takes_the_durations_news_takes(trail, tmp_path):
+    for since in ("12h", "30m", "7d", "2w"):
+        assert invoke("news", "--db", trail, "--since", since).exit_code == 0
+        out = tmp_path / f"s{since}.html"
+        r = invoke("summary", "--db", trail, "--since", since, "--out", out)
+        assert r.exit_code == 0, r.output
+    assert "the last 12 hours" in (tmp_path / "s12h.html").read_text()
+    assert "the last 14 days" in (tmp_path / "s2w.html").read_text()
+    bad = invoke("summary", "--db", trail, "--since", "soon", "--out", out)
+    assert bad.exit_code == 2 and "hours as 12h" in bad.output, bad.output
+
+
+def test_the_demo_writes_nothing_in_the_future_and_names_the_current_command(tmp_path):
+    from datetime import UTC, datetime
+
+    db = tmp_path / "demo.db"
+    before = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    r = invoke("demo", "--db", db, "--scale", "2000", "--no-serve")
+    assert r.exit_code == 0, r.output
+    assert f"gazeback dashboard --db {db}" in r.output
+    (latest,) = sqlite3.connect(db).execute("select max(started_at) from requests").fetchone()
+    assert latest <= before[:16] + "~", latest  # no later than the minute it ran
+
+
+def test_follow_up_letters_take_lang_and_a_complaint_asks_for_the_country(trail):
+    db = ["--db", trail]
+    assert invoke("request", *db, "Segment", "--mark-sent", "--on", "2026-01-05").exit_code == 0
+    (rid,) = sqlite3.connect(trail).execute("select max(id) from requests_sent").fetchone()
+    de = invoke("request", *db, "--reminder", rid, "--lang", "de")
+    en = invoke("request", *db, "--reminder", rid)
+    assert de.exit_code == en.exit_code == 0, de.output
+    assert "Meine Kennungen" in de.output and "Identifiers of mine" in en.output, de.output
+    complaint = invoke("request", *db, "--complaint", rid)
+    assert complaint.exit_code == 0 and "--country" in complaint.output, complaint.output

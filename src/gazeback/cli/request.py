@@ -118,10 +118,21 @@ def request(
             comp, tids = asks.resolve(db, index, sent["company_id"])
             chosen = asks.chosen_identifiers(db, db_path, tids, list(include), include_all)
             kind = "admonition" if reminder is not None else "complaint"
+            # --lang on the command line wins; else the language the request was sent in
+            ctx = click.get_current_context()
+            given = ctx.get_parameter_source("lang") == click.core.ParameterSource.COMMANDLINE
             letter = letters.follow_up(
                 directory, kind, comp, asks.evidence(db, tids), chosen,
-                date.fromisoformat(sent["sent_on"]), sent["lang"] or lang, country,
+                date.fromisoformat(sent["sent_on"]), lang if given else sent["lang"] or lang,
+                country,
             )  # fmt: skip
+            if kind == "complaint" and not country:
+                click.echo(
+                    "Note: a complaint goes to the supervisory authority of the country you "
+                    "live in: give it as --country XX (e.g. --country de); without it the "
+                    "letter is addressed to the company's first relevant country.",
+                    err=True,
+                )
             if asks.status(sent, now) != "overdue":
                 click.echo(
                     f"Note: request {rid} is not overdue yet (due {sent['due_on']}).", err=True

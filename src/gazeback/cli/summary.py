@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +12,7 @@ import click
 
 from gazeback.cli.options import DbCommand, db_option, open_existing_db
 from gazeback.db.localfiles import place_private, write_private
+from gazeback.timestamps import parse_duration
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -21,15 +22,17 @@ if TYPE_CHECKING:
 SUFFIXES = (".html", ".pdf", ".png")
 
 
-def parse_since(text: str) -> int | None:
-    """``30d``, ``2w``, ``30`` → days; ``all`` → None (everything recorded)."""
-    t = text.strip().lower()
-    if t == "all":
+def parse_since(text: str) -> float | None:
+    """``30d``, ``2w``, ``12h``, ``30m``, ``30`` → days; ``all`` → None (everything recorded).
+    The same durations as ``gazeback news --since``."""
+    if text.strip().lower() == "all":
         return None
-    m = re.fullmatch(r"(\d+)\s*([dw]?)", t)
-    if not m or int(m.group(1)) == 0:
-        raise click.BadParameter(f"{text!r} is not a period: give days as 30d, weeks as 2w, or all")
-    return int(m.group(1)) * (7 if m.group(2) == "w" else 1)
+    period = parse_duration(text)
+    if not period:
+        raise click.BadParameter(
+            f"{text!r} is not a period: give days as 30d, weeks as 2w, hours as 12h, or all"
+        )
+    return period / timedelta(days=1)
 
 
 @click.command(cls=DbCommand)
@@ -39,7 +42,7 @@ def parse_since(text: str) -> int | None:
 @click.option("--device", metavar="LABEL", help="Only this device.")
 @click.option("--app", metavar="APP", help="Only this app (bundle ID, package or name as stored).")
 @click.option("--since", "since", default="30d", show_default=True, metavar="PERIOD",
-              help="How far back: 30d, 2w, or all.")  # fmt: skip
+              help="How far back: 30d, 2w, 12h, or all.")  # fmt: skip
 @click.option("--include-sites", is_flag=True,
               help="Also name the sites you visited (left out unless you ask).")  # fmt: skip
 @click.option("--paper", type=click.Choice(["a4", "letter"]), default="a4", show_default=True)
