@@ -277,7 +277,7 @@ def test_formulas_and_markup_are_never_stored_as_host_or_app(tmp_path):
 def test_adapters_test_refuses_deep_json_in_one_sentence(tmp_path):
     f = tmp_path / "deep.har"
     f.write_text('{"log": {"entries": [' + "[" * 100_000 + "]" * 100_000 + "]}}")
-    one_sentence(invoke("adapters", "test", f), f"{f}: not a HAR file", "nested more than 100")
+    one_sentence(invoke("adapters", "test", f), f"{f} is not a HAR file", "nested more than 100")
 
 
 # --- 5. the dashboard's .csv downloads never carry a formula (#17) ---------------------------
@@ -349,3 +349,28 @@ def test_follow_up_letters_take_lang_and_a_complaint_asks_for_the_country(trail)
     assert "Meine Kennungen" in de.output and "Identifiers of mine" in en.output, de.output
     complaint = invoke("request", *db, "--complaint", rid)
     assert complaint.exit_code == 0 and "--country" in complaint.output, complaint.output
+
+
+def test_live_capture_never_stores_an_identity_as_the_app(tmp_path, upstream):
+    import time
+
+    import httpx
+    from conftest import start_proxy
+
+    db = tmp_path / "data" / "trail.db"
+    (tmp_path / "data").mkdir(mode=0o700)
+    assert invoke("migrate", "--db", db).exit_code == 0
+    assert invoke("identity", "add", "--db", db, "email", UA_EMAIL).exit_code == 0
+    proxy = start_proxy(tmp_path, upstream)
+    try:
+        with httpx.Client(proxy=proxy.url, verify=str(proxy.ca), timeout=10) as client:
+            ua = {"User-Agent": f"{UA_EMAIL}/1.0 CFNetwork/1 Darwin/22"}
+            assert client.get("https://www.google-analytics.com/a", headers=ua).status_code == 200
+        deadline = time.monotonic() + 10
+        while not proxy.rows("select 1 from requests") and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        assert proxy.stop() == 0
+    assert [r["app"] for r in proxy.rows("select app from requests")] == ["[leak:email]"]
+    raw = b"".join(p.read_bytes() for p in db.parent.glob("trail.db*") if p.suffix != ".key")
+    assert UA_EMAIL.encode() not in raw.lower()

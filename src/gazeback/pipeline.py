@@ -61,6 +61,9 @@ def process(snap: FlowSnapshot, context: Context) -> Record:
         obs = replace(obs, app=app, app_source="inferred")
     if obs.app is not None and (safe := safe_app(obs.app, context)) != obs.app:
         obs = replace(obs, app=safe, app_source=obs.app_source if safe else None)
+    if obs.user_agent and (kind := identity_in(obs.user_agent, context.profile)):
+        # the device's browser family is read from it (devices.user_agent_family)
+        obs = replace(obs, user_agent=f"[leak:{kind}]")
     learned = learn_from(obs, context) if context.adapters is not None else ()
     if context.profile is None:
         return Record(observation=obs, classification=cls, learned=learned)

@@ -66,7 +66,8 @@ def _har_requests(path: Path) -> list[tuple[str, learn.Request | str]]:
     except OSError as e:
         raise click.ClickException(f"cannot read {path}: {e.strerror}; nothing tested") from None
     except Rejected as e:
-        raise click.ClickException(f"{path}: {e}; nothing tested") from None
+        why = " ".join(str(e).split())  # the JSON parser's message spans lines
+        raise click.ClickException(f"{path} is {why}; nothing tested") from None
     out: list[tuple[str, learn.Request | str]] = []
     for i, entry in enumerate(entries):
         pos = f"entry {i}"
