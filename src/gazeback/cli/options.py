@@ -256,7 +256,9 @@ class GazebackGroup(click.Group):
     traceback (each command removes what it had started writing)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        args = [*ctx._protected_args, *ctx.args]  # the command's name and its arguments
+        # the command's name and its arguments (click 8.2 renamed protected_args)
+        first = getattr(ctx, "_protected_args", None)
+        args = [*(first if first is not None else ctx.protected_args), *ctx.args]
         try:
             return super().invoke(ctx)
         except (OSError, sqlite3.Error) as e:
