@@ -4,6 +4,8 @@ Loopback only, bounded: each round sends a fixed number of requests. Configurati
 interleaved round by round so machine noise hits both alike; we report medians and ratios.
 
     python bench/bench_proxy.py [--rounds 5] [--requests 3000] [--latency-requests 1000]
+    python bench/bench_proxy.py --one-core            # mitmdump + writer on one CPU (#19)
+    python bench/bench_proxy.py --one-core --https    # TLS, a handshake per request
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import platform
 import re
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -45,6 +48,14 @@ def wait_port(port: int, timeout: float = 20) -> None:
     raise TimeoutError(port)
 
 
+ONE_CORE: set[int] | None = None  # --one-core: the CPU mitmdump and its writer share
+
+
+def _pin() -> None:  # in the mitmdump child, before exec; its writer process inherits it
+    if ONE_CORE is not None:
+        os.sched_setaffinity(0, ONE_CORE)
+
+
 def start_mitmdump(upstream_port: int, with_gazeback: bool, tmp: Path) -> tuple:
     port = free_port()
     args = [
@@ -57,15 +68,32 @@ def start_mitmdump(upstream_port: int, with_gazeback: bool, tmp: Path) -> tuple:
     db = tmp / f"bench-{port}.db"
     if with_gazeback:
         args += ["-s", str(ROOT / "addons" / "gazeback_addon.py"), "--set", f"gazeback_db={db}"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_pin
+    )
     wait_port(port)
     return proc, port, db
 
 
+HTTPS = False  # --https: TLS to the proxy, a new connection (and handshake) per request
+
+
+def _connect(port: int) -> http.client.HTTPConnection:
+    if HTTPS:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # mitmproxy's CA, made for this run
+        return http.client.HTTPSConnection("127.0.0.1", port, timeout=30, context=ctx)
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+
 def worker(port: int, n: int, latencies: list[float], errors: list[int]) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn = _connect(port)
     for _ in range(n):
         t0 = time.perf_counter()
+        if HTTPS:
+            conn.close()
+            conn = _connect(port)
         try:
             conn.request(
                 "POST", PATH, body=BODY, headers={"Host": HOST, "Content-Type": "text/plain"}
@@ -77,7 +105,7 @@ def worker(port: int, n: int, latencies: list[float], errors: list[int]) -> None
         except (OSError, http.client.HTTPException):
             errors.append(0)
             conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn = _connect(port)
         latencies.append(time.perf_counter() - t0)
     conn.close()
 
@@ -155,9 +183,25 @@ def main() -> None:
     ap.add_argument(
         "--python-client", action="store_true", help="throughput with Python threads, not hey"
     )
+    ap.add_argument(
+        "--one-core",
+        action="store_true",
+        help="pin mitmdump and its writer to one CPU, the client and upstream to the others",
+    )
+    ap.add_argument(
+        "--https", action="store_true", help="TLS to the proxy, one handshake per request"
+    )
     args = ap.parse_args()
+    global ONE_CORE, HTTPS
+    HTTPS = args.https
+    if args.one_core:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            ap.error("--one-core needs at least 2 CPUs")
+        ONE_CORE = {cpus[0]}
+        os.sched_setaffinity(0, set(cpus[1:]))  # this process (client threads), the upstream
 
-    use_hey = shutil.which("hey") is not None and not args.python_client
+    use_hey = shutil.which("hey") is not None and not args.python_client and not args.https
     upstream_port = free_port()
     upstream = subprocess.Popen(
         [sys.executable, str(ROOT / "bench" / "fast_upstream.py"), str(upstream_port)]
@@ -215,8 +259,10 @@ def main() -> None:
     from mitmproxy.version import VERSION
 
     client = "hey" if use_hey else "Python threads"
+    mode = "HTTPS, a new connection per request" if args.https else "plain HTTP keep-alive"
+    pinned = "; mitmdump and its writer pinned to one CPU" if args.one_core else ""
     print(
-        f"mitmproxy {VERSION}; {args.rounds} interleaved rounds; plain HTTP keep-alive, "
+        f"mitmproxy {VERSION}; {args.rounds} interleaved rounds; {mode}{pinned}, "
         f"reverse mode; throughput with {client}, c={args.concurrency}; latency with c=1\n"
     )
     print(

@@ -82,8 +82,8 @@ async def _captured(db: Path) -> list[tuple[str, dict[str, Any]]]:
         for flt in board.get("filters", {}).values():
             if "query" in flt:
                 out.append((flt["query"], {}))
-        for with_filters in (False, True):
-            opts = {k: v for k, v in FILTERS.items() if with_filters and k in board["filters"]}
+        for chosen in ((), tuple(FILTERS), ("app",)):  # none, every filter, the app alone
+            opts = {k: v for k, v in FILTERS.items() if k in chosen and k in board["filters"]}
             for chart in board["charts"].values():
                 if "query" in chart:
                     out.append((replace_opts_in_query(chart["query"], opts), opts))

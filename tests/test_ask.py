@@ -187,6 +187,7 @@ EVIDENCE = letters.Evidence(
     first_seen="2026-11-20T08:00:00Z", last_seen="2026-11-27T21:00:00Z",
     devices=[("phone", 40), ("laptop", 2)], hosts=[("collect.example-tracker.com", 42)],
     kinds=[("ad_id", 40), ("email", 2)], persistent_ids=1, requests=42,
+    learned=[("advertisingId", 40), ("viewedPage", 1)],  # the letter's language names them
 )  # fmt: skip
 CHOSEN = [letters.Identifier(4, "ad_id", "Advertising ID", "38400000-8cf0-11bd-b23e-10b96e40000d")]
 
@@ -352,3 +353,22 @@ def test_the_bundled_artifact_is_used_and_reads_back(directory):
     assert set(datenanfragen.LANGUAGES) <= set(directory.templates)
     doc = tl.read_artifact(tl.bundled_path())
     assert TrackerIndex(doc).lookup("rlcdn.com").company_id == "liveramp"
+
+
+def test_every_property_an_adapter_reports_has_a_name_in_each_annex_language():
+    """A letter names what the company received in the letter's language (TrackHAR's English
+    and German names, gazeback's French), never a raw key or the dashboard's words."""
+    import yaml
+
+    import gazeback
+
+    props = set()
+    for path in (Path(gazeback.__file__).parent / "knowledge" / "adapters").glob("*.yaml"):
+        for adapter in yaml.safe_load(path.read_text())["adapters"]:
+            props |= set(adapter.get("properties") or {})
+    assert len(props) > 40
+    for lang in ("en", "de", "fr"):
+        names = {p: letters.property_name(p, lang) for p in props}
+        assert not [p for p, n in names.items() if n == p], lang
+    assert letters.property_name("deviceId", "de") == "Eindeutige ID für das Gerät"
+    assert letters.property_name("deviceId", "es") == "Unique device ID"  # English annex

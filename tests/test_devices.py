@@ -19,6 +19,7 @@ from gazeback.cli import cli as main_cli
 from gazeback.cli.devices import device, devices_, status, wipe
 from gazeback.dashboard import serve
 from gazeback.db import migrations
+from gazeback.db.header_sets import with_header_set
 from gazeback.db.localfiles import onboarding_path
 from gazeback.devices import decryption, wireguard
 from gazeback.devices import registry as devices
@@ -257,10 +258,10 @@ def test_devices_command_lists_families_and_relabels(tmp_path):
         "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
     ]
     for i, ua in enumerate(agents * 2):
-        db.table("requests").insert(
+        db.table("requests").insert(with_header_set(db,
             {"flow_id": str(i), "device_id": dev, "started_at": "2024-05-01T10:00:00Z",
              "kind": "http", "host": "h", "request_headers": json.dumps([["User-Agent", ua]])}
-        )  # fmt: skip
+        ))  # fmt: skip
     db.close()
     r = CliRunner().invoke(
         cli,

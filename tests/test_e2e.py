@@ -137,7 +137,10 @@ def test_curl_through_proxy_and_odd_input(proxy, upstream):
     assert "tracker.example" in hosts and "api.example.org" in hosts
     long = next(r for r in rows if r["host"] == "tracker.example")
     assert long["n"] <= 4096 and long["path"].endswith("…[truncated]")
-    headers = proxy.rows("select request_headers from requests where host = 'api.example.org'")
+    headers = proxy.rows(
+        "select h.headers as request_headers from requests r "
+        "join header_sets h on h.id = r.header_set_id where r.host = 'api.example.org'"
+    )
     assert "more" in headers[0]["request_headers"]  # 1,000 headers: kept up to a bound
     assert "Traceback" not in proxy.log.read_text()
 

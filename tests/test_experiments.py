@@ -57,7 +57,12 @@ def build(db):
         ex.start(db, "banner", "accept all", device_id=1, now=t(a))
         req(db, t(a + 1), "ads", pid=True, leak="email", identity=1)
         req(db, t(a + 1), "stats")
-        req(db, t(a + 2), "social", leak="ad_id")
+        social = req(db, t(a + 2), "social", leak="ad_id")
+        db.table("learned_items").insert(  # what an adapter decoded: a kind, in words
+            {"request_id": social, "adapter": "socialco-events", "company": "SocialCo",
+             "property": "browserId", "location": "query:bid", "kind_group": "identifier",
+             "preview": "ab…"}
+        )  # fmt: skip
         req(db, t(a + 2), "cdn")
         req(db, t(a + 2), "social", device=2)
         ex.stop(db, now=t(b))
@@ -82,7 +87,15 @@ def test_compare_finds_the_known_difference_and_the_noise(db):
     assert c.unsteady("company") == {"StatsCo"}  # one reject run of two: noise
     assert c.both("id") == {"AdCo"}
     assert c.only_a("identifier") == {"email → AdCo"}
-    assert c.only_a("data") == {"AdCo: " + _words(db, "email"), "SocialCo: " + _words(db, "ad_id")}
+    browser = db.execute(
+        "select words from glossary_words where kind = 'learned' and key = 'browserId'"
+    ).fetchone()[0]
+    assert browser != "browserId"  # the person reads words, not the property's key
+    assert c.only_a("data") == {
+        "AdCo: " + _words(db, "email"),
+        "SocialCo: " + _words(db, "ad_id"),
+        "SocialCo: " + browser,
+    }
     assert [r["tracker_requests"] for r in c.a.runs] == [3, 3]  # the CDN is no tracker
     assert [r["tracker_requests"] for r in c.b.runs] == [2, 1]
     assert c.headline() == (

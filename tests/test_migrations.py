@@ -79,3 +79,48 @@ def test_trail_joins_company_owner_and_leaks(db):
     assert (leak["device"], leak["company"], leak["transform_chain"]) == (
         "phone", "Google", "lower>sha256:hex",
     )  # fmt: skip
+
+
+def test_m042_to_m044_convert_an_existing_trail(tmp_path):
+    # #19: a trail written before keeps every leaf fingerprint and every request's headers
+    import json
+
+    from gazeback.db import identities
+    from gazeback.leaks.detect import fingerprint
+
+    key = b"m" * 32
+    db = sqlite_utils.Database(tmp_path / "old.db")
+    migrations.migrations.apply(db, stop_before="m042_compact_leaf_fingerprints")
+    ua = [["user-agent", "okhttp/4.12"], ["x-user", "jane@example.org"]]
+    for rid in (1, 2, 3):
+        db["requests"].insert({"id": rid, "flow_id": f"f{rid}", "kind": "http", "host": "h",
+                               "started_at": "2026-01-01T00:00:00Z", "path": "/",
+                               "request_headers": json.dumps(ua) if rid < 3 else None})  # fmt: skip
+        db["leaf_fingerprints"].insert_all(
+            [
+                {
+                    "request_id": rid,
+                    "fingerprint": fingerprint(key, "jane@example.org"),
+                    "location": "header:x-user",
+                },
+                {"request_id": rid, "fingerprint": rid, "location": "url.host"},
+            ]  # fmt: skip
+        )
+    migrations.apply(db)
+    assert db.execute("select id, header_set_id from requests order by id").fetchall() == [
+        (1, 1), (2, 1), (3, None)
+    ]  # fmt: skip
+    assert json.loads(db["header_sets"].get(1)["headers"]) == ua
+    assert "request_headers" not in db["requests"].columns_dict
+    assert sorted(db.execute(identities.LEAF_FINGERPRINTS_SQL).fetchall()) == sorted(
+        [(rid, fingerprint(key, "jane@example.org"), "header:x-user") for rid in (1, 2, 3)]
+        + [(rid, rid, "url.host") for rid in (1, 2, 3)]
+    )
+    # what was stored before is found, and taken out of the stored headers
+    identities.add_identity(db, key, "email", "jane@example.org")
+    assert identities.rescan(db, key) == 3
+    headers = db.execute(
+        "select h.headers from requests r join header_sets h on h.id = r.header_set_id"
+    ).fetchall()
+    assert headers and all("jane@" not in h for (h,) in headers)
+    migrations.apply(db)  # and again: nothing to do

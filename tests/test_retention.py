@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 
 from gazeback.capture.writer import Writer
+from gazeback.db import identities as store_leaks
 from gazeback.db import store
 
 KEY = b"k" * 32
@@ -17,7 +18,7 @@ def add(db, rid, day):
         {"request_id": rid, "pii_type": "email", "transform_chain": "plain",
          "location": "url.query:em", "tier": "strong"}
     )  # fmt: skip
-    db.table("leaf_fingerprints").insert({"request_id": rid, "fingerprint": rid, "location": "x"})
+    store_leaks.save_leaf_fingerprints(db, rid, [(rid, "x")])
 
 
 def test_prune_deletes_old_requests_and_what_came_from_them(db):

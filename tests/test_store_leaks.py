@@ -8,6 +8,7 @@ from sqlite_utils import Database
 
 from gazeback.db import identities as store_leaks
 from gazeback.db import migrations
+from gazeback.db.header_sets import with_header_set
 from gazeback.leaks.detect import detect
 from gazeback.leaks.needles import build_profile
 
@@ -228,7 +229,8 @@ def test_save_batch_feeds_leak_report(db):
             "tier": "medium",
         },
     ]
-    assert db["leaf_fingerprints"].count == 6
+    # em and did of each request; the host is no value a person registers (#19)
+    assert db["leaf_fingerprints"].count == 4
     assert email_id == 1
 
 
@@ -236,11 +238,11 @@ def test_rescan_takes_found_identifiers_out_of_stored_requests(db):
     add_request(db, 1)
     db["requests"].update(
         1,
-        {
+        with_header_set(db, {
             "path": f"/p/{EMAIL}?em={EMAIL}&q=1",
             "request_headers": json.dumps([["X-User", EMAIL], ["Accept", "*/*"]]),
-        },
-    )
+        }),
+    )  # fmt: skip
     obs = make_observation(
         "t.example", f"/p/{EMAIL}", [("em", EMAIL), ("q", "1")], headers=[("X-User", EMAIL)]
     )
@@ -249,5 +251,32 @@ def test_rescan_takes_found_identifiers_out_of_stored_requests(db):
     assert store_leaks.rescan(db, KEY) == 3
     row = db["requests"].get(1)
     assert row["path"] == "/p/[leak:email]?em=[leak:email]&q=1"
-    assert json.loads(row["request_headers"]) == [["X-User", "[leak:email]"], ["Accept", "*/*"]]
+    headers = db["header_sets"].get(row["header_set_id"])["headers"]
+    assert json.loads(headers) == [["X-User", "[leak:email]"], ["Accept", "*/*"]]
     assert EMAIL not in json.dumps(row)
+
+
+def test_persistent_id_flags_equal_a_full_judgement_after_every_batch(db):
+    # #19: values are not re-judged from all their sightings when a batch cannot change the
+    # outcome; after every batch the stored flags must still be what a full judgement gives.
+    import random
+
+    rng = random.Random(19)
+    values = [f"{i:02d}a3f9c2e17b4d8e6f0a1c" for i in range(4)]
+    for rid in range(1, 121):
+        run_batch(
+            db,
+            rid,
+            value=rng.choice(values),
+            host=rng.choice(["a.example", "a.example", "a.example", "b.example"]),
+            day=f"2026-01-0{1 + rid // 50}",
+            device=rng.choice([1, 1, 1, 2]),
+            capture=1 + rid // 45,
+        )
+        for row in db.query("select id, is_shared, is_persistent from persistent_ids"):
+            full = store_leaks._facts(db.conn, row["id"])
+            assert (bool(row["is_shared"]), bool(row["is_persistent"])) == full, rid
+    unreported = "select count(*) from persistent_id_sightings s join persistent_ids p on p.id = "
+    unreported += "s.persistent_id where (p.is_shared or p.is_persistent) and s.leak_id is null"
+    assert db.execute(unreported).fetchone()[0] == 0
+    assert db.execute("select count(*) from persistent_ids where is_shared").fetchone()[0] > 0

@@ -182,3 +182,28 @@ def test_room_summary_keeps_only_what_two_devices_share(trail):
         ).fetchone()[0]
         assert n >= 2
     assert {c["name"] for c in room.companies_all} <= {c["name"] for c in everyone.companies_all}
+
+
+def test_the_summary_counts_what_the_dashboard_counts(trail):
+    """The headline's numbers use the trail dashboard's definitions, computed here straight
+    from the tables: tracking companies, companies a registered identifier reached, and each
+    company's requests (all of them, as the company charts count them)."""
+    db_path, _ = trail
+    s = collect(sqlite_utils.Database(db_path), days=None)
+    db = sqlite_utils.Database(db_path)
+    one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
+    assert s.company_count == one(
+        "select count(distinct t.company_id) from requests r join trackers t "
+        "on t.id = r.tracker_id where t.is_tracker"
+    )
+    reached = one(
+        "select count(distinct t.company_id) from leaks l join requests r on r.id = l.request_id "
+        "join trackers t on t.id = r.tracker_id where t.is_tracker"
+    )
+    assert 0 < s.identifier_companies == reached
+    assert f"your registered identifiers reached {reached}." in s.headline
+    per_company = dict(db.execute(
+        "select c.name, count(*) from requests r join trackers t on t.id = r.tracker_id "
+        "join companies c on c.id = t.company_id group by c.id"
+    ).fetchall())  # fmt: skip
+    assert s.companies and all(c["requests"] == per_company[c["name"]] for c in s.companies_all)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import storage  # noqa: E402
 
 _INDEXED = re.compile(
-    r"^(?:SEARCH|SCAN) (\S+) USING (?:COVERING )?INDEX|^SEARCH (\S+) USING INTEGER"
+    r"^(?:SEARCH|SCAN) (\S+) USING (?:COVERING )?INDEX|^SEARCH (\S+) USING (?:INTEGER )?PRIMARY"
 )
 
 
@@ -53,8 +53,18 @@ def test_m039_dropped_the_unused_indexes(trails):
     names = {r[0] for r in conn.execute("select name from sqlite_master where type = 'index'")}
     conn.close()
     assert UNUSED_INDEXES and not names & set(UNUSED_INDEXES)
-    assert {"idx_requests_host_started_at", "idx_requests_tracker_id_started_at",
-            "idx_leaf_fingerprints_fingerprint"} <= names  # fmt: skip
+    assert {"idx_requests_host_started_at", "idx_requests_tracker_id_started_at"} <= names
+    # leaf fingerprints are looked up by fingerprint: the key of their WITHOUT ROWID table (m042)
+    sql = conn_sql(after, "leaf_fingerprints")
+    assert "without rowid" in sql.lower() and "primary key (fingerprint," in sql.lower()
+
+
+def conn_sql(path, table):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("select sql from sqlite_master where name = ?", [table]).fetchone()[0]
+    finally:
+        conn.close()
 
 
 def test_dashboard_plans_still_use_indexes_where_they_did(trails):

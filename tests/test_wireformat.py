@@ -221,6 +221,26 @@ def test_json() -> None:
         json_loads("{nope")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1, "a": 2}',
+        "[NaN, Infinity, -Infinity]",
+        "[1e400]",
+        "[123456789012345678901234567890, -99999999999999999999]",
+        '{"id": 18446744073709551615}',
+        '"\\ud800"',
+        '["\\u00e9", "\u00e9", -0.0, 0.1, 1E2]',
+    ],
+)
+def test_json_is_what_the_standard_library_reads(text: str) -> None:
+    import json
+
+    want = json.dumps(json.loads(text))
+    assert json.dumps(json_loads(text)) == want
+    assert json.dumps(json_loads(text.encode("utf-8", "surrogatepass"))) == want
+
+
 def test_json_too_deep() -> None:
     deep = "[" * 100_000 + "]" * 100_000
     with pytest.raises(TooDeep):

@@ -6,6 +6,7 @@ from mitmproxy.test import tflow
 
 from gazeback.capture.snapshot import snapshot_http
 from gazeback.capture.writer import Writer
+from gazeback.db.identities import LEAF_FINGERPRINTS_SQL
 from gazeback.db.localfiles import spill_path
 
 KEY = b"k" * 32
@@ -169,8 +170,9 @@ def test_a_spill_file_from_before_the_typed_records_still_replays(tmp_path):
     w.stop()
     assert (w.stats.replayed, w.stats.spill_skipped) == (2, 0) and not spill.exists()
     db = sqlite_utils.Database(path)
-    got = list(db.query("select flow_id, path, redacted_fields, request_headers, error "
-                        "from requests order by flow_id"))  # fmt: skip
+    got = list(db.query("select flow_id, path, redacted_fields, h.headers as request_headers, "
+                        "error from requests left join header_sets h on h.id = header_set_id "
+                        "order by flow_id"))  # fmt: skip
     assert got == [
         {"flow_id": "old-1", "path": "/p?em=[leak:email]", "redacted_fields": '["url.query:em"]',
          "request_headers": '[["accept", "*/*"]]', "error": None},
@@ -179,7 +181,5 @@ def test_a_spill_file_from_before_the_typed_records_still_replays(tmp_path):
     ]  # fmt: skip
     leaks = list(db.query("select pii_type, location, tier from leaks"))
     assert leaks == [{"pii_type": "email", "location": "url.query:em", "tier": "strong"}]
-    assert [
-        tuple(r) for r in db.execute("select fingerprint, location from leaf_fingerprints")
-    ] == [(123, "url.query:em")]
+    assert [(r[1], r[2]) for r in db.execute(LEAF_FINGERPRINTS_SQL)] == [(123, "url.query:em")]
     db.close()

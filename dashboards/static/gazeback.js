@@ -31,6 +31,7 @@ function gazebackData(chart, query_string, absolute_url) {
 }
 
 const GAZEBACK_NOTHING = 'Nothing to show for these choices: clear the boxes above and press Apply, or pick other dates.'
+const GAZEBACK_NOTHING_YET = 'Nothing recorded here yet.'
 
 // this computer's time zone, named, e.g. "Europe/Berlin"
 const GAZEBACK_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time'
@@ -54,7 +55,9 @@ function gazebackNothing(chart_slug, text, chart) {
   if (chart && chart.empty) {
     p.innerHTML = chart.empty // written in metadata.yml, never from traffic
   } else {
-    p.textContent = text || GAZEBACK_NOTHING
+    // with nothing chosen, there is nothing to clear: say so plainly
+    const chosen = [...new URLSearchParams(window.location.search).values()].some(v => v)
+    p.textContent = text || (chosen ? GAZEBACK_NOTHING : GAZEBACK_NOTHING_YET)
   }
   el.appendChild(p)
   el.setAttribute('data-rendered', 'true')
@@ -63,6 +66,10 @@ function gazebackNothing(chart_slug, text, chart) {
 // Whole-number axes for counts, and a time axis whose ticks suit the range shown.
 function gazebackAxes(encoding, rows) {
   if (!encoding) { return }
+  // a colour legend for counts: whole numbers (1, 2, 3; never 1.0, 1.5, 2.0)
+  if (encoding.color && encoding.color.type === 'quantitative') {
+    encoding.color.legend = { format: ',d', tickMinStep: 1, ...(encoding.color.legend || {}) }
+  }
   for (const channel of ['x', 'y']) {
     const enc = encoding[channel]
     if (!enc) { continue }

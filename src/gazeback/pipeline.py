@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl
 
@@ -14,9 +15,10 @@ from gazeback.knowledge.properties import (
     COORDINATES,
     IDENTIFIERS,
     MAX_VALUE_CHARS,
+    Group,
     group_of,
 )
-from gazeback.leaks.detect import Profile, detect_safe, fingerprint, scrub_identities
+from gazeback.leaks.detect import Profile, detect_safe, fingerprint, scrub_identities_many
 from gazeback.leaks.needles import identity_in
 from gazeback.leaks.redact import redact_header, redact_url, scrub_request, scrub_text
 from gazeback.models import (
@@ -114,52 +116,71 @@ def learn_from(obs: Observation, context: Context) -> tuple[Learned, ...]:
     except Exception:  # noqa: BLE001 - one odd request must not stop the writer
         return ()
     companies = {a.id: a.company for a in adapters}
-    out = []
-    for f in found:
-        x = safe_learned(f, companies[f.adapter], context)
-        if x is not None:
-            out.append(x)
-    return tuple(out)
+    return tuple(x for x in safe_learned_many(found, companies, context) if x is not None)
 
 
 def safe_learned(found: learn.Found, company: str, context: Context) -> Learned | None:
     """Turn a finding into what may be stored: identifiers as keyed fingerprint + masked preview,
     coordinates rounded to 2 decimals, other values secret- and identity-scrubbed and short."""
-    prop, value = found.property, found.value
-    location = found.location.replace(".", ":", 1)
-    group = group_of(prop)
-    if prop in IDENTIFIERS:
-        return Learned(
-            found.adapter,
-            company,
-            prop,
-            location,
-            group,
-            None,
-            fingerprint(context.key, value),
-            mask_identifier(value),
-        )
-    if prop in COORDINATES:
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        if number != number or abs(number) > 180:  # NaN or not a coordinate
-            return None
-        text = f"{round(number, 2):.2f}"
-    else:
+    return safe_learned_many([found], {found.adapter: company}, context)[0]
+
+
+def safe_learned_many(
+    found: Sequence[learn.Found], companies: Mapping[str, str], context: Context
+) -> list[Learned | None]:
+    """:func:`safe_learned` of each finding (``companies``: adapter id → company), the person's
+    identities searched for in all of their values at once."""
+    out: list[Learned | None] = []
+    pending: list[tuple[int, learn.Found, str, Group]] = []  # (out index, finding, location, group)
+    texts: list[str] = []
+    key = context.key
+    for f in found:
+        prop, value = f.property, f.value
+        location = f.location.replace(".", ":", 1)
+        group = group_of(prop)
+        if prop in IDENTIFIERS:
+            out.append(
+                Learned(
+                    f.adapter,
+                    companies[f.adapter],
+                    prop,
+                    location,
+                    group,
+                    None,
+                    fingerprint(key, value),
+                    mask_identifier(value),
+                )
+            )
+            continue
+        if prop in COORDINATES:
+            try:
+                number = float(value)
+            except ValueError:
+                out.append(None)
+                continue
+            if number != number or abs(number) > 180:  # NaN or not a coordinate
+                out.append(None)
+                continue
+            text = f"{round(number, 2):.2f}"
+            out.append(Learned(f.adapter, companies[f.adapter], prop, location, group, text, None, text))  # fmt: skip
+            continue
         if "://" in value[:12]:
-            text = redact_url(value, context.key)[0]
+            text = redact_url(value, key)[0]
         elif len(value) >= 16:
-            text = scrub_text(value, context.key)
+            text = scrub_text(value, key)
         else:
             text = value
-        profile = context.profile
-        if profile is not None and (profile.automaton is not None or profile.whole_leaf):
-            text = scrub_identities(text, profile)
+        pending.append((len(out), f, location, group))
+        texts.append(text)
+        out.append(None)
+    profile = context.profile
+    if texts and profile is not None and (profile.automaton is not None or profile.whole_leaf):
+        texts = scrub_identities_many(texts, profile)
+    for (i, f, where, kind), text in zip(pending, texts, strict=True):
         if len(text) > MAX_VALUE_CHARS:
             text = text[: MAX_VALUE_CHARS - 1] + "…"
-    return Learned(found.adapter, company, prop, location, group, text, None, text)
+        out[i] = Learned(f.adapter, companies[f.adapter], f.property, where, kind, text, None, text)
+    return out
 
 
 def learn_stored(
@@ -194,10 +215,12 @@ def learn_stored(
     )
     companies = {a.id: a.company for a in adapters}
     out: dict[tuple[str, str, str, object], Learned] = {}
-    for found in learn.apply(adapters, request):
-        if "[secret:" in found.value or "[leak:" in found.value:
-            continue
-        x = safe_learned(found, companies[found.adapter], context)
+    kept = [
+        f
+        for f in learn.apply(adapters, request)
+        if "[secret:" not in f.value and "[leak:" not in f.value
+    ]
+    for x in safe_learned_many(kept, companies, context):
         if x is not None:
             out.setdefault((x.adapter, x.property, x.location, x.fingerprint or x.value), x)
     for a in adapters:

@@ -28,6 +28,8 @@ import json
 import re
 import struct
 
+import orjson
+
 MAX_FIELD_NUMBER = (1 << 29) - 1
 """The largest protobuf field number."""
 
@@ -148,9 +150,25 @@ class TooDeep(ValueError):
     """A JSON document nested deeper than the parser goes."""
 
 
+_LONG_DIGITS = re.compile(r"\d{19}")
+_LONG_DIGITS_B = re.compile(rb"\d{19}")
+
+
 def json_loads(text: str | bytes) -> object:
     """A JSON document (object, array or scalar); ValueError when it is not JSON, :class:`TooDeep`
-    when it is nested too deep to parse."""
+    when it is nested too deep to parse.
+
+    Parsed by orjson (several times faster), with the standard library's ``json`` as the
+    reference: a document orjson refuses (``NaN``, ``Infinity``, numbers out of double range, lone
+    surrogates, nesting past 1,024) or one holding a run of 19 or more digits (orjson reads an
+    integer past 64 bits as a float, which would change an ID) is parsed by ``json`` instead:
+    whenever ``json.loads`` returns a document, this returns the same one."""
+    long = _LONG_DIGITS_B if isinstance(text, bytes) else _LONG_DIGITS
+    if long.search(text) is None:  # type: ignore[arg-type]
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(text)
     except RecursionError:

@@ -14,6 +14,7 @@ from pathlib import Path
 import sqlite_utils
 
 from gazeback.dashboard.demo import generate
+from gazeback.db.header_sets import with_header_set
 from gazeback.db.identities import add_identity, load_key
 
 FIRST = "Ada Grace Alan Edsger Barbara Donald Frances Ken Radia Tim Margaret Linus Guido Hedy Katherine Dennis Leslie Niklaus John Shafi".split()
@@ -85,6 +86,6 @@ def make_household(
                      "kind": "http", "method": "GET", "scheme": "https", "device_id": 1,
                      "registrable_domain": ".".join(str(fields["host"]).split(".")[-2:]),
                      **fields})  # fmt: skip
-    db.table("requests").insert_all(rows)
+    db.table("requests").insert_all(with_header_set(db, row) for row in rows)
     db.close()
     return ids

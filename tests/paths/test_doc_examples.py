@@ -50,6 +50,7 @@ SKIPPED = {
     ("docs/experiments.md", "gazeback consent-check https://www.example.com/ --runs 3"),
     ("docs/experiments.md", "gazeback run --notify-command 'notify-send gazeback \"{text}\"'"),
     ("docs/benchmarks.md", "python bench/bench_learn.py --rounds 3 --requests 2000 --calls 5000 --repeat 5"),
+    ("docs/benchmarks.md", "python bench/bench_adapters.py --compare 24919f9 --rounds 3 --calls 200 --repeat 5"),
 }  # fmt: skip
 
 # Files the examples name, made from the test fixtures.

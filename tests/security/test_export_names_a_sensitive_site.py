@@ -16,6 +16,7 @@ from gazeback.cli.demo import demo
 from gazeback.cli.export import export, verify_export
 from gazeback.dashboard.demo import APPS
 from gazeback.db import migrations
+from gazeback.db.header_sets import with_header_set
 from gazeback.knowledge.classify import load_index, registrable_domain
 from gazeback.share.domains import sensitive_domains
 from gazeback.share.schema import OTHER, SITE, Allowlist
@@ -23,10 +24,10 @@ from gazeback.share.verify import verify
 
 
 def _visit(db, domain, n, headers=None, device="ip:192.168.1.9"):
-    db.table("requests").insert_all(
+    db.table("requests").insert_all(with_header_set(db,
         {"flow_id": f"{domain}-{i}", "started_at": "2026-11-20T21:00:00Z", "kind": "http",
          "scheme": "https", "host": f"www.{domain}", "registrable_domain": domain,
-         "path": "/", "request_headers": json.dumps(headers or [["host", f"www.{domain}"]])}
+         "path": "/", "request_headers": json.dumps(headers or [["host", f"www.{domain}"]])})
         for i in range(n)
     )  # fmt: skip
 
@@ -40,10 +41,10 @@ def trail(tmp_path):
     _visit(db, "webmd.com", 5)
     # a site opened in the browser, its own ad requests sent with it as the Referer
     _visit(db, "weather.com", 5, [["host", "weather.com"], ["sec-fetch-mode", "navigate"]])
-    db.table("requests").insert_all(
+    db.table("requests").insert_all(with_header_set(db,
         {"flow_id": f"dc-{i}", "started_at": "2026-11-20T21:00:00Z", "kind": "http",
          "scheme": "https", "host": "ad.doubleclick.net", "registrable_domain": "doubleclick.net",
-         "path": "/", "request_headers": json.dumps([["referer", "https://weather.com/"]])}
+         "path": "/", "request_headers": json.dumps([["referer", "https://weather.com/"]])})
         for i in range(5)
     )  # fmt: skip
     db.close()

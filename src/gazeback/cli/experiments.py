@@ -93,8 +93,9 @@ def stop(db_path: Path) -> None:
         raise click.ClickException(str(e)) from None
     total = next(db.query("select * from experiment_run_totals where run_id = ?", [run["id"]]))
     click.echo(
-        f"stopped: condition {run['condition']!r}, run {run['run']}: {total['requests']} "
-        f"requests, {total['companies']} tracking companies."
+        f"stopped: condition {run['condition']!r}, run {run['run']}: "
+        f"{_count(total['requests'], 'request', 'requests')}, "
+        f"{_count(total['companies'], 'tracking company', 'tracking companies')}."
     )
 
 
@@ -113,7 +114,9 @@ def list_(db_path: Path) -> None:
         click.echo("No experiments yet: `gazeback experiment start NAME --condition LABEL`.")
     for r in rows:
         state = "  (running)" if r["running"] else ""
-        click.echo(f"{r['name']}: {r['runs']} runs of {r['conditions'] or 'no conditions'}{state}")
+        click.echo(
+            f"{r['name']}: {_count(r['runs'], 'run', 'runs')} of {r['conditions'] or 'no conditions'}{state}"
+        )
 
 
 @experiment.command(cls=DbCommand)
@@ -142,7 +145,7 @@ def compare(db_path: Path, name: str, cond_a: str | None, cond_b: str | None) ->
     for side in (c.a, c.b):
         counts = ", ".join(str(r["tracker_requests"]) for r in side.runs)
         click.echo(
-            f"{side.condition!r}: {len(side.runs)} run(s); requests to trackers per run: {counts}"
+            f"{side.condition!r}: {_count(len(side.runs), 'run', 'runs')}; requests to trackers per run: {counts}"
         )
     for kind, title in KINDS:
         unsteady = c.unsteady(kind)
@@ -160,3 +163,7 @@ def compare(db_path: Path, name: str, cond_a: str | None, cond_b: str | None) ->
             click.echo(f"  {label} ({len(items)}): {', '.join(shown) or '-'}{more}")
     if any(c.unsteady(k) for k, _ in KINDS):
         click.echo("\n~ reached in some runs of a condition only: noise between runs.")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"

@@ -80,6 +80,13 @@ def summary(
             f"no device is called {device!r} (devices: {labels or 'none yet'})",
             param_hint="--device",
         )
+    if app and not db.execute("select 1 from requests where app = ? limit 1", [app]).fetchone():
+        known = [r[0] for r in db.execute(
+            "select distinct app from requests where app is not null order by 1 limit 20")]  # fmt: skip
+        raise click.BadParameter(
+            f"no request was sent by an app called {app!r} (apps: {', '.join(known) or 'none yet'})",
+            param_hint="--app",
+        )
     if kind != ".html":
         try:
             find_chromium()

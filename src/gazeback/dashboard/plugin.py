@@ -401,22 +401,25 @@ async def summary_page(database: Any, args: Any) -> str:
     def build(conn: Any) -> str:
         db = sqlite_utils.Database(conn)
         devices = [r[0] for r in conn.execute("select label from devices order by label")]
-        apps = [r[0] for r in conn.execute(
-            "select distinct app from requests where app is not null order by 1 limit 500")]  # fmt: skip
+        # the dashboards' App box: the name people know, "(inferred)" when only guessed
+        apps = [(r[0], r[1]) for r in conn.execute(
+            "select app, label from dash_apps order by label limit 500")]  # fmt: skip
         if room:  # a workshop's handout: only what at least two phones share
             return render_html(collect(db, days=days, room=True))
         s = collect(db, device=device if device in devices else None, days=days,
-                    app=app if app in apps else None, include_sites=sites)  # fmt: skip
+                    app=app if app in dict(apps) else None, include_sites=sites)  # fmt: skip
 
-        def options(values: list[str], chosen: str | None, everything: str) -> str:
+        def options(values: list[tuple[str, str]], chosen: str | None, everything: str) -> str:
             opts = [f'<option value="">{everything}</option>'] + [
-                f"<option{' selected' if v == chosen else ''}>{escape(v)}</option>" for v in values
+                f'<option value="{escape(v)}"{" selected" if v == chosen else ""}>{escape(label)}'
+                "</option>"
+                for v, label in values
             ]
             return "".join(opts)
 
         form = (
             '<form class=noprint method=get action="/-/gazeback/summary">'
-            f"<label>Device <select name=device>{options(devices, device, 'all devices')}</select></label> "
+            f"<label>Device <select name=device>{options([(d, d) for d in devices], device, 'all devices')}</select></label> "
             f"<label>App <select name=app>{options(apps, app, 'all apps')}</select></label> "
             f'<label>Last <input name=days size=4 value="{escape(days_text)}"> days</label> '
             f"<label><input type=checkbox name=sites value=1{' checked' if sites else ''}> "
@@ -485,3 +488,30 @@ async def participant_page(datasette: Any, request: Any) -> Any:
     template = "workshop_handout.html" if rest == "/handout" else "workshop_me.html"
     html = await datasette.render_template(template, {"s": summary, "base": base}, request)
     return Response.html(html, headers=NO_STORE)
+
+
+@hookimpl  # type: ignore[untyped-decorator]
+def render_cell(value: Any, column: str, table: str | None, database: str, datasette: Any) -> Any:
+    # A request's headers are stored once per set (header_sets, #19): its page and the
+    # requests table show the set itself, one "name: value" per line, not its id.
+    if table != "requests" or column != "header_set_id" or not isinstance(value, int):
+        return None
+
+    async def headers() -> Any:
+        from markupsafe import Markup, escape
+
+        rows = await datasette.get_database(database).execute(
+            "select headers from header_sets where id = ?", [value]
+        )
+        if not rows.rows:
+            return None
+        try:
+            pairs = json.loads(rows.rows[0][0])
+        except ValueError:
+            return None
+        lines = "<br>".join(f"{escape(str(k))}: {escape(str(v))}" for k, v in pairs)
+        return Markup(
+            f'<a href="/{escape(database)}/header_sets/{value}">set {value}</a><br>{lines}'
+        )
+
+    return headers

@@ -145,7 +145,7 @@ def evidence(db: Database, tracker_ids: list[str]) -> Evidence:
         ev.learned = [
             (str(k), n)
             for k, n in db.execute(
-                f"select property_words, count(*) from learned r where {where} "
+                f"select property, count(*) from learned r where {where} "
                 "group by 1 order by 2 desc, 1 limit 20",
                 tracker_ids,
             )

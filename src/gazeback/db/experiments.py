@@ -230,7 +230,8 @@ select x.run_id, x.experiment_id, x.condition, x.run, 'id',
 LEARNED_ITEMS_SQL = """
 union all
 select x.run_id, x.experiment_id, x.condition, x.run, 'data',
-  coalesce(x.company, x.registrable_domain, x.host) || ': ' || d.property, count(distinct x.id)
+  coalesce(x.company, x.registrable_domain, x.host) || ': ' || d.property_words,
+  count(distinct x.id)
   from x join learned d on d.request_id = x.id
   group by x.run_id, 6
 """

@@ -19,9 +19,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from gazeback.db.header_sets import header_set_ids, headers_text
 from gazeback.db.localfiles import key_path, load_or_create_key
 from gazeback.leaks.detect import Profile, fingerprint
-from gazeback.leaks.needles import NAME_KEYS, build_profile, identity_in, validate
+from gazeback.leaks.needles import NAME_KEYS, build_profile, identity_in, location_keys, validate
 from gazeback.leaks.redact import scrub_request
 from gazeback.models import Detection, IdentityValue, Leak
 from gazeback.timestamps import now_iso
@@ -169,9 +170,13 @@ def save_leaks(db: Database, request_id: int, leaks: Sequence[Leak]) -> None:
 
 
 def save_leaf_fingerprints(db: Database, request_id: int, fps: Sequence[tuple[int, str]]) -> None:
-    db.table("leaf_fingerprints").insert_all(
-        {"request_id": request_id, "fingerprint": fp, "location": loc} for fp, loc in fps
-    )
+    with db.atomic():
+        ids = location_ids(db, {loc for _, loc in fps})
+        db.conn.executemany(
+            "insert or ignore into leaf_fingerprints (fingerprint, request_id, location_id) "
+            "values (?, ?, ?)",
+            [(fp, request_id, ids[loc]) for fp, loc in fps],
+        )
 
 
 def save_detection(db: Database, request_id: int, detection: Detection, leaks: bool = True) -> None:
@@ -193,11 +198,38 @@ def save_batch(db: Database, batch: Sequence[tuple[int, Detection]], leaks: bool
             save_leaks(db, request_id, detection.leaks)
     # Many small rows per request: one parameterized executemany for the whole batch
     # (sqlite-utils insert_all per request cost ~150 µs a request here).
-    db.conn.executemany(
-        "insert into leaf_fingerprints (request_id, fingerprint, location) values (?, ?, ?)",
-        [(rid, fp, loc) for rid, det in batch for fp, loc in det.leaf_fingerprints],
-    )
+    rows = [(rid, fp, loc) for rid, det in batch for fp, loc in det.leaf_fingerprints]
+    if rows:
+        ids = location_ids(db, {loc for _, _, loc in rows})
+        db.conn.executemany(
+            "insert or ignore into leaf_fingerprints (fingerprint, request_id, location_id) "
+            "values (?, ?, ?)",
+            [(fp, rid, ids[loc]) for rid, fp, loc in rows],
+        )
     return update_persistent_ids(db, batch)
+
+
+def location_ids(db: Database, locations: Iterable[str]) -> dict[str, int]:
+    """The ``leaf_locations`` id of each location, adding those not stored yet."""
+    wanted = sorted(set(locations))
+    out: dict[str, int] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        sql = f"select location, id from leaf_locations where location in ({marks})"
+        out.update(db.execute(sql, chunk).fetchall())
+    missing = [loc for loc in wanted if loc not in out]
+    for loc in missing:
+        cur = db.conn.execute("insert into leaf_locations (location) values (?)", [loc])
+        out[loc] = int(cur.lastrowid or 0)
+    return out
+
+
+# A leaf fingerprint with its location spelled out (the table keeps a dictionary id).
+LEAF_FINGERPRINTS_SQL = (
+    "select f.request_id, f.fingerprint, l.location from leaf_fingerprints f "
+    "join leaf_locations l on l.id = f.location_id"
+)
 
 
 # --- unregistered persistent identifiers ----------------------------------------------------
@@ -218,35 +250,50 @@ def update_persistent_ids(db: Database, batch: Sequence[tuple[int, Detection]]) 
     # plain parameterized SQL: sqlite-utils' insert cost ~100 µs a candidate here
     conn = db.conn
     req = _request_facts(db, [rid for rid, _ in batch])
-    touched: set[int] = set()
-    sightings: list[tuple[int, int, str]] = []
+    # One lookup and one write per distinct value in the batch (an app sends the same IDs in
+    # every request), not per sighting; ids are given in order of first sighting (#19).
+    seen: dict[int, list[Any]] = {}  # fingerprint -> [shape, first seen_at, latest seen_at]
+    pending: list[tuple[int, int, str]] = []  # (fingerprint, request id, location)
     for rid, det in batch:
         seen_at = req.get(rid, {}).get("started_at") or now_iso()
         for cand in det.candidates:
-            row = conn.execute(
-                "select id from persistent_ids where fingerprint = ?", [cand.fingerprint]
-            ).fetchone()
-            if row:
-                pid = int(row[0])
-                conn.execute(
-                    "update persistent_ids set last_seen_at = max(last_seen_at, ?) where id = ?",
-                    [seen_at, pid],
-                )
-            else:
-                cur = conn.execute(
-                    "insert into persistent_ids (fingerprint, shape, first_seen_at,"
-                    " last_seen_at, is_persistent, is_shared) values (?, ?, ?, ?, 0, 0)",
-                    [cand.fingerprint, cand.shape, seen_at, seen_at],
-                )
-                pid = int(cur.lastrowid or 0)
-            sightings.append((pid, rid, cand.location))
-            touched.add(pid)
+            got = seen.get(cand.fingerprint)
+            if got is None:
+                seen[cand.fingerprint] = [cand.shape, seen_at, seen_at]
+            elif seen_at > got[2]:
+                got[2] = seen_at
+            pending.append((cand.fingerprint, rid, cand.location))
+    known: dict[int, int] = {}
+    fps = list(seen)
+    for start in range(0, len(fps), 500):
+        chunk = fps[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        sql = f"select fingerprint, id from persistent_ids where fingerprint in ({marks})"
+        known.update(conn.execute(sql, chunk).fetchall())
+    pids: dict[int, int] = {}
+    for fp, (shape, first, latest) in seen.items():
+        if fp in known:
+            pids[fp] = known[fp]
+            conn.execute(
+                "update persistent_ids set last_seen_at = max(last_seen_at, ?) where id = ?",
+                [latest, known[fp]],
+            )
+        else:
+            cur = conn.execute(
+                "insert into persistent_ids (fingerprint, shape, first_seen_at,"
+                " last_seen_at, is_persistent, is_shared) values (?, ?, ?, ?, 0, 0)",
+                [fp, shape, first, latest],
+            )
+            pids[fp] = int(cur.lastrowid or 0)
+    sightings = [(pids[fp], rid, location) for fp, rid, location in pending]
+    touched = set(pids.values())
     conn.executemany(
         "insert into persistent_id_sightings (persistent_id, request_id, location, leak_id)"
         " values (?, ?, ?, null)",
         sightings,
     )
-    return sum(_judge(db, pid) for pid in sorted(touched))
+    since = min(rid for rid, _ in batch)
+    return sum(_judge(db, pid, since) for pid in sorted(touched))
 
 
 def _request_facts(db: Database, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -255,62 +302,126 @@ def _request_facts(db: Database, ids: list[int]) -> dict[int, dict[str, Any]]:
     return {r["id"]: r for r in db.query(sql, ids)}
 
 
-_FACTS = """
-select count(distinct coalesce(t.company_id, r.registrable_domain, r.host)) as companies,
-  (select max(n) from (
-     select count(distinct substr(r2.started_at, 1, 10)) as n from persistent_id_sightings s2
-     join requests r2 on r2.id = s2.request_id where s2.persistent_id = :pid
-     group by r2.device_id, coalesce(r2.registrable_domain, r2.host)
-     union all
-     select count(distinct r2.capture_id) / 1.5 from persistent_id_sightings s2
-     join requests r2 on r2.id = s2.request_id where s2.persistent_id = :pid
-     group by r2.device_id, coalesce(r2.registrable_domain, r2.host))) as stability
+# One pass over a value's sightings: the distinct (device, destination, day, capture, company)
+# it was seen with; _facts decides from these (was three scans of the sightings, #19).
+_SEEN = """
+select distinct r.device_id, coalesce(r.registrable_domain, r.host) as destination,
+  substr(r.started_at, 1, 10) as day, r.capture_id,
+  coalesce(t.company_id, r.registrable_domain, r.host) as company
 from persistent_id_sightings s join requests r on r.id = s.request_id
 left join trackers t on t.id = r.tracker_id
-where s.persistent_id = :pid
+where s.persistent_id = ?
+"""
+
+# The company of one sighting that already has its leak row (an earlier batch's).
+_OLD_COMPANY = """
+select coalesce(t.company_id, r.registrable_domain, r.host)
+from persistent_id_sightings s join requests r on r.id = s.request_id
+left join trackers t on t.id = r.tracker_id
+where s.persistent_id = ? and s.leak_id is not null limit 1
+"""
+
+# The companies of this batch's sightings, which have no leak row yet.
+_NEW_COMPANIES = """
+select distinct coalesce(t.company_id, r.registrable_domain, r.host)
+from persistent_id_sightings s join requests r on r.id = s.request_id
+left join trackers t on t.id = r.tracker_id
+where s.persistent_id = ? and s.leak_id is null
 """
 
 
-def _judge(db: Database, pid: int) -> int:
-    facts = next(db.query(_FACTS, {"pid": pid}))
-    shared = (facts["companies"] or 0) >= 2
-    persistent = (facts["stability"] or 0) >= 2  # 2 days, or 3 captures (3 / 1.5)
+# Whether every sighting from request ``since`` on (this batch's: request ids only grow) was
+# seen with a (device, destination, day, capture, company) some earlier sighting had too.
+_NOTHING_NEW = """
+select not exists (
+  select 1 from persistent_id_sightings s join requests r on r.id = s.request_id
+  left join trackers t on t.id = r.tracker_id
+  where s.persistent_id = :pid and s.request_id >= :since and not exists (
+    select 1 from persistent_id_sightings s2 join requests r2 on r2.id = s2.request_id
+    left join trackers t2 on t2.id = r2.tracker_id
+    where s2.persistent_id = :pid and s2.request_id < :since
+      and r2.device_id is r.device_id
+      and coalesce(r2.registrable_domain, r2.host) is coalesce(r.registrable_domain, r.host)
+      and substr(r2.started_at, 1, 10) is substr(r.started_at, 1, 10)
+      and r2.capture_id is r.capture_id
+      and coalesce(t2.company_id, r2.registrable_domain, r2.host)
+          is coalesce(t.company_id, r.registrable_domain, r.host)))
+"""
+
+
+def _facts(conn: sqlite3.Connection, pid: int) -> tuple[bool, bool]:
+    """(shared, persistent) from every sighting: two or more companies; or, for one device and
+    destination, two or more days or three or more captures."""
+    companies: set[Any] = set()
+    days: dict[tuple[Any, Any], set[Any]] = {}
+    captures: dict[tuple[Any, Any], set[Any]] = {}
+    for device, destination, day, capture, company in conn.execute(_SEEN, [pid]):
+        companies.add(company)
+        days.setdefault((device, destination), set()).add(day)
+        captures.setdefault((device, destination), set()).add(capture)
+    persistent = any(len(d) >= 2 for d in days.values()) or any(
+        len(c) >= 3 for c in captures.values()
+    )
+    return len(companies) >= 2, persistent
+
+
+def _judge(db: Database, pid: int, since: int | None = None) -> int:
+    """Decide whether value ``pid`` qualifies (after this batch's sightings) and write its leaks.
+
+    ``since``: the first request id of this batch. Both facts depend only on the set of
+    (device, destination, day, capture, company) the value was seen with, and only grow as
+    sightings are added; every batch judges the values it touched. So a value already marked
+    shared and persistent is not judged again; one marked persistent only needs this batch's
+    companies checked against the one company all its earlier sightings had (else it would be
+    shared already); and a batch that brought no new such combination changes nothing."""
+    conn = db.conn
+    was = conn.execute(
+        "select is_shared, is_persistent, shape from persistent_ids where id = ?", [pid]
+    ).fetchone()
+    was_shared, was_persistent, shape = bool(was[0]), bool(was[1]), was[2]
+    if was_shared and was_persistent:
+        shared = persistent = True
+    elif was_persistent:
+        old = conn.execute(_OLD_COMPANY, [pid]).fetchone()
+        if old is None:  # no earlier leak row (pruned, or marked before #19): judge in full
+            shared, persistent = _facts(conn, pid)
+        else:
+            new = {row[0] for row in conn.execute(_NEW_COMPANIES, [pid])}
+            shared, persistent = len(new | {old[0]}) >= 2, True
+    elif (
+        since is not None and conn.execute(_NOTHING_NEW, {"pid": pid, "since": since}).fetchone()[0]
+    ):
+        shared, persistent = was_shared, was_persistent
+    else:
+        shared, persistent = _facts(conn, pid)
     if not (shared or persistent):
         return 0
     tier = "medium" if shared else "weak"
-    db.execute(
-        "update persistent_ids set is_shared = ?, is_persistent = ? where id = ?",
-        [int(shared), int(persistent), pid],
-    )
-    if shared:
-        db.execute(
-            "update leaks set tier = 'medium' where id in (select leak_id from "
-            "persistent_id_sightings where persistent_id = ? and leak_id is not null)",
-            [pid],
+    if (shared, persistent) != (was_shared, was_persistent):
+        conn.execute(
+            "update persistent_ids set is_shared = ?, is_persistent = ? where id = ?",
+            [int(shared), int(persistent), pid],
         )
+        if shared:
+            conn.execute(
+                "update leaks set tier = 'medium' where id in (select leak_id from "
+                "persistent_id_sightings where persistent_id = ? and leak_id is not null)",
+                [pid],
+            )
     added = 0
-    shape = next(db.query("select shape from persistent_ids where id = ?", [pid]))["shape"]
-    for s in list(
-        db.query(
-            "select rowid, request_id, location from persistent_id_sightings "
-            "where persistent_id = ? and leak_id is null",
-            [pid],
+    for rowid, request_id, location in conn.execute(
+        "select rowid, request_id, location from persistent_id_sightings "
+        "where persistent_id = ? and leak_id is null",
+        [pid],
+    ).fetchall():
+        cur = conn.execute(
+            "insert into leaks (request_id, identity_id, pii_type, transform_chain, location,"
+            " tier) values (?, null, 'persistent_id', ?, ?, ?)",
+            [request_id, shape, location, tier],
         )
-    ):
-        leaks = db.table("leaks")
-        leaks.insert(
-            {
-                "request_id": s["request_id"],
-                "identity_id": None,
-                "pii_type": "persistent_id",
-                "transform_chain": shape,
-                "location": s["location"],
-                "tier": tier,
-            }
-        )
-        db.execute(
+        conn.execute(
             "update persistent_id_sightings set leak_id = ? where rowid = ?",
-            [leaks.last_pk, s["rowid"]],
+            [cur.lastrowid, rowid],
         )
         added += 1
     return added
@@ -353,13 +464,10 @@ def rescan(db: Database, key: bytes, identity_ids: Iterable[int] | None = None) 
     for i in range(0, len(fps), 500):
         chunk = fps[i : i + 500]
         marks = ",".join("?" * len(chunk))
-        sql = (
-            "select request_id, fingerprint, location from leaf_fingerprints "
-            f"where fingerprint in ({marks})"
-        )
+        sql = f"{LEAF_FINGERPRINTS_SQL} where f.fingerprint in ({marks})"
         for r in db.query(sql, chunk):
             for pii_type, chain, tier, iid, keyed in by_fp[r["fingerprint"]]:
-                if keyed and not _key_of(r["location"]) & NAME_KEYS:
+                if keyed and not location_keys(r["location"]) & NAME_KEYS:
                     continue
                 k = (r["request_id"], iid, r["location"])
                 if k in existing:
@@ -388,7 +496,8 @@ def _scrub_stored(db: Database, rows: list[dict[str, Any]]) -> None:
         found.setdefault(r["request_id"], []).append((r["location"], r["pii_type"]))
     for request_id, places in found.items():
         row = db.execute(
-            "select path, request_headers, redacted_fields from requests where id = ?",
+            "select r.path, h.headers, r.redacted_fields from requests r "
+            "left join header_sets h on h.id = r.header_set_id where r.id = ?",
             [request_id],
         ).fetchone()
         if row is None:
@@ -402,19 +511,12 @@ def _scrub_stored(db: Database, rows: list[dict[str, Any]]) -> None:
             request_id,
             {
                 "path": path,
-                "request_headers": json.dumps(new_headers, ensure_ascii=False) if headers else None,
+                "header_set_id": header_set_ids(db, [text])[text]
+                if headers and (text := headers_text(new_headers))
+                else None,
                 "redacted_fields": json.dumps(list(dict.fromkeys([*done, *fields]))),
             },
         )
-
-
-def _key_of(location: str) -> set[str]:
-    last = location.rsplit(">", 1)[-1]
-    name = last.rsplit(":", 1)[-1].rsplit(".", 1)[-1].lower()
-    names = {name}
-    if "[" in name and name.endswith("]"):
-        names.add(name[name.rindex("[") + 1 : -1])
-    return names
 
 
 def apps_with_identities(db: Database, profile: Profile | None) -> dict[str, str]:

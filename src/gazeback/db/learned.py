@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from gazeback.db.identities import LEAF_FINGERPRINTS_SQL
 from gazeback.knowledge.learn import AdapterIndex, leaf_locations
 from gazeback.knowledge.properties import IDENTIFIERS as identifier_properties
 from gazeback.models import Learned
@@ -72,7 +73,7 @@ def relearn(db: Database, adapters: AdapterIndex, learn_fn: LearnFn) -> dict[str
         ).fetchall()
     }
     # the stored leaves where an identifier rule's value can sit, in one pass over the table
-    # (leaf_fingerprints is indexed by fingerprint only)
+    # (leaf_fingerprints is keyed by fingerprint: a scan of the rows at these locations)
     locations = sorted(
         {
             loc
@@ -86,17 +87,16 @@ def relearn(db: Database, adapters: AdapterIndex, learn_fn: LearnFn) -> dict[str
     if hosts and locations and "leaf_fingerprints" in db.table_names():
         marks = ",".join("?" * len(locations))
         for request_id, fp, loc in db.execute(
-            "select request_id, fingerprint, location from leaf_fingerprints "
-            f"where location in ({marks})",
-            locations,
+            f"{LEAF_FINGERPRINTS_SQL} where l.location in ({marks})", locations
         ):
             leaves_of.setdefault(int(request_id), {}).setdefault(loc, []).append(int(fp))
     looked = 0
     rows: list[dict[str, Any]] = []
     for host in hosts:
         requests = db.execute(
-            "select id, method, path, request_headers from requests "
-            "where kind = 'http' and host = ?",
+            "select r.id, r.method, r.path, h.headers from requests r "
+            "left join header_sets h on h.id = r.header_set_id "
+            "where r.kind = 'http' and r.host = ?",
             [host],
         ).fetchall()
         for request_id, method, path, headers_json in requests:

@@ -271,7 +271,7 @@ def apply(db: Database) -> None:
     ensure_db_shape(db)
 
 
-# Summary tables the dashboards read: one row per hour, device, host, tracker, kind and
+# Summary tables the dashboards read: one row per hour, device, app, host, tracker, kind and
 # decryption state (and per type of personal data for leaks), kept current by triggers
 # on every write to `requests` and `leaks`, so the store needs no extra call and a
 # million-request trail still answers in milliseconds. `summaries.rebuild(db)` recomputes
@@ -280,6 +280,7 @@ SUMMARY_SQL = """
 create table if not exists summary_hourly (
   hour text not null,            -- substr(started_at, 1, 13): 2026-11-27T06
   device_id integer not null,    -- 0 when unknown
+  app text not null,             -- '' when unknown (requests.app)
   host text not null,
   tracker_id text not null,      -- '' when no list knows the host
   kind text not null,
@@ -288,31 +289,34 @@ create table if not exists summary_hourly (
   leaks integer not null default 0,
   request_bytes integer not null default 0,
   response_bytes integer not null default 0,
-  primary key (hour, device_id, host, tracker_id, kind, is_decrypted)
+  primary key (hour, device_id, app, host, tracker_id, kind, is_decrypted)
 ) without rowid;
 create index if not exists summary_hourly_tracker on summary_hourly (tracker_id, hour);
 create index if not exists summary_hourly_host on summary_hourly (host, hour);
 create index if not exists summary_hourly_device on summary_hourly (device_id, hour);
+create index if not exists summary_hourly_app on summary_hourly (app, hour);
 
 create table if not exists summary_leaks (
   hour text not null,
   device_id integer not null,
+  app text not null,
   host text not null,
   tracker_id text not null,
   pii_type text not null,
   transform_chain text not null,
   location text not null,
   leaks integer not null default 0,
-  primary key (hour, device_id, host, tracker_id, pii_type, transform_chain, location)
+  primary key (hour, device_id, app, host, tracker_id, pii_type, transform_chain, location)
 ) without rowid;
 create index if not exists summary_leaks_tracker on summary_leaks (tracker_id, hour);
 create index if not exists summary_leaks_host on summary_leaks (host, hour);
+create index if not exists summary_leaks_app on summary_leaks (app, hour);
 
 create trigger if not exists summary_requests_insert after insert on requests begin
-  insert into summary_hourly (hour, device_id, host, tracker_id, kind, is_decrypted,
+  insert into summary_hourly (hour, device_id, app, host, tracker_id, kind, is_decrypted,
     requests, request_bytes, response_bytes)
-  values (substr(new.started_at, 1, 13), coalesce(new.device_id, 0), new.host,
-    coalesce(new.tracker_id, ''), new.kind, coalesce(new.is_decrypted, 0), 1,
+  values (substr(new.started_at, 1, 13), coalesce(new.device_id, 0), coalesce(new.app, ''),
+    new.host, coalesce(new.tracker_id, ''), new.kind, coalesce(new.is_decrypted, 0), 1,
     coalesce(new.request_bytes, 0), coalesce(new.response_bytes, 0))
   on conflict do update set requests = requests + 1,
     request_bytes = request_bytes + excluded.request_bytes,
@@ -325,6 +329,7 @@ create trigger if not exists summary_requests_delete after delete on requests be
     request_bytes = request_bytes - coalesce(old.request_bytes, 0),
     response_bytes = response_bytes - coalesce(old.response_bytes, 0)
   where hour = substr(old.started_at, 1, 13) and device_id = coalesce(old.device_id, 0)
+    and app = coalesce(old.app, '')
     and host = old.host and tracker_id = coalesce(old.tracker_id, '') and kind = old.kind
     and is_decrypted = coalesce(old.is_decrypted, 0);
   update summary_leaks set leaks = leaks - (
@@ -333,23 +338,25 @@ create trigger if not exists summary_requests_delete after delete on requests be
         and coalesce(l.transform_chain, '') = summary_leaks.transform_chain
         and coalesce(l.location, '') = summary_leaks.location)
   where hour = substr(old.started_at, 1, 13) and device_id = coalesce(old.device_id, 0)
+    and app = coalesce(old.app, '')
     and host = old.host and tracker_id = coalesce(old.tracker_id, '');
 end;
 
 create trigger if not exists summary_requests_update
-after update of started_at, device_id, host, tracker_id, kind, is_decrypted,
+after update of started_at, device_id, app, host, tracker_id, kind, is_decrypted,
   request_bytes, response_bytes on requests begin
   update summary_hourly set requests = requests - 1,
     leaks = leaks - (select count(*) from leaks where request_id = old.id),
     request_bytes = request_bytes - coalesce(old.request_bytes, 0),
     response_bytes = response_bytes - coalesce(old.response_bytes, 0)
   where hour = substr(old.started_at, 1, 13) and device_id = coalesce(old.device_id, 0)
+    and app = coalesce(old.app, '')
     and host = old.host and tracker_id = coalesce(old.tracker_id, '') and kind = old.kind
     and is_decrypted = coalesce(old.is_decrypted, 0);
-  insert into summary_hourly (hour, device_id, host, tracker_id, kind, is_decrypted,
+  insert into summary_hourly (hour, device_id, app, host, tracker_id, kind, is_decrypted,
     requests, leaks, request_bytes, response_bytes)
-  values (substr(new.started_at, 1, 13), coalesce(new.device_id, 0), new.host,
-    coalesce(new.tracker_id, ''), new.kind, coalesce(new.is_decrypted, 0), 1,
+  values (substr(new.started_at, 1, 13), coalesce(new.device_id, 0), coalesce(new.app, ''),
+    new.host, coalesce(new.tracker_id, ''), new.kind, coalesce(new.is_decrypted, 0), 1,
     (select count(*) from leaks where request_id = new.id),
     coalesce(new.request_bytes, 0), coalesce(new.response_bytes, 0))
   on conflict do update set requests = requests + 1, leaks = leaks + excluded.leaks,
@@ -361,40 +368,43 @@ after update of started_at, device_id, host, tracker_id, kind, is_decrypted,
         and coalesce(l.transform_chain, '') = summary_leaks.transform_chain
         and coalesce(l.location, '') = summary_leaks.location)
   where hour = substr(old.started_at, 1, 13) and device_id = coalesce(old.device_id, 0)
+    and app = coalesce(old.app, '')
     and host = old.host and tracker_id = coalesce(old.tracker_id, '');
-  insert into summary_leaks (hour, device_id, host, tracker_id, pii_type, transform_chain,
+  insert into summary_leaks (hour, device_id, app, host, tracker_id, pii_type, transform_chain,
     location, leaks)
-  select substr(new.started_at, 1, 13), coalesce(new.device_id, 0), new.host,
-    coalesce(new.tracker_id, ''), pii_type, coalesce(transform_chain, ''),
+  select substr(new.started_at, 1, 13), coalesce(new.device_id, 0), coalesce(new.app, ''),
+    new.host, coalesce(new.tracker_id, ''), pii_type, coalesce(transform_chain, ''),
     coalesce(location, ''), count(*)
-  from leaks where request_id = new.id group by 5, 6, 7
+  from leaks where request_id = new.id group by 6, 7, 8
   on conflict do update set leaks = leaks + excluded.leaks;
 end;
 
 create trigger if not exists summary_leaks_insert after insert on leaks begin
   update summary_hourly set leaks = leaks + 1
-  where (hour, device_id, host, tracker_id, kind, is_decrypted) = (
-    select substr(started_at, 1, 13), coalesce(device_id, 0), host,
+  where (hour, device_id, app, host, tracker_id, kind, is_decrypted) = (
+    select substr(started_at, 1, 13), coalesce(device_id, 0), coalesce(app, ''), host,
       coalesce(tracker_id, ''), kind, coalesce(is_decrypted, 0)
     from requests where id = new.request_id);
-  insert into summary_leaks (hour, device_id, host, tracker_id, pii_type, transform_chain,
+  insert into summary_leaks (hour, device_id, app, host, tracker_id, pii_type, transform_chain,
     location, leaks)
-  select substr(started_at, 1, 13), coalesce(device_id, 0), host, coalesce(tracker_id, ''),
-    new.pii_type, coalesce(new.transform_chain, ''), coalesce(new.location, ''), 1
+  select substr(started_at, 1, 13), coalesce(device_id, 0), coalesce(app, ''), host,
+    coalesce(tracker_id, ''), new.pii_type, coalesce(new.transform_chain, ''),
+    coalesce(new.location, ''), 1
   from requests where id = new.request_id
   on conflict do update set leaks = leaks + 1;
 end;
 
 create trigger if not exists summary_leaks_delete after delete on leaks begin
   update summary_hourly set leaks = leaks - 1
-  where (hour, device_id, host, tracker_id, kind, is_decrypted) = (
-    select substr(started_at, 1, 13), coalesce(device_id, 0), host,
+  where (hour, device_id, app, host, tracker_id, kind, is_decrypted) = (
+    select substr(started_at, 1, 13), coalesce(device_id, 0), coalesce(app, ''), host,
       coalesce(tracker_id, ''), kind, coalesce(is_decrypted, 0)
     from requests where id = old.request_id);
   update summary_leaks set leaks = leaks - 1
-  where (hour, device_id, host, tracker_id, pii_type, transform_chain, location) = (
-    select substr(started_at, 1, 13), coalesce(device_id, 0), host, coalesce(tracker_id, ''),
-      old.pii_type, coalesce(old.transform_chain, ''), coalesce(old.location, '')
+  where (hour, device_id, app, host, tracker_id, pii_type, transform_chain, location) = (
+    select substr(started_at, 1, 13), coalesce(device_id, 0), coalesce(app, ''), host,
+      coalesce(tracker_id, ''), old.pii_type, coalesce(old.transform_chain, ''),
+      coalesce(old.location, '')
     from requests where id = old.request_id);
 end;
 """
@@ -402,19 +412,19 @@ end;
 SUMMARY_FILL_SQL = """
 delete from summary_hourly;
 delete from summary_leaks;
-insert into summary_hourly (hour, device_id, host, tracker_id, kind, is_decrypted,
+insert into summary_hourly (hour, device_id, app, host, tracker_id, kind, is_decrypted,
   requests, leaks, request_bytes, response_bytes)
-select substr(r.started_at, 1, 13), coalesce(r.device_id, 0), r.host,
+select substr(r.started_at, 1, 13), coalesce(r.device_id, 0), coalesce(r.app, ''), r.host,
   coalesce(r.tracker_id, ''), r.kind, coalesce(r.is_decrypted, 0), count(*),
   coalesce(sum((select count(*) from leaks where request_id = r.id)), 0),
   coalesce(sum(r.request_bytes), 0), coalesce(sum(r.response_bytes), 0)
-from requests r where 1 group by 1, 2, 3, 4, 5, 6;
-insert into summary_leaks (hour, device_id, host, tracker_id, pii_type, transform_chain,
+from requests r where 1 group by 1, 2, 3, 4, 5, 6, 7;
+insert into summary_leaks (hour, device_id, app, host, tracker_id, pii_type, transform_chain,
   location, leaks)
-select substr(r.started_at, 1, 13), coalesce(r.device_id, 0), r.host,
+select substr(r.started_at, 1, 13), coalesce(r.device_id, 0), coalesce(r.app, ''), r.host,
   coalesce(r.tracker_id, ''), l.pii_type, coalesce(l.transform_chain, ''),
   coalesce(l.location, ''), count(*)
-from leaks l join requests r on r.id = l.request_id where 1 group by 1, 2, 3, 4, 5, 6, 7;
+from leaks l join requests r on r.id = l.request_id where 1 group by 1, 2, 3, 4, 5, 6, 7, 8;
 """
 
 
@@ -679,3 +689,128 @@ def m037_create_app_names(db: Database) -> None:
     # bundled gazeback/data/app-names.json on every apply), so views show "Instagram" for
     # com.burbn.instagram. Public facts, exported with the knowledge tables.
     db.table("app_names").create({"app": str, "name": str}, pk="app", if_not_exists=True)
+
+
+SUMMARY_TRIGGERS = (
+    "summary_requests_insert",
+    "summary_requests_delete",
+    "summary_requests_update",
+    "summary_leaks_insert",
+    "summary_leaks_delete",
+)
+
+
+@migrations()
+def m040_summaries_by_app(db: Database) -> None:
+    # The summaries gain `app` in their keys ('' when unknown), so the dashboards' app filter
+    # reads them too. A key column cannot be added to a WITHOUT ROWID table in place: the
+    # tables are made again with the triggers and refilled from `requests`. Rows for hours
+    # before the earliest request (no detail left to refill them from) are carried over.
+    older = "hour < coalesce((select substr(min(started_at), 1, 13) from requests), '~')"
+    kept = {t: f"_m040_{t}" for t in ("summary_hourly", "summary_leaks")}
+    for table, temp in kept.items():
+        db.execute(f"drop table if exists temp.{temp}")
+        db.execute(f"create temp table {temp} as select * from {table} where {older}")
+    for trigger in SUMMARY_TRIGGERS:
+        db.execute(f"drop trigger if exists {trigger}")
+    for table in kept:
+        db.execute(f"drop table {table}")
+    for statement in sql_statements(SUMMARY_SQL + SUMMARY_FILL_SQL):
+        db.execute(statement)
+    keys = {
+        "summary_hourly": "hour, device_id, host, tracker_id, kind, is_decrypted, requests, "
+        "leaks, request_bytes, response_bytes",
+        "summary_leaks": "hour, device_id, host, tracker_id, pii_type, transform_chain, "
+        "location, leaks",
+    }
+    for table, temp in kept.items():
+        db.execute(
+            f"insert into {table} (app, {keys[table]}) select '', {keys[table]} from temp.{temp}"
+        )
+        db.execute(f"drop table temp.{temp}")
+    # The app filter marks an app "(inferred)" unless a capture reported it (app_companies: on
+    # that device); this small index (reported rows only: live capture infers) answers that
+    # without a scan.
+    db.execute(
+        "create index if not exists idx_requests_reported_app on requests (app, device_id) "
+        "where app_source = 'reported'"
+    )
+
+
+def _drop_views_reading(db: Database, table: str) -> None:
+    # Views are made again after the migrations (views.ensure_db_shape); one that reads a table
+    # being rebuilt would stop the rebuild (SQLite checks every view on ALTER TABLE).
+    for (name,) in db.execute(
+        "select name from sqlite_master where type = 'view' and sql like ?", [f"%{table}%"]
+    ).fetchall():
+        db.execute(f"drop view if exists [{name}]")
+
+
+@migrations()
+def m042_compact_leaf_fingerprints(db: Database) -> None:
+    # #19: one WITHOUT ROWID table keyed by (fingerprint, request, place) instead of a rowid
+    # table and its fingerprint index, and the place (url.query:em, body.json:$.user.email …)
+    # as an id into the small dictionary `leaf_locations`. Rows already stored all stay.
+    if db.table("leaf_locations").exists():  # applied before (a migration record was removed)
+        return
+    _drop_views_reading(db, "leaf_fingerprints")
+    db.execute(
+        "create table leaf_locations (id integer primary key, location text not null unique)"
+    )
+    db.execute(
+        "create table leaf_fingerprints_compact ("
+        " fingerprint integer not null,"
+        " request_id integer not null references requests(id),"
+        " location_id integer not null references leaf_locations(id),"
+        " primary key (fingerprint, request_id, location_id)) without rowid"
+    )
+    if db.table("leaf_fingerprints").exists():
+        db.execute(
+            "insert into leaf_locations (location) select distinct coalesce(location, '') "
+            "from leaf_fingerprints order by 1"
+        )
+        db.execute(
+            "insert or ignore into leaf_fingerprints_compact (fingerprint, request_id, location_id)"
+            " select f.fingerprint, f.request_id, l.id from leaf_fingerprints f"
+            " join leaf_locations l on l.location = coalesce(f.location, '')"
+            " where f.fingerprint is not null and f.request_id is not null order by 1, 2, 3"
+        )
+        db.execute("drop table leaf_fingerprints")
+    db.execute("alter table leaf_fingerprints_compact rename to leaf_fingerprints")
+
+
+@migrations()
+def m043_create_header_sets(db: Database) -> None:
+    # #19: an app sends the same (redacted) headers again and again. Each distinct set is
+    # stored once in `header_sets` and `requests.header_set_id` points at it (Datasette shows
+    # the headers as the link's label); the JSON text per request goes.
+    if db.table("header_sets").exists():  # applied before (a migration record was removed)
+        return
+    _drop_views_reading(db, "request_headers")
+    db.execute("create table header_sets (id integer primary key, headers text not null unique)")
+    db.execute("alter table requests add column header_set_id integer references header_sets(id)")
+    if "request_headers" in db.table("requests").columns_dict:
+        db.execute(
+            "insert into header_sets (headers) select distinct request_headers from requests "
+            "where request_headers is not null"
+        )
+        db.execute(
+            "update requests set header_set_id = (select id from header_sets "
+            "where headers = requests.request_headers) where request_headers is not null"
+        )
+        db.execute("alter table requests drop column request_headers")
+
+
+@migrations(transactional=False)
+def m044_vacuum_after_compaction(db: Database) -> None:
+    # m042 and m043 leave the rewritten `requests` rows in half-empty pages: VACUUM packs them
+    # (a 1M-request trail: 755 → 558 MB, 40 s). It needs free disk for a copy of the file; when
+    # it cannot run (disk full, a reader holding the file) the trail works as it is, only larger.
+    import sqlite3
+
+    if db.conn.in_transaction or not db.execute("select 1 from requests limit 1").fetchone():
+        return
+    try:
+        db.execute("vacuum")
+    except sqlite3.OperationalError:
+        pass

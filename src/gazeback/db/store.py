@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from gazeback.db.header_sets import header_set_ids, headers_text
 from gazeback.db.identities import save_batch
 from gazeback.db.knowledge import save_knowledge
 from gazeback.db.learned import insert_learned, learned_row
@@ -52,6 +53,9 @@ REQUEST_COLUMNS = (
     "app",
     "app_source",
 )
+# How `requests` stores them: the headers as an id into `header_sets` (m043).
+_HEADERS = REQUEST_COLUMNS.index("request_headers")
+STORED_COLUMNS = tuple("header_set_id" if c == "request_headers" else c for c in REQUEST_COLUMNS)
 LEAK_COLUMNS = ("identity_id", "pii_type", "transform_chain", "location", "tier")
 
 
@@ -254,16 +258,23 @@ def _insert_requests(
     # (sqlite-utils insert_all spent ~30 µs a row here on type checks and SQL building.)
     if not records:
         return
-    columns = ("capture_id", "device_id", *REQUEST_COLUMNS)
+    columns = ("capture_id", "device_id", *STORED_COLUMNS)
     unknown = set(columns) - set(db.table("requests").columns_dict)
     if unknown:
         raise ValueError(f"requests has no column(s) {sorted(unknown)}")
     names = ", ".join(f"[{c}]" for c in columns)
     marks = ", ".join("?" for _ in columns)
+    rows = [request_values(r) for r in records]
+    # the headers as an id into header_sets: an app sends the same set again and again
+    sets = header_set_ids(db, {row[_HEADERS] for row in rows if row[_HEADERS] is not None})
     db.conn.executemany(
         f"insert into requests ({names}) values ({marks})",
-        [(capture_id, device_ids[r.observation.device.key], *request_values(r)) for r in records],
-    )
+        [
+            (capture_id, device_ids[r.observation.device.key], *row[:_HEADERS],
+             None if row[_HEADERS] is None else sets[row[_HEADERS]], *row[_HEADERS + 1 :])
+            for r, row in zip(records, rows, strict=True)
+        ],
+    )  # fmt: skip
 
 
 def _existing(db: Database, flow_ids: Iterable[str]) -> set[str]:
@@ -335,4 +346,4 @@ def prune(db: Database, keep_days: int, now: datetime | None = None) -> int:
 
 
 def headers_json(obs: Observation) -> str:
-    return json.dumps(obs.request_headers, ensure_ascii=False)
+    return headers_text(obs.request_headers)

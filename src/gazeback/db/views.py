@@ -80,7 +80,8 @@ select
   identities.label as identity,
   leaks.identity_id,
   requests.device_id,
-  trackers.category
+  trackers.category,
+  requests.app
 from leaks
 join requests on requests.id = leaks.request_id
 left join devices on devices.id = requests.device_id
@@ -100,6 +101,20 @@ select id, label, kind, {_html("label")} as label_html, {_url("label")} as label
 from devices
 """,
     ),
+    # The apps the dashboards' app filter offers: the app's name where gazeback knows it,
+    # marked "(inferred)" unless a capture reported it (a partial index of reported rows,
+    # m040, answers that without a scan). Charts map the chosen label back to `app`.
+    "dash_apps": (
+        {"summary_hourly", "app_names", "requests"},
+        f"""
+with a as (select distinct app from summary_hourly where app != ''),
+named as (
+  select a.app, coalesce(n.name, a.app) || case when exists (select 1 from requests r
+      where r.app = a.app and r.app_source = 'reported') then '' else ' (inferred)' end as label
+  from a left join app_names n on n.app = a.app)
+select app, label, {_html("label")} as label_html, {_url("app")} as app_q from named
+""",
+    ),
     "dash_companies": (
         {"companies", "glossary_words"},
         f"""
@@ -114,36 +129,53 @@ left join glossary_words g on g.kind = 'country' and g.key = c.country
 """,
     ),
     # Apps × companies: which app let which company learn what (kinds of personal data,
-    # never values), per device; the "by app" dashboard and `gazeback summary` read it.
+    # never values), per device; the "by app" dashboard reads it. Read from the summaries
+    # (their keys carry the app since m040), so it answers at once on a big trail: first
+    # and last are hours, and app_source is 'reported' when a capture named the app on
+    # that device (else 'inferred').
     "app_companies": (
-        {"requests", "trackers", "companies", "leaks", "app_names", "glossary_words"},
+        {
+            "summary_hourly",
+            "summary_leaks",
+            "requests",
+            "trackers",
+            "companies",
+            "app_names",
+            "glossary_words",
+        },
         """
+with s as (
+  select s.app, s.device_id, t.company_id, sum(s.requests) as requests,
+    min(s.hour) as first_at, max(s.hour) as last_at
+  from summary_hourly s join trackers t on t.id = s.tracker_id
+  where s.app != '' and s.requests > 0 and coalesce(t.is_tracker, 1) = 1
+  group by s.app, s.device_id, t.company_id),
+l as (
+  select app, device_id, company_id, group_concat(words, ', ') as learned from (
+    select distinct s.app, s.device_id, t.company_id, coalesce(g.words, s.pii_type) as words
+    from summary_leaks s join trackers t on t.id = s.tracker_id
+    left join glossary_words g on g.kind = 'pii' and g.key = s.pii_type
+    where s.app != '' and s.leaks > 0 order by 1, 2, 3, 4)
+  group by app, device_id, company_id)
 select
-  coalesce(n.name, r.app) as app_name,
-  r.app,
-  case when min(r.app_source) = max(r.app_source) then min(r.app_source) else 'both' end
-    as app_source,
-  r.device_id,
+  coalesce(n.name, s.app) as app_name,
+  s.app,
+  case when exists (select 1 from requests r where r.app = s.app and r.app_source = 'reported'
+      and r.device_id = s.device_id)
+    then 'reported' else 'inferred' end as app_source,
+  s.device_id,
   c.name as company,
   coalesce(o.name, c.name) as owner,
   c.country,
-  count(*) as requests,
-  min(r.started_at) as first_at,
-  max(r.started_at) as last_at,
-  (select group_concat(words, ', ') from (
-     select distinct coalesce(g.words, l.pii_type) as words from leaks l
-     join requests r2 on r2.id = l.request_id
-     join trackers t2 on t2.id = r2.tracker_id
-     left join glossary_words g on g.kind = 'pii' and g.key = l.pii_type
-     where r2.app = r.app and r2.device_id = r.device_id and t2.company_id = c.id
-     order by 1)) as learned
-from requests r
-join trackers t on t.id = r.tracker_id
-join companies c on c.id = t.company_id
+  s.requests,
+  s.first_at,
+  s.last_at,
+  l.learned
+from s
+join companies c on c.id = s.company_id
 left join companies o on o.id = c.owner_id
-left join app_names n on n.app = r.app
-where r.app is not null and coalesce(t.is_tracker, 1) = 1
-group by r.app, r.device_id, c.id
+left join app_names n on n.app = s.app
+left join l on l.app = s.app and l.device_id = s.device_id and l.company_id = s.company_id
 """,
     ),
     "dash_trackers": (

@@ -219,8 +219,8 @@ def describe(db: Database, sample: int = 2000) -> list[dict[str, Any]]:
     ):
         agents = db.execute(
             "select json_extract(h.value, '$[1]'), count(*) from ("
-            "  select request_headers from requests where device_id = ? "
-            "  order by id desc limit ?) r, json_each(r.request_headers) h "
+            "  select s.headers from requests r join header_sets s on s.id = r.header_set_id"
+            "  where r.device_id = ? order by r.id desc limit ?) r, json_each(r.headers) h "
             "where lower(json_extract(h.value, '$[0]')) = 'user-agent' "
             "group by 1 order by 2 desc",
             [d["id"], sample],

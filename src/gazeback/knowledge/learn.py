@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -339,72 +339,128 @@ def _transform(step: Step, value: object) -> object:
     return None
 
 
-# Adapters read the same decoded field through many paths (`body.extinfo|json|1`, `...|json|2`, ...):
-# decoding a text once per request instead of once per path keeps matching requests cheap. Transforms
-# are pure and their results are only read, so equal inputs may share one result.
-_MEMO_MAX = 64 * 1024  # longest input (characters or bytes) whose result is kept
+# Every adapter's paths are compiled into one tree per container (``_Node``): paths that share a
+# prefix (`body.data|base64|json.properties.token`, `...|json.properties.distinct_id`, ...) decode
+# and walk that prefix once per request; the leaves are then reported rule by rule, in the order a
+# separate walk of each path would give.
 
 
-@lru_cache(maxsize=64)
-def _transform_cached(kind: str, arg: str | int | None, value: str | bytes) -> object:
-    return _transform(Step(kind, arg), value)
+class _Node:
+    """One step of the compiled paths: the rules ending here, the steps going on from here."""
+
+    __slots__ = ("children", "ends", "keys", "only_keys")
+
+    def __init__(self) -> None:
+        self.ends: list[int] = []  # indexes into Adapter.rules
+        self.children: list[tuple[Step, _Node]] = []
+        # plain key children (the common case): (key, ".key" for the location, node, the rules
+        # ending there when nothing goes on from there, else None)
+        self.keys: list[tuple[str, str, _Node, list[int] | None]] = []
+        self.only_keys = False
+
+    def child(self, step: Step) -> _Node:
+        for s, node in self.children:
+            if s == step:
+                return node
+        node = _Node()
+        self.children.append((step, node))
+        return node
+
+    def seal(self) -> None:
+        """Once every path is added: the key children's lookup table."""
+        for step, node in self.children:
+            node.seal()
+            if step.kind == "key":
+                k = str(step.arg)
+                self.keys.append(
+                    (k, "." + _key_part(k), node, None if node.children else node.ends)
+                )
+        self.only_keys = bool(self.keys) and len(self.keys) == len(self.children)
 
 
-def _transform_memo(step: Step, value: object) -> object:
-    if isinstance(value, (str, bytes)) and len(value) <= _MEMO_MAX:
-        return _transform_cached(step.kind, step.arg, value)
-    return _transform(step, value)
+def _compile(rules: Sequence[Rule]) -> tuple[tuple[str, _Node], ...]:
+    """(container, tree of its rules' paths), containers in the order the rules name them."""
+    roots: dict[str, _Node] = {}
+    for i, rule in enumerate(rules):
+        node = roots.setdefault(rule.path.container, _Node())
+        for step in rule.path.steps:
+            node = node.child(step)
+        node.ends.append(i)
+    for root in roots.values():
+        root.seal()
+    return tuple(roots.items())
 
 
-def _walk(value: object, steps: tuple[Step, ...], i: int, loc: str) -> Iterator[tuple[str, object]]:
-    """Every (location, value) the steps from ``i`` reach in ``value``."""
-    while i < len(steps):
-        step = steps[i]
+def _run(
+    node: _Node, value: object, loc: str, hits: list[tuple[int, str, object]], by_key: bool
+) -> None:
+    """Walk ``value`` along ``node``'s steps; every leaf reached is added to ``hits`` as (rule
+    index, location, value).
+
+    ``by_key``: ``value`` was reached by a key step (a repeated query key then reads as its first
+    value, unless ``*`` or an index follows)."""
+    first = value
+    if by_key and type(value) is _QueryValues:
+        first = value[0]
+    for i in node.ends:
+        hits.append((i, loc, first))
+    if node.only_keys and type(first) is dict:  # only plain keys: no dispatch
+        get = first.get
+        for k, part, child, ends in node.keys:
+            v = get(k)
+            if v is None:
+                continue
+            if ends is None:
+                _run(child, v, loc + part, hits, True)
+                continue
+            if type(v) is _QueryValues:  # a leaf: what _run(child, ...) would do, inline
+                v = v[0]
+            for i in ends:
+                hits.append((i, loc + part, v))
+        return
+    for step, child in node.children:
         kind = step.kind
         if kind == "key":
-            if isinstance(value, dict):
-                value = value.get(step.arg)
-            elif isinstance(value, list) and isinstance(step.arg, str) and step.arg.isdigit():
-                idx = int(step.arg)
-                value = value[idx] if idx < len(value) else None
+            arg = step.arg
+            if isinstance(first, dict):
+                v = first.get(arg)
+            elif isinstance(first, list) and isinstance(arg, str) and arg.isdigit():
+                idx = int(arg)
+                v = first[idx] if idx < len(first) else None
             else:
-                return
-            if value is None:
-                return
-            if isinstance(value, _QueryValues) and (
-                i + 1 == len(steps) or steps[i + 1].kind not in ("star", "index")
-            ):
-                value = value[0]  # a repeated query key: the first, unless `*` or an index follows
-            loc += "." + (_location_part(step, step.arg) or "")
+                continue
+            if v is not None:
+                _run(child, v, f"{loc}.{_key_part(str(arg))}", hits, True)
         elif kind == "index":
+            got = value if type(value) is _QueryValues else first
             assert isinstance(step.arg, int)
-            if isinstance(value, list):
-                if step.arg >= len(value):
-                    return
-                value = value[step.arg]
-            elif isinstance(value, dict):
-                value = value.get(str(step.arg))
-                if value is None:
-                    return
-            else:
-                return
-            loc += f".{step.arg}"
+            if isinstance(got, list):
+                if step.arg < len(got):
+                    _run(child, got[step.arg], f"{loc}.{step.arg}", hits, False)
+            elif isinstance(got, dict):
+                v = got.get(str(step.arg))
+                if v is not None:
+                    _run(child, v, f"{loc}.{step.arg}", hits, False)
         elif kind == "star":
-            if isinstance(value, list):
-                items: Sequence[tuple[object, object]] = list(enumerate(value))
-            elif isinstance(value, dict):
-                items = list(value.items())
-            else:
-                return
-            for k, v in items:
-                yield from _walk(v, steps, i + 1, f"{loc}.{_location_part(step, k)}")
-            return
+            got = value if type(value) is _QueryValues else first
+            if isinstance(got, list):
+                for i, v in enumerate(got):
+                    _run(child, v, f"{loc}.{i}", hits, False)
+            elif isinstance(got, dict):
+                for k, v in list(got.items()):
+                    _run(child, v, f"{loc}.{_location_part(step, k)}", hits, False)
         else:
-            value = _transform_memo(step, value)
-            if value is None:
-                return
-        i += 1
-    yield loc, value
+            v = _transform(step, first)
+            if v is not None:
+                _run(child, v, loc, hits, False)
+
+
+def _rule_index(hit: tuple[int, str, object]) -> int:
+    return hit[0]
+
+
+def _key_part(k: str) -> str:
+    return f'"{k}"' if "." in k or "|" in k else k
 
 
 # -- adapters ----------------------------------------------------------------------------------
@@ -442,6 +498,10 @@ class Adapter:
     endpoints: tuple[Endpoint, ...]
     body: str
     rules: tuple[Rule, ...]
+    plan: tuple[tuple[str, _Node], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "plan", _compile(self.rules))
 
     @property
     def properties(self) -> tuple[str, ...]:
@@ -687,38 +747,30 @@ def apply(adapters: Sequence[Adapter], request: Request) -> tuple[Found, ...]:
     out: list[Found] = []
     seen: set[tuple[str, str, str]] = set()
     for a in adapters:
-        body_key = "body:" + a.body
-        for rule in a.rules:
-            container = rule.path.container
-            key = body_key if container == "body" else container
-            root = sources.cache[key] if key in sources.cache else sources.get(container, a.body)
+        rules = a.rules
+        hits: list[tuple[int, str, object]] = []
+        not_dict: set[str] = set()
+        for container, node in a.plan:
+            root = sources.get(container, a.body)
             if root is None:
                 continue
-            fast = rule.fast
-            if fast is not None:  # one plain key: no walk
-                if not isinstance(root, dict):
-                    continue
-                value = root.get(fast)
-                if value is None:
-                    continue
-                if type(value) is _QueryValues:
-                    value = value[0]
-                text = value if type(value) is str else _as_text(value)
-                if not text or text in rule.not_if:
-                    continue
-                seen_key = (rule.property, rule.fast_location, text)
-                if seen_key not in seen:
-                    seen.add(seen_key)
-                    out.append(Found(a.id, rule.property, rule.fast_location, text))
+            if type(root) is not dict:
+                not_dict.add(container)
+            _run(node, root, container, hits, False)
+        hits.sort(key=_rule_index)  # stable: each rule's leaves stay in walk order
+        for i, loc, v in hits:
+            rule = rules[i]
+            fast = rule.fast is not None
+            if fast and not_dict and rule.path.container in not_dict:
+                continue  # one plain key reads a mapping only
+            # one plain key yields its whole text; a longer path at most MAX_VALUE characters
+            text = v if fast and type(v) is str else _as_text(v)
+            if not text or text in rule.not_if:
                 continue
-            for loc, v in _walk(root, rule.path.steps, 0, container):
-                text = _as_text(v)
-                if not text or text in rule.not_if:
-                    continue
-                seen_key = (rule.property, loc, text)
-                if seen_key not in seen:
-                    seen.add(seen_key)
-                    out.append(Found(a.id, rule.property, loc, text))
+            seen_key = (rule.property, loc, text)
+            if seen_key not in seen:
+                seen.add(seen_key)
+                out.append(Found(a.id, rule.property, loc, text))
     return tuple(out)
 
 

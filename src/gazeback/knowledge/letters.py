@@ -7,10 +7,13 @@ kinds of data received, and only the identifiers the person chose to include.
 
 from __future__ import annotations
 
+import functools
 import html
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from importlib.resources import files
 from typing import Any
 from urllib.parse import quote
 
@@ -54,6 +57,7 @@ ANNEX = {
         "none_chosen": "(none included in this letter)",
         "pids": "Other ID-like values that stayed the same across visits: {n} (not kept by gazeback)",
         "requests": "requests",
+        "request": "request",
     },
     "de": {
         "title": "Anlage: was meine Geräte an Sie gesendet haben",
@@ -69,6 +73,7 @@ ANNEX = {
         "none_chosen": "(in diesem Schreiben keine angegeben)",
         "pids": "Weitere gleichbleibende ID-artige Werte: {n} (von gazeback nicht gespeichert)",
         "requests": "Anfragen",
+        "request": "Anfrage",
     },
     "fr": {
         "title": "Annexe : ce que mes appareils vous ont envoyé",
@@ -84,6 +89,7 @@ ANNEX = {
         "none_chosen": "(aucun inclus dans ce courrier)",
         "pids": "Autres valeurs de type identifiant restées identiques : {n} (non conservées)",
         "requests": "requêtes",
+        "request": "requête",
     },
 }
 PII_WORDS = {
@@ -244,6 +250,21 @@ def ownership_note(company: Company) -> str | None:
     return None
 
 
+@functools.cache
+def _property_names() -> dict[str, dict[str, str]]:
+    path = files("gazeback") / "data" / "property-names.json"
+    return dict(json.loads(path.read_text(encoding="utf-8"))["properties"])
+
+
+def property_name(prop: str, lang: str) -> str:
+    """A TrackHAR property's neutral name in the letter's language (en, de, fr; else English):
+    a letter names what the company received, not the dashboard's words to the person."""
+    names = _property_names().get(prop)
+    if not names:
+        return prop
+    return names.get(lang) or names["en"]
+
+
 def annex_text(company: Company, ev: Evidence, chosen: list[Identifier], lang: str) -> str:
     w = ANNEX.get(lang, ANNEX["en"])
     words = PII_WORDS.get(lang, PII_WORDS["en"])
@@ -252,14 +273,20 @@ def annex_text(company: Company, ev: Evidence, chosen: list[Identifier], lang: s
         lines.append(f"{w['period']}: {ev.first_seen[:10]} – {(ev.last_seen or '')[:10]}")
     if ev.devices:
         lines.append(
-            f"{w['devices']}: " + ", ".join(f"{d} ({n} {w['requests']})" for d, n in ev.devices)
+            f"{w['devices']}: "
+            + ", ".join(
+                f"{d} ({n} {w['requests'] if n != 1 else w['request']})" for d, n in ev.devices
+            )
         )
     if ev.hosts:
         lines += ["", w["hosts"] + ":"] + [f"- {h} ({n})" for h, n in ev.hosts]
     if ev.kinds:
         lines += ["", w["kinds"] + ":"] + [f"- {words.get(k, k)} ({n})" for k, n in ev.kinds]
     if ev.learned:
-        lines += ["", w["learned"] + ":"] + [f"- {k} ({n})" for k, n in ev.learned]
+        lines += ["", w["learned"] + ":"] + [
+            f"- {property_name(k, lang)} ({n} {w['requests'] if n != 1 else w['request']})"
+            for k, n in ev.learned
+        ]
     lines += ["", w["ids"] + ":"]
     lines += [f"- {words.get(i.kind, i.kind)}: {i.value}" for i in chosen] or [w["none_chosen"]]
     if chosen:
@@ -329,7 +356,7 @@ def access_letter(
         body = fill(
             template,
             {"runs": bool(runs), "has_fields": False, "data_portability": False},
-            {"runs_list": ", ".join(runs), "id_data": ""},
+            {"runs_list": ", ".join(runs).rstrip("."), "id_data": ""},
         )
         subject = SUBJECTS.get(lang, SUBJECTS["en"])
     if lang not in ANNEX:

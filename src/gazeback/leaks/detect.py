@@ -18,7 +18,16 @@ from collections.abc import Sequence
 from hashlib import blake2b
 
 from gazeback.leaks.decode import MAX_BYTES, Decoder, Leaf, grpc_messages, safe_key
-from gazeback.leaks.needles import ID_KEYS, NAME_KEYS, Needle, Place, Profile, Tier, build_profile
+from gazeback.leaks.needles import (
+    ID_KEYS,
+    NAME_KEYS,
+    Needle,
+    Place,
+    Profile,
+    Tier,
+    build_profile,
+    could_hold_identifier,
+)
 from gazeback.models import Candidate, Detection, Leak, Observation
 
 __all__ = [
@@ -29,6 +38,7 @@ __all__ = [
     "fingerprint",
     "Profile",
     "scrub_identities",
+    "scrub_identities_many",
 ]
 
 SEP = "\n"  # joins leaves for one automaton pass; never inside a needle
@@ -437,6 +447,12 @@ def _keyed(
         size = len(text)
         if binary or size < 2 or size > 256 or (size < 6 and lkey not in NAME_KEYS):
             continue
+        loc = location
+        if "[" in loc:
+            loc = starred.get(loc) or _starred(loc)
+        keep = len(fps) < MAX_FINGERPRINTS and could_hold_identifier(loc, text)
+        if not keep and size < 12:  # neither a fingerprint nor an ID-shaped candidate
+            continue
         got = info.get(text)
         if got is None:
             h = base.copy()
@@ -444,10 +460,7 @@ def _keyed(
             fp = int.from_bytes(h.digest(), "big", signed=True)
             got = info[text] = (fp, None if size < 12 else id_shape(text))
         fp, shape = got
-        loc = location
-        if "[" in loc:
-            loc = starred.get(loc) or _starred(loc)
-        if len(fps) < MAX_FINGERPRINTS:
+        if keep:
             fps[(fp, loc)] = None
         if shape is None or i in matched or loc == "url.host" or len(cands) >= MAX_CANDIDATES:
             continue
@@ -500,14 +513,55 @@ def scrub_identities(text: str, profile: Profile | None) -> str:
     For values gazeback stores outside the request row (what adapters learned): the same
     needles as leak detection (every registered form, encoding and digest), plus a value that is
     exactly one of the person's short values. Locations are not text: callers round coordinates."""
-    if profile is None or not text:
-        return text
-    whole = profile.whole_leaf.get(text.strip().lower()) or profile.exact.get(text.strip())
-    if whole:
-        return f"[your {whole[0].pii_type}]"
-    hits = _match_needles([Leaf("learned", text)], profile).get(0)
-    if not hits:
-        return text
+    return scrub_identities_many([text], profile)[0]
+
+
+def scrub_identities_many(texts: Sequence[str], profile: Profile | None) -> list[str]:
+    """:func:`scrub_identities` of each text, the texts searched in one automaton pass (what one
+    request's adapters learned)."""
+    out = list(texts)
+    if profile is None:
+        return out
+    batch: list[int] = []  # one pass over these; a text whose lower case changes length alone
+    alone: list[int] = []
+    for i, text in enumerate(texts):
+        if not text:
+            continue
+        key = text.strip()
+        whole = profile.whole_leaf.get(key.lower()) or profile.exact.get(key)
+        if whole:
+            out[i] = f"[your {whole[0].pii_type}]"
+        elif text.isascii() or len(text.lower()) == len(text):
+            batch.append(i)
+        else:
+            alone.append(i)
+    if not alone and len(batch) <= 1:  # nothing to search, or one value: no joining
+        if batch:
+            i = batch[0]
+            one = _match_needles([Leaf("learned", texts[i])], profile).get(0)
+            if one:
+                out[i] = _replaced(texts[i], one)
+        return out
+    for group in [batch] + [[i] for i in alone] if alone else [batch]:
+        distinct = list(dict.fromkeys(texts[i] for i in group))
+        if not distinct:
+            continue
+        starts, pos = [], 0  # where each text begins in the joined pass (offsets are absolute)
+        for text in distinct:
+            starts.append(pos)
+            pos += len(text) + len(SEP)
+        hits = _match_needles([Leaf("learned", text) for text in distinct], profile)
+        scrubbed = {
+            distinct[u]: _replaced(distinct[u], [(a - starts[u], n, x) for a, n, x in found])
+            for u, found in hits.items()
+        }
+        for i in group:
+            if texts[i] in scrubbed:
+                out[i] = scrubbed[texts[i]]
+    return out
+
+
+def _replaced(text: str, hits: list[tuple[int, int, Needle]]) -> str:
     out, end = [], 0
     for start, length, needle in sorted(hits, key=lambda h: (h[0], -h[1])):
         if start < end:

@@ -155,9 +155,28 @@ _COOKIE_ATTRS = frozenset({"expires", "max-age", "domain", "path", "samesite"})
 _URL_IN_TEXT = re.compile(r"(?:https?|wss?)://[^\s<>\"',]+")
 
 
+# Header values found to hold nothing to redact (they are stored as they are anyway): a device
+# sends the same user-agent, accept and language headers with every request (#19). Bounded;
+# never holds a value that had anything replaced.
+_CLEAN_HEADERS: dict[tuple[str, str], None] = {}
+_CLEAN_MAX = 4096
+_CLEAN_VALUE_MAX = 1024
+
+
 def redact_header(name: str, value: str, key: bytes) -> tuple[str, bool]:
     """Return the value to store, and whether anything was replaced."""
     lname = name.lower()
+    if (lname, value) in _CLEAN_HEADERS:
+        return value, False
+    out, replaced = _redact_header(lname, value, key)
+    if not replaced and len(value) <= _CLEAN_VALUE_MAX:
+        if len(_CLEAN_HEADERS) >= _CLEAN_MAX:
+            _CLEAN_HEADERS.clear()
+        _CLEAN_HEADERS[(lname, value)] = None
+    return out, replaced
+
+
+def _redact_header(lname: str, value: str, key: bytes) -> tuple[str, bool]:
     if lname in SECRET_HEADERS:
         return redact_auth(value, key), True
     if lname in COOKIE_HEADERS:

@@ -161,14 +161,14 @@ group by 1, 2, 3, 4, 5
 _SITES_SQL = """
 select registrable_domain, null from requests where is_third_party = 0
 union select null, json_extract(h.value, '$[1]')
-from requests r, json_each(r.request_headers) h
-where r.request_headers is not null
+from header_sets s, json_each(s.headers) h
+where s.id in (select header_set_id from requests)
   and lower(json_extract(h.value, '$[0]')) in ('referer', 'origin')
 union select r.registrable_domain, null
-from requests r, json_each(r.request_headers) h
-where r.request_headers is not null
-  and lower(json_extract(h.value, '$[0]')) = 'sec-fetch-mode'
-  and json_extract(h.value, '$[1]') = 'navigate'
+from requests r
+where r.header_set_id in (select s.id from header_sets s, json_each(s.headers) h
+  where lower(json_extract(h.value, '$[0]')) = 'sec-fetch-mode'
+    and json_extract(h.value, '$[1]') = 'navigate')
 """
 _LEAKS_SQL = """
 select r.device_id, cast(strftime('%s', substr(r.started_at, 1, 19)) as integer) as t,

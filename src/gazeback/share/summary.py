@@ -41,6 +41,8 @@ class Summary:
     companies_all: list[dict[str, Any]] = field(default_factory=list)
     company_count: int = 0
     owner_count: int = 0
+    identifier_companies: int = 0  # companies that received a registered identifier
+    app_count: int = 0
     learned: list[tuple[str, int]] = field(default_factory=list)  # words, companies
     countries: list[tuple[str, int]] = field(default_factory=list)  # country, companies
     linking: list[tuple[str, list[str]]] = field(default_factory=list)  # masked, companies
@@ -68,10 +70,19 @@ class Summary:
             else ""
         )
         told = sum(1 for c in self.companies_all if c["learned"])
-        return (
+        whom = "the participants or their devices" if self.room else "you or your device"
+        said = (
             f"{_cap(who)} talked to {_plural(self.company_count, 'tracking company', 'tracking companies')}"
-            f"{owners}; {told or 'none'} of them received personal data about "
-            f"{'the participants' if self.room else 'you'}."
+            f"{owners}. {told or 'None'} of them learned something about {whom}"
+        )
+        if self.room:
+            return said + "."
+        # the dashboard's sentence counts the same: companies that received a registered identifier
+        mine = self.identifier_companies
+        return said + (
+            f"; your registered identifiers reached {mine}."
+            if mine
+            else "; none of your registered identifiers reached them."
         )
 
 
@@ -134,12 +145,14 @@ def collect(
         leaks_w += " and request_id in (select id from requests where app = ?)"
         leaks_a.append(app)
     learned: dict[str, set[str]] = {}
+    reached: set[str] = set()  # companies a registered identifier reached
     for company, pii, devices in db.execute(
         "select company, pii_type, count(distinct device_id) from leak_report "
         f"where company is not null {leaks_w} group by company, pii_type", leaks_a
     ):  # fmt: skip
         if devices >= k:
             learned.setdefault(company, set()).add(pii)
+            reached.add(company)
     if "learned" in db.view_names():  # what adapters decoded (issue #14): kinds, never values
         for company, words, devices in db.execute(
             "select company, property_words, count(distinct device_id) from learned "
@@ -149,8 +162,9 @@ def collect(
                 learned.setdefault(company, set()).add(str(words))
     companies = []
     for name, owner, country, n, devices in db.execute(
+        # every request to a tracking company, as the dashboard's company charts count them
         "select company, owner, country, count(*), count(distinct device_id) from trail "
-        f"where is_tracker = 1 and company is not null {w} group by company "
+        f"where company is not null {w} group by company having max(is_tracker) = 1 "
         "order by count(*) desc, company", a
     ):  # fmt: skip
         if devices < k:
@@ -164,6 +178,7 @@ def collect(
     s.companies = companies[:TOP]
     s.company_count = len(companies)
     s.owner_count = len({c["owner"] for c in companies})
+    s.identifier_companies = len(reached & {c["name"] for c in companies})
     kinds: dict[str, int] = {}
     for c in companies:
         for words in c["learned"]:
@@ -177,6 +192,9 @@ def collect(
         return s
     s.linking = _linking(db, leaks_w, leaks_a)
     s.apps = _apps(db, w, a)
+    s.app_count = db.execute(
+        f"select count(distinct app) from trail where app is not null and is_tracker = 1 {w}", a
+    ).fetchone()[0]
     if include_sites:
         s.sites = [
             r[0] for r in db.execute(

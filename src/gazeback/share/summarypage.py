@@ -110,7 +110,9 @@ def render_html(s: Summary, *, paper: str = "a4", form: str = "") -> str:
                      for what, cs in s.linking])  # fmt: skip
     apps = _list([f"{escape(a)} — {n} {'company' if n == 1 else 'companies'}"
                   f"{' (guessed from its requests)' if src == 'inferred' else ''}"
-                  for a, n, src in s.apps])  # fmt: skip
+                  for a, n, src in s.apps]
+                 + ([f"and {s.app_count - len(s.apps)} more"]
+                    if s.app_count > len(s.apps) else []))  # fmt: skip
     sites = _list([escape(x) for x in s.sites or []])
     parts = [
         f"<h1>Who knows what about {'this room' if s.room else 'me'}</h1>",
@@ -122,7 +124,14 @@ def render_html(s: Summary, *, paper: str = "a4", form: str = "") -> str:
             "<section class=wide><h2>The top companies and who owns them</h2>"
             "<table><thead><tr><th>Company</th><th>Owned by</th><th>Country</th>"
             f"<th class=n>Requests</th><th>What it learned</th></tr></thead><tbody>{companies}"
-            "</tbody></table></section>"
+            "</tbody></table>"
+            + (
+                f"<p class=more>and {s.company_count - len(s.companies)} more tracking "
+                f"{'company' if s.company_count - len(s.companies) == 1 else 'companies'}</p>"
+                if s.company_count > len(s.companies)
+                else ""
+            )
+            + "</section>"
         )
     grid: list[str] = []
     if company_chart:
@@ -167,12 +176,14 @@ h2 {{ font-size: 10.5pt; margin: 8px 0 3px; border-bottom: 2px solid #E69F00; }}
 .headline {{ font-size: 12.5pt; font-weight: 600; margin: 6px 0; }}
 table {{ border-collapse: collapse; width: 100%; font-size: 8.5pt; }}
 th, td {{ text-align: left; padding: 1px 4px; border-bottom: 1px solid #ddd; vertical-align: top; }}
+td, li, p, h1, h2 {{ overflow-wrap: anywhere; }}
 .n {{ text-align: right; }}
 .grid {{ display: grid; grid-template-columns: 1fr 1fr; gap: 0 16px; }}
 ul {{ margin: 2px 0; padding-left: 18px; }}
 li {{ margin: 1px 0; }}
 .chart {{ width: 100%; max-width: 420px; height: auto; font-size: 11px; margin-top: 4px; }}
 .small, .foot {{ font-size: 8.5pt; color: #444; }}
+.more {{ font-size: 8.5pt; color: #444; margin: 1px 0 0; }}
 .noprint {{ background: #f3f3f3; padding: 8px; margin-bottom: 8px; }}
 @media (max-width: 640px) {{ .grid {{ grid-template-columns: 1fr; }} body {{ font-size: 11pt; }}
   table, thead, tbody, tr, td, th {{ display: block; }} thead {{ display: none; }}
