@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl
@@ -18,6 +19,7 @@ from gazeback.knowledge.properties import (
     group_of,
 )
 from gazeback.leaks.detect import Profile, detect_safe, fingerprint, scrub_identities_many
+from gazeback.leaks.needles import identity_in
 from gazeback.leaks.redact import redact_header, redact_url, scrub_request, scrub_text
 from gazeback.models import (
     MAX_TEXT,
@@ -59,6 +61,11 @@ def process(snap: FlowSnapshot, context: Context) -> Record:
     if obs.app is None and (app := infer_app(obs.user_agent, obs.request_headers, obs.query,
                                                obs.request_body)):  # fmt: skip
         obs = replace(obs, app=app, app_source="inferred")
+    if obs.app is not None and (safe := safe_app(obs.app, context)) != obs.app:
+        obs = replace(obs, app=safe, app_source=obs.app_source if safe else None)
+    if obs.user_agent and (kind := identity_in(obs.user_agent, context.profile)):
+        # the device's browser family is read from it (devices.user_agent_family)
+        obs = replace(obs, user_agent=f"[leak:{kind}]")
     learned = learn_from(obs, context) if context.adapters is not None else ()
     if context.profile is None:
         return Record(observation=obs, classification=cls, learned=learned)
@@ -280,6 +287,39 @@ def unprocessed(snap: FlowSnapshot) -> Record:
         error="gazeback could not process this request (see the proxy log)",
     )
     return Record(observation=obs, classification=Classification(None, None))
+
+
+APP_MAX = 120  # characters: the longest package names and bundle IDs are about 100
+# A package, bundle ID or app name: starts with a letter or digit (never = + - @, which
+# spreadsheets run as formulas), then letters, digits, spaces and the punctuation names use.
+_APP_SHAPE = re.compile(r"[^\W_][\w .,:;'’&()+/#!?~-]*")
+
+
+def app_problem(app: str) -> str | None:
+    """Why ``app`` (an app name a capture or file gives) is not stored, or None when it is
+    a sane package, bundle ID or app name."""
+    if len(app) > APP_MAX:
+        return f"an app name longer than {APP_MAX} characters"
+    if not _APP_SHAPE.fullmatch(app):
+        return "not an app name (a package, bundle ID or name starts with a letter or digit)"
+    return None
+
+
+def safe_app(app: str | None, context: Context) -> str | None:
+    """``app`` as it may be stored in ``requests.app``: None when it is not app-shaped,
+    ``[leak:KIND]`` when it holds one of the person's registered identities (a User-Agent
+    that starts with an e-mail address), ``[leak:secret]`` when it holds a secret-shaped run.
+
+    Every app name passes here, inferred (live capture, HAR, mitm) or reported (PCAPdroid,
+    TrackerControl, App Privacy Report), like the other stored text."""
+    if app is None:
+        return None
+    app = app[: APP_MAX * 4]
+    if kind := identity_in(app, context.profile):
+        return f"[leak:{kind}]"
+    if scrub_text(app, context.key) != app:
+        return "[leak:secret]"
+    return None if app_problem(app) else app
 
 
 def stored_only(record: Record) -> Record:

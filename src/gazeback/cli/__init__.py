@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from gazeback.cli.options import DbCommand, check_port, db_option, open_existing_db
+from gazeback.cli.options import (
+    DbCommand,
+    GazebackGroup,
+    check_port,
+    db_option,
+    open_existing_db,
+)
 from gazeback.cli.options import open_db as _open_db
 from gazeback.cli.recording import record
 from gazeback.cli.rollup import keep_detail_option
@@ -16,7 +22,7 @@ from gazeback.dashboard import access, serve
 from gazeback.db import migrations
 
 
-@click.group()
+@click.group(cls=GazebackGroup)
 @click.version_option(package_name="gazeback")
 def cli() -> None:
     """gazeback: see what your own devices tell trackers."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +56,18 @@ def list_(directory: Path | None) -> None:
 
 def _har_requests(path: Path) -> list[tuple[str, learn.Request | str]]:
     """(position, request or the reason the entry cannot be read) of every HAR entry."""
+    # the import's streaming reader and its guards (nesting depth, not a HAR): one sentence
+    from gazeback.imports.base import Rejected, Source
+    from gazeback.imports.flows import split_har
+
     try:
-        doc = json.loads(path.read_bytes())
-    except (OSError, ValueError) as e:
-        raise click.ClickException(f"{path} is not a HAR file: {e}; nothing tested") from None
-    entries = doc.get("log", {}).get("entries") if isinstance(doc, dict) else None
-    if not isinstance(entries, list):
-        raise click.ClickException(f"{path} is not a HAR file: it has no log.entries list")
+        with open(path, "rb") as fp:
+            entries = [e for _, run in split_har(fp, Source(path.name, ""), 1 << 62) for e in run]
+    except OSError as e:
+        raise click.ClickException(f"cannot read {path}: {e.strerror}; nothing tested") from None
+    except Rejected as e:
+        why = " ".join(str(e).split())  # the JSON parser's message spans lines
+        raise click.ClickException(f"{path} is {why}; nothing tested") from None
     out: list[tuple[str, learn.Request | str]] = []
     for i, entry in enumerate(entries):
         pos = f"entry {i}"

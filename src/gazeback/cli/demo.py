@@ -73,7 +73,7 @@ def demo(db_path: Path, days: int, seed: int, scale: int, no_serve: bool, port: 
         f"{counts['leaks']:,} pieces of personal data found, {counts['devices']} devices."
     )
     if no_serve:
-        click.echo(f"See it with: gazeback dashboard {db_path}")
+        click.echo(f"See it with: gazeback dashboard --db {db_path}")
         return
     token = access.new_token()
     click.echo(f"Dashboard: {serve.dashboard_url('127.0.0.1', port, token)}")

@@ -99,3 +99,6 @@ def rescan(db_path: Path, identity_ids: tuple[int, ...]) -> None:
         raise click.ClickException(f"{e}. Add an identity first.") from e
     added = store_leaks.rescan(db, key, identity_ids or None)
     click.echo(f"{added} new leak rows.")
+    # app names recorded before they were checked (#17): never kept in clear
+    if apps := store_leaks.scrub_stored_apps(db, store_leaks.load_profile(db_path)):
+        click.echo(f"{apps} requests had one of your identifiers in their app name: replaced.")

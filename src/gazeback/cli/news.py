@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +17,15 @@ import click
 
 from gazeback.cli.options import DbCommand, db_option, open_existing_db
 from gazeback.db import alerts
-
-SINCE = re.compile(r"^(\d+)([mhdw])$")
-UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+from gazeback.timestamps import parse_duration
 
 
 def since_iso(since: str, now: datetime | None = None) -> str:
     """``7d`` / ``12h`` / ``30m`` / ``2w`` or an ISO date → ISO time; ValueError if neither."""
-    m = SINCE.match(since.strip())
+    period = parse_duration(since)
     now = now or datetime.now(UTC)
-    if m:
-        t = now - timedelta(**{UNITS[m.group(2)]: int(m.group(1))})
+    if period is not None:
+        t = now - period
     else:
         try:
             t = datetime.fromisoformat(since.strip().replace("Z", "+00:00"))

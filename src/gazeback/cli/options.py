@@ -6,6 +6,7 @@ command group (which imports them all).
 
 from __future__ import annotations
 
+import errno
 import socket
 import sqlite3
 import stat
@@ -187,3 +188,82 @@ def _is_trail(path: Path) -> bool:
         return row is not None
     except (OSError, sqlite3.Error):
         return False
+
+
+# --- a full disk, for every command ----------------------------------------------------------
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(error: BaseException) -> bool:
+    """Is ``error`` (or what caused it) a full disk: ENOSPC, a quota, SQLite's ``database
+    or disk is full``?"""
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in NO_SPACE:
+            return True
+        if isinstance(e, sqlite3.OperationalError) and "disk is full" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _folders(error: BaseException, args: list[str]) -> list[Path]:
+    """Existing folders the command wrote to: the failing file's, then each path argument's."""
+    names = [getattr(error, "filename", None), *args]
+    db_path = default_db_path()
+    if "--db" not in args and not any(a.startswith("--db=") for a in args):
+        names.append(str(db_path))
+    out: list[Path] = []
+    for name in names:
+        if not isinstance(name, str) or not name or name.startswith("-"):
+            name = name.split("=", 1)[1] if isinstance(name, str) and "=" in name else None
+            if not name:
+                continue
+        p = Path(name).expanduser()
+        folder = p if p.is_dir() else p.parent
+        if folder.is_dir() and folder not in out and (p.exists() or p.parent.is_dir()):
+            out.append(folder)
+    return out
+
+
+def disk_full_sentence(error: BaseException, command: str, args: list[str]) -> str:
+    """One sentence: which command, which disk (the least free of the folders it wrote to),
+    how much room is left there, what to do."""
+    import shutil
+
+    where = ""
+    free: list[tuple[int, Path]] = []
+    for folder in _folders(error, args):
+        try:
+            free.append((shutil.disk_usage(folder).free, folder))
+        except OSError:
+            continue
+    if free:
+        room, folder = min(free)
+        where = f" in {folder} ({room / 2**20:.1f} MiB free)"
+    return (
+        f"the disk is full{where}: `gazeback {command}` stopped and wrote nothing (anything "
+        "written before is unchanged). Free some space there or choose a folder on another "
+        "disk, then run it again."
+    )
+
+
+class GazebackGroup(click.Group):
+    """The ``gazeback`` group: a full disk in any command is one sentence and exit 1, not a
+    traceback (each command removes what it had started writing)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # the command's name and its arguments (click 8.2 renamed protected_args)
+        first = getattr(ctx, "_protected_args", None)
+        args = [*(first if first is not None else ctx.protected_args), *ctx.args]
+        try:
+            return super().invoke(ctx)
+        except (OSError, sqlite3.Error) as e:
+            if not disk_full(e):
+                raise
+            raise click.ClickException(
+                disk_full_sentence(e, args[0] if args else "", args[1:])
+            ) from None

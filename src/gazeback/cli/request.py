@@ -9,6 +9,7 @@ import click
 
 from gazeback.cli.options import DbCommand, db_hint, db_option, open_existing_db
 from gazeback.db import asks
+from gazeback.db.localfiles import write_private
 from gazeback.knowledge import datenanfragen, letters
 from gazeback.knowledge.classify import load_index
 
@@ -117,10 +118,21 @@ def request(
             comp, tids = asks.resolve(db, index, sent["company_id"])
             chosen = asks.chosen_identifiers(db, db_path, tids, list(include), include_all)
             kind = "admonition" if reminder is not None else "complaint"
+            # --lang on the command line wins; else the language the request was sent in
+            ctx = click.get_current_context()
+            given = ctx.get_parameter_source("lang") == click.core.ParameterSource.COMMANDLINE
             letter = letters.follow_up(
                 directory, kind, comp, asks.evidence(db, tids), chosen,
-                date.fromisoformat(sent["sent_on"]), sent["lang"] or lang, country,
+                date.fromisoformat(sent["sent_on"]), lang if given else sent["lang"] or lang,
+                country,
             )  # fmt: skip
+            if kind == "complaint" and not country:
+                click.echo(
+                    "Note: a complaint goes to the supervisory authority of the country you "
+                    "live in: give it as --country XX (e.g. --country de); without it the "
+                    "letter is addressed to the company's first relevant country.",
+                    err=True,
+                )
             if asks.status(sent, now) != "overdue":
                 click.echo(
                     f"Note: request {rid} is not overdue yet (due {sent['due_on']}).", err=True
@@ -175,7 +187,7 @@ def _emit(letter: letters.Letter, fmt: str, output: Path | None) -> None:
         click.echo(text, nl=False)
         return
     try:
-        output.write_text(text, encoding="utf-8")
+        write_private(output, text)
     except OSError as e:
         raise asks.AskError(f"cannot write {output}: {e.strerror}") from None
     click.echo(f"Wrote {output}", err=True)

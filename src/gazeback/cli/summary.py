@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
-import re
+import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from gazeback.cli.options import DbCommand, db_option, open_existing_db
+from gazeback.db.localfiles import place_private, write_private
+from gazeback.timestamps import parse_duration
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -19,15 +22,17 @@ if TYPE_CHECKING:
 SUFFIXES = (".html", ".pdf", ".png")
 
 
-def parse_since(text: str) -> int | None:
-    """``30d``, ``2w``, ``30`` → days; ``all`` → None (everything recorded)."""
-    t = text.strip().lower()
-    if t == "all":
+def parse_since(text: str) -> float | None:
+    """``30d``, ``2w``, ``12h``, ``30m``, ``30`` → days; ``all`` → None (everything recorded).
+    The same durations as ``gazeback news --since``."""
+    if text.strip().lower() == "all":
         return None
-    m = re.fullmatch(r"(\d+)\s*([dw]?)", t)
-    if not m or int(m.group(1)) == 0:
-        raise click.BadParameter(f"{text!r} is not a period: give days as 30d, weeks as 2w, or all")
-    return int(m.group(1)) * (7 if m.group(2) == "w" else 1)
+    period = parse_duration(text)
+    if not period:
+        raise click.BadParameter(
+            f"{text!r} is not a period: give days as 30d, weeks as 2w, hours as 12h, or all"
+        )
+    return period / timedelta(days=1)
 
 
 @click.command(cls=DbCommand)
@@ -37,7 +42,7 @@ def parse_since(text: str) -> int | None:
 @click.option("--device", metavar="LABEL", help="Only this device.")
 @click.option("--app", metavar="APP", help="Only this app (bundle ID, package or name as stored).")
 @click.option("--since", "since", default="30d", show_default=True, metavar="PERIOD",
-              help="How far back: 30d, 2w, or all.")  # fmt: skip
+              help="How far back: 30d, 2w, 12h, or all.")  # fmt: skip
 @click.option("--include-sites", is_flag=True,
               help="Also name the sites you visited (left out unless you ask).")  # fmt: skip
 @click.option("--paper", type=click.Choice(["a4", "letter"]), default="a4", show_default=True)
@@ -91,26 +96,53 @@ def summary(
         )
     s = collect(db, device=device, days=days, app=app, include_sites=include_sites)
     html = render_html(s, paper=paper)
-    problems = scan(html, _profile(db, db_path), () if include_sites else _sites(db))
+    profile = _profile(db, db_path)
+    problems = scan(html, profile, () if include_sites else _sites(db))
     if problems:
         raise click.ClickException(
             f"the summary would show {len(problems)} thing(s) it must not (your identifiers or "
-            f"sites you did not choose: {'; '.join(problems[:3])}); nothing was written"
+            f"sites you did not choose: {'; '.join(problems[:3])}); nothing was written. "
+            + _fix_hint(db, db_path, profile, include_sites)
         )
-    part = out.with_name(f".{out.name}.part")
+    # 0600 and whole: a full disk leaves neither a cut file nor an emptied earlier one
+    part = out.with_name(f".{out.name}.{secrets.token_hex(4)}.part{kind}")
     try:
         if kind == ".html":
-            part.write_text(html, encoding="utf-8")
+            write_private(out, html)
         else:
-            render_file(html, part.with_suffix(kind), chromium=exe)
-            part.with_suffix(kind).replace(part)
-        os.replace(part, out)
+            mask = os.umask(0o077)
+            try:
+                render_file(html, part, chromium=exe)
+            finally:
+                os.umask(mask)
+            place_private(part, out)
     except NoChromium as e:
         raise click.ClickException(str(e)) from e
     finally:
-        for p in (part, part.with_suffix(kind)):
-            p.unlink(missing_ok=True)
+        part.unlink(missing_ok=True)
     click.echo(f"{out}: {s.headline}")
+
+
+def _fix_hint(db: Database, db_path: Path, profile: Profile, include_sites: bool) -> str:
+    """What to do about a refused summary: where the identifier is stored, and the command."""
+    from gazeback.cli.options import db_hint
+    from gazeback.db.identities import apps_with_identities
+
+    if apps := apps_with_identities(db, profile):
+        n = db.execute(
+            f"select count(*) from requests where app in ({', '.join('?' * len(apps))})",
+            list(apps),
+        ).fetchone()[0]
+        return (
+            f"The app name (requests.app) of {n} request(s), recorded before app names were "
+            f"checked, holds it: run `gazeback rescan{db_hint(db_path)}` to replace it, then "
+            "write the summary again."
+        )
+    return (
+        "Narrow it with --device, --app or --since"
+        + ("" if include_sites else ", or add --include-sites if a site name is meant to show")
+        + "; `gazeback identity list` shows which identity has that number."
+    )
 
 
 def _profile(db: Database, db_path: Path) -> Profile:

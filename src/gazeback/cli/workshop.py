@@ -14,7 +14,7 @@ from gazeback.cli.options import check_port
 from gazeback.cli.options import open_db as _open_db
 from gazeback.cli.recording import record
 from gazeback.dashboard import access, serve
-from gazeback.db.localfiles import default_db_path, side_file
+from gazeback.db.localfiles import default_db_path, side_file, write_private
 from gazeback.db.wipe import WorkshopFolder, trail_files, wipe
 from gazeback.devices import workshop as ws
 from gazeback.devices.access import credentials_path
@@ -90,8 +90,7 @@ def workshop(
         db = _open_db(db_path)
         ws.add_seats(db, db_path, seats, host)
         cards = side_file(db_path, "seat_cards")
-        cards.write_text(ws.seat_cards(db, db_path, host, f"http://{host}:{page_port}"))
-        cards.chmod(0o600)
+        write_private(cards, ws.seat_cards(db, db_path, host, f"http://{host}:{page_port}"))
         db.close()
         room.add(*trail_files(db_path), folder / "mitmproxy")
         over = threading.Event()

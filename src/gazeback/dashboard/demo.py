@@ -294,7 +294,8 @@ def plan(n: int, days: int, seed: int, end: datetime) -> Iterator[tuple[int, App
         app = rng.choices(by_dev[dev], [a.weight for a in by_dev[dev]])[0]
         call = rng.choices(app.calls, [c.weight for c in app.calls])[0]
         times, weights = hours[dev]
-        at = rng.choices(times, weights)[0] + rng.random() * 3600
+        slot = rng.choices(times, weights)[0]
+        at = slot + rng.random() * min(3600.0, end.timestamp() - slot)  # never after end
         yield i, app, call, at
 
 
@@ -310,7 +311,7 @@ def generate(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Fill ``db_path`` with ``scale`` synthetic requests over ``days`` days; return counts."""
-    end = end or datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    end = end or datetime.now(UTC).replace(microsecond=0)  # nothing in the future
     private_file(db_path)  # 0600 like a real trail (SQLite gives its -wal the same mode)
     db = sqlite_utils.Database(db_path)
     db.enable_wal()

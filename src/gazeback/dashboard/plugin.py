@@ -202,8 +202,10 @@ def asgi_wrapper(datasette: Any) -> Callable[[ASGIApp], ASGIApp]:
     allowed = config.get("allowed_hosts") or sorted(LOOPBACK_HOSTS)
 
     def wrapper(app: ASGIApp) -> ASGIApp:
+        from gazeback.dashboard.csvsafe import csv_safe  # .csv downloads: no formulas (#17)
+
         return wrap(
-            app, allowed, config.get("password_hash"), config.get("token") or None,
+            csv_safe(app), allowed, config.get("password_hash"), config.get("token") or None,
             bool(config.get("no_token")), bool(config.get("workshop")),
         )  # fmt: skip
 

@@ -22,7 +22,7 @@ from sqlite_utils import Database
 from gazeback.db.header_sets import header_set_ids, headers_text
 from gazeback.db.localfiles import key_path, load_or_create_key
 from gazeback.leaks.detect import Profile, fingerprint
-from gazeback.leaks.needles import NAME_KEYS, build_profile, location_keys, validate
+from gazeback.leaks.needles import NAME_KEYS, build_profile, identity_in, location_keys, validate
 from gazeback.leaks.redact import scrub_request
 from gazeback.models import Detection, IdentityValue, Leak
 from gazeback.timestamps import now_iso
@@ -517,3 +517,26 @@ def _scrub_stored(db: Database, rows: list[dict[str, Any]]) -> None:
                 "redacted_fields": json.dumps(list(dict.fromkeys([*done, *fields]))),
             },
         )
+
+
+def apps_with_identities(db: Database, profile: Profile | None) -> dict[str, str]:
+    """Stored app names (``requests.app``) that hold a registered identity → what replaces
+    them (``[leak:KIND]``): names recorded before app names were checked (#17)."""
+    out: dict[str, str] = {}
+    if profile is None or not db["requests"].exists():
+        return out
+    for (app,) in db.execute(
+        "select distinct app from requests where app is not null and app not like '[leak:%'"
+    ):
+        if kind := identity_in(app, profile):
+            out[app] = f"[leak:{kind}]"
+    return out
+
+
+def scrub_stored_apps(db: Database, profile: Profile | None) -> int:
+    """Replace every stored app name that holds a registered identity; the requests changed."""
+    changed = 0
+    with db.conn:
+        for app, mark in apps_with_identities(db, profile).items():
+            changed += db.execute("update requests set app = ? where app = ?", [mark, app]).rowcount
+    return changed

@@ -133,3 +133,30 @@ def load_or_create_key(db_path: Path) -> bytes:
     with os.fdopen(fd, "wb") as f:
         f.write(key)
     return key
+
+
+def write_private(path: Path, data: str | bytes) -> None:
+    """Write a file the person asked for (a letter, a summary, a handout) owner-only (0600)
+    and whole: a temporary file in the same folder, synced, then renamed over ``path``.
+
+    On any error (a full disk) the temporary file is removed and an earlier ``path`` is left
+    as it was; the OSError is raised.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def place_private(made: Path, path: Path) -> None:
+    """Move a finished file another program wrote (Chromium's PDF) over ``path``, 0600."""
+    os.chmod(made, 0o600)
+    os.replace(made, path)

@@ -7,7 +7,8 @@ PCAPdroid's connections export (Connections → ⋮ → Export CSV; the columns 
     BytesSent,BytesRcvd,PktsSent,PktsRcvd,FirstSeen,LastSeen[,Malicious]
 
 ``IPProto`` is the IP protocol number, ``Info`` the host name PCAPdroid saw (DNS query, TLS
-SNI or HTTP Host), times ISO-8601 with an offset. Fields are not quoted, so an ``Info``
+SNI or HTTP Host), times ISO-8601 with milliseconds and an offset (before version 1.7.0,
+epoch milliseconds: both are read, see ``_pcapdroid_time``). Fields are not quoted, so an ``Info``
 with commas spans several fields: the columns after it are counted from the end.
 
 TrackerControl's log export (⋮ → Export as CSV; opencsv, every field quoted) has one row per
@@ -64,6 +65,19 @@ def _lines(fp: IO[bytes]) -> Iterator[tuple[int, str]]:
         yield n, raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
+def _pcapdroid_time(text: str) -> float:
+    """A PCAPdroid CSV time as seconds since the epoch.
+
+    PCAPdroid 1.7.0 and later (December 2023) write ISO 8601 with milliseconds and an offset
+    (``2026-12-01T10:00:00.123+01:00``; ``+0100`` before Android 7); earlier versions wrote
+    the epoch number (milliseconds; seconds are read too, told apart by size)."""
+    t = text.strip()
+    if t.isdigit():
+        n = int(t)
+        return n / 1000 if n >= 100_000_000_000 else float(n)  # ms after 1973-03
+    return datetime.fromisoformat(t).timestamp()
+
+
 def read_pcapdroid_csv(fp: IO[bytes], src: Source) -> Iterator[Item]:
     """PCAPdroid's connections CSV: one row per connection, with the app's package name."""
     text, header = _header(fp, "PCAPdroid connections CSV")
@@ -86,12 +100,13 @@ def read_pcapdroid_csv(fp: IO[bytes], src: Source) -> Iterator[Item]:
         fields = [*fields[:10], ",".join(fields[10 : 11 + extra]), *fields[11 + extra :]]
         row = dict(zip(header.split(","), fields, strict=True))
         try:
-            started = datetime.fromisoformat(row["FirstSeen"]).timestamp()
-            ended = datetime.fromisoformat(row["LastSeen"]).timestamp()
+            started, ended = _pcapdroid_time(row["FirstSeen"]), _pcapdroid_time(row["LastSeen"])
             sent, received = int(row["BytesSent"]), int(row["BytesRcvd"])
             port = int(row["DstPort"])
         except ValueError as e:
-            yield Problem(pos, f"unreadable time, port or byte count ({e}); skipped")
+            yield Problem(
+                pos, f"unreadable time (FirstSeen, LastSeen), port or byte count ({e}); skipped"
+            )
             continue
         app = row["PackageName"] or row["App"] or (f"uid {row['UID']}" if row["UID"] else None)
         host = row["Info"].strip() or row["DstIp"]

@@ -6,6 +6,8 @@ items through the pipeline) import these from here, so that neither imports the 
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,3 +119,28 @@ def dns_snapshot(
 PCAP_MAGICS = (b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1")
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+_LABEL = re.compile(r"(?!-)[^\W]([\w-]{0,61}[^\W])?", re.UNICODE)
+
+
+def host_problem(host: str | None) -> str | None:
+    """Why ``host`` (from a file) is not a host name or an IP address, or None when it is.
+
+    Labels of letters, digits, ``-`` and ``_`` (``_dmarc``), at most 63 characters each and
+    253 in all; an IPv4 or IPv6 address (``[::1]`` too). Never a formula (``=cmd|…``),
+    markup or a path."""
+    if host is None or host == "":
+        return None  # a record without a host (a DNS answer row) is judged elsewhere
+    text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(text)
+        return None
+    except ValueError:
+        pass
+    name = text.rstrip(".")
+    if len(name) > 253:
+        return "is not a host name (longer than 253 characters)"
+    if not name or not all(_LABEL.fullmatch(label) for label in name.split(".")):
+        return "is not a host name or an IP address"
+    return None

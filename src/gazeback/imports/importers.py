@@ -33,6 +33,7 @@ from gazeback.imports.base import (
     SQLITE_MAGIC,
     Item,
     Reader,
+    host_problem,
 )
 
 # The readers' shared types live in imports.base; callers keep importing them from here.
@@ -42,7 +43,14 @@ from gazeback.imports.base import Rejected as Rejected
 from gazeback.imports.base import Source as Source
 from gazeback.knowledge.classify import TrackerIndex
 from gazeback.models import Record
-from gazeback.pipeline import Context, process, stored_only, unprocessed
+from gazeback.pipeline import (
+    Context,
+    app_problem,
+    process,
+    safe_app,
+    stored_only,
+    unprocessed,
+)
 
 FORMATS = (
     "har",
@@ -250,6 +258,15 @@ def _import(
             if len(records) >= batch_size:
                 flush()
         flush()
+        if result.entries == 0 and problems:
+            # nothing of it could be stored: not marked as imported (the capture row goes
+            # with the transaction), so the file can be fixed and imported again
+            first = problems[0]
+            raise Rejected(
+                f"none of its entries could be stored ({len(problems)} problem"
+                f"{'s' if len(problems) > 1 else ''}; the first, {first.position}: "
+                f"{first.reason}). Fix the file and import it again"
+            )
         store_imports.save_problems(
             db, capture_id, src.name, ((p.position, p.reason) for p in problems)
         )
@@ -278,6 +295,10 @@ def _processed(got: Iterable[Item], context: Context) -> Iterator[Problem | Reco
 
 
 def _item(entry: Entry, context: Context) -> Iterator[Problem | Record]:
+    if why := host_problem(entry.snap.host):
+        # text from another tool's file (a CSV cell) is stored only when it is a host name
+        yield Problem(entry.position, f"host {shown(entry.snap.host)} {why}; skipped")
+        return
     try:
         record = process(entry.snap, context)
     except Exception as e:
@@ -288,10 +309,22 @@ def _item(entry: Entry, context: Context) -> Iterator[Problem | Record]:
         except Exception:
             record = unprocessed(entry.snap)
     record = stored_only(record)
-    if entry.app and (entry.app_source == "reported" or not record.observation.app):
-        obs = replace(record.observation, app=entry.app, app_source=entry.app_source)
+    app = entry.app
+    if app and (why := app_problem(app)):
+        # a file's app name is text from outside (a CSV cell): never stored unchecked
+        yield Problem(entry.position, f"app {shown(app)} left out: {why}")
+        app = None
+    if app and (entry.app_source == "reported" or not record.observation.app):
+        safe = safe_app(app, context)
+        obs = replace(record.observation, app=safe, app_source=entry.app_source if safe else None)
         record = replace(record, observation=obs)
     yield record
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a message, cut short and with control characters escaped."""
+    cut = text if len(text) <= limit else text[:limit] + "…"
+    return repr(cut)
 
 
 # --- worker processes ---------------------------------------------------------------------

@@ -476,3 +476,18 @@ def build_profile(identities: Sequence[IdentityValue]) -> Profile:
         identity_ids=tuple(i.id for i in identities),
         exact={k: tuple(v) for k, v in b.exact.items()},
     )
+
+
+def identity_in(text: str, profile: Profile | None) -> str | None:
+    """The kind of the first registered identity anywhere in ``text`` (any needle form, any
+    case for case-insensitive kinds, neighbours not checked: the summary's check), or None.
+
+    For short stored names (an app name) where any trace of an identity is too much."""
+    if profile is None or not text:
+        return None
+    for automaton, t in ((profile.automaton, text), (profile.ci_automaton, text.lower())):
+        if automaton is None:
+            continue
+        for _, (_, needles) in automaton.iter(t):
+            return str(needles[0].pii_type)
+    return None

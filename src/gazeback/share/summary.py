@@ -30,7 +30,7 @@ K_ROOM = 2  # a room summary shows only what at least this many participants sha
 class Summary:
     """What the page says; every field is a name or a count, never a value."""
 
-    days: int | None
+    days: float | None
     device: str | None
     app: str | None = None
     devices: int = 0
@@ -115,7 +115,7 @@ def collect(
     db: Database,
     *,
     device: str | None = None,
-    days: int | None = 30,
+    days: float | None = 30,
     app: str | None = None,
     include_sites: bool = False,
     now: datetime | None = None,

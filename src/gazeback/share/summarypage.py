@@ -71,7 +71,11 @@ def _list(items: list[str]) -> str:
 
 def render_html(s: Summary, *, paper: str = "a4", form: str = "") -> str:
     """The page; ``form`` (dashboard only) is a no-print block of choices above it."""
-    when = f"the last {s.days} days" if s.days else "everything recorded"
+    when = f"the last {s.days:g} days" if s.days else "everything recorded"
+    if s.days and s.days < 1:
+        when = f"the last {round(s.days * 24 * 60)} minutes"
+        if s.days * 24 == round(s.days * 24):
+            when = f"the last {round(s.days * 24)} hours"
     scope = [when]
     if s.device:  # its label is the person's own wording ("Ada's phone"): not on the page
         scope.append("one device")
