@@ -223,3 +223,29 @@ def test_connect_page_draws_the_devices_qr_code(browser, tmp_path, shots):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_experiment_box_names_the_experiment_shown(browser, tmp_path, shots):
+    """With nothing chosen the experiment board shows the newest experiment; its box says so
+    (it was blank while the charts showed the newest)."""
+    from gazeback.db import experiments as ex
+
+    path = tmp_path / "trail.db"
+    demo.generate(path, scale=200, seed=5, end=datetime(2026, 11, 27, tzinfo=UTC))
+    db = sqlite_utils.Database(path)
+    for name, minute in (("older test", 0), ("newer test", 10)):
+        ex.start(db, name, "accept all", now=f"2026-11-26T10:{minute:02d}:00.000Z")
+        ex.stop(db, now=f"2026-11-26T10:{minute + 5:02d}:00.000Z")
+    db.close()
+    proc, base, token = start_server(path)
+    try:
+        url = with_token(f"{base}/-/dashboards/experiment", token)
+        errors, outside, page = visit(browser, url, shots / "experiment.png")
+        assert page.locator("select#experiment").input_value() == "newer test"
+        url = with_token(f"{base}/-/dashboards/experiment?experiment=older+test", token)
+        errors2, _, page = visit(browser, url, shots / "experiment-older.png")
+        assert page.locator("select#experiment").input_value() == "older test"
+        assert errors == errors2 == [] and outside == []
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -254,7 +254,17 @@ async function renderMapChart(chart_slug) {
 }
 
 // Show the "no traffic yet" page on an empty database; otherwise draw the charts.
+// The experiment board shows the latest experiment when none is chosen: its box says which.
+function gazebackShowChosenExperiment() {
+  const box = document.querySelector('.dashboard-filters select#experiment')
+  const chosen = new URLSearchParams(window.location.search).get('experiment')
+  if (box && !chosen && box.options.length > 1 && !box.value) {
+    box.value = box.options[1].value // the newest: the options are listed newest first
+  }
+}
+
 async function gazebackStart(db, absolute_url, draw) {
+  gazebackShowChosenExperiment()
   let empty = false
   try {
     const sql = encodeURIComponent('select exists(select 1 from requests) as any_rows')

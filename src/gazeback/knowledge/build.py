@@ -449,5 +449,13 @@ def attribution(artifact: bytes) -> str:
         "(`licenses/datenanfragen-CC0-1.0.txt`), reduced to the fields a letter needs by",
         "`scripts/build_datenanfragen.py`. No attribution is required; we credit it anyway.",
         "",
+        "## Names of what trackers learned, in letters",
+        "",
+        "`property-names.json` (used by the annex of `gazeback request`): the TrackHAR property names in",
+        "English and German, copied from `i18n/en.json` and `i18n/de.json` of tweaselORG/TrackHAR, commit",
+        "b0189485f73b6abc117c43096e73b6759a7a3a1b (2025-10-22), CC0 1.0 (`licenses/trackhar-cc0.txt`); the",
+        "French names are gazeback's own translation. Letters use these neutral names (a letter speaks to the",
+        "company), not the dashboard's words (which speak to the person).",
+        "",
     ]
     return "\n".join(lines)
