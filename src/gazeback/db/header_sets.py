@@ -14,23 +14,12 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from gazeback.db.dictionary import dictionary_ids
+
 
 def header_set_ids(db: Database, texts: Iterable[str]) -> dict[str, int]:
     """The ``header_sets`` id of each headers JSON text, adding those not stored yet."""
-    wanted = sorted(set(texts))
-    out: dict[str, int] = {}
-    for start in range(0, len(wanted), 200):
-        chunk = wanted[start : start + 200]
-        marks = ",".join("?" * len(chunk))
-        sql = f"select headers, id from header_sets where headers in ({marks})"
-        out.update(db.execute(sql, chunk).fetchall())
-    missing = [text for text in wanted if text not in out]
-    if missing:
-        with db.atomic():  # a savepoint inside the writer's batch; committed on its own here
-            for text in missing:
-                cur = db.conn.execute("insert into header_sets (headers) values (?)", [text])
-                out[text] = int(cur.lastrowid or 0)
-    return out
+    return dictionary_ids(db, "header_sets", "headers", texts)
 
 
 def headers_text(headers: Sequence[Sequence[str]]) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from gazeback.db.dictionary import dictionary_ids
 from gazeback.db.header_sets import header_set_ids, headers_text
 from gazeback.db.localfiles import key_path, load_or_create_key
 from gazeback.leaks.detect import Profile, fingerprint
@@ -211,18 +212,7 @@ def save_batch(db: Database, batch: Sequence[tuple[int, Detection]], leaks: bool
 
 def location_ids(db: Database, locations: Iterable[str]) -> dict[str, int]:
     """The ``leaf_locations`` id of each location, adding those not stored yet."""
-    wanted = sorted(set(locations))
-    out: dict[str, int] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        sql = f"select location, id from leaf_locations where location in ({marks})"
-        out.update(db.execute(sql, chunk).fetchall())
-    missing = [loc for loc in wanted if loc not in out]
-    for loc in missing:
-        cur = db.conn.execute("insert into leaf_locations (location) values (?)", [loc])
-        out[loc] = int(cur.lastrowid or 0)
-    return out
+    return dictionary_ids(db, "leaf_locations", "location", locations)
 
 
 # A leaf fingerprint with its location spelled out (the table keeps a dictionary id).
