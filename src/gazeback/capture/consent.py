@@ -17,9 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from gazeback import chromium as browsers
-from gazeback.timestamps import now_iso
+from gazeback.timestamps import iso, now_iso
 
 AUTOCONSENT = Path(__file__).parent.parent / "data" / "autoconsent"
+# Put before autoconsent's script (which keeps the function it finds): each message it sends
+# carries the page's time of sending.
+STAMP_MESSAGES = """(() => {
+  const send = window.autoconsentSendMessage;
+  if (send && !window.autoconsentReceiveMessage && !send.gazebackStamped) {
+    const stamped = (m) => send(Object.assign({}, m, {gazebackSentAt: Date.now()}));
+    stamped.gazebackStamped = true;
+    window.autoconsentSendMessage = stamped;
+  }
+})();
+"""
 # condition label -> autoconsent's autoAction
 CONDITIONS: tuple[tuple[str, str | None], ...] = (
     ("no choice", None),
@@ -109,7 +120,13 @@ class _Run:
                 self.r.banner = msg.get("cmp") or self.r.banner
                 if kind == "popupFound" and not self.found.is_set():
                     if self.action is not None:  # autoconsent answers it from now on
-                        self.r.clicked_at = now_iso()
+                        # the page's clock when it found the banner (before it clicks): this
+                        # process may take the message late on a busy machine, after the
+                        # requests the click caused have already been recorded
+                        sent = msg.get("gazebackSentAt")
+                        self.r.clicked_at = (
+                            iso(sent / 1000) if isinstance(sent, int | float) else now_iso()
+                        )
                     self.found.set()
                     self.settled.set()
             elif kind == "report" and msg.get("mainFrame"):
@@ -231,7 +248,7 @@ async def _check(
         from playwright.async_api import async_playwright
     except ImportError:
         raise ConsentCheckError(NO_PLAYWRIGHT) from None
-    script = (AUTOCONSENT / "autoconsent.playwright.js").read_text()
+    script = STAMP_MESSAGES + (AUTOCONSENT / "autoconsent.playwright.js").read_text()
     rules = json.loads((AUTOCONSENT / "rules.json").read_text())
     rules_js = json.dumps({"autoconsent": rules.get("autoconsent", [])})
     out: list[RunResult] = []

@@ -251,6 +251,7 @@ class Notifier(threading.Thread):
         self.db_path, self.template, self.every = db_path, template, every
         self.debounce = Debouncer(quiet=quiet)
         self.stopping = threading.Event()
+        self.ready = threading.Event()  # set once what came before the start is counted
 
     def run(self) -> None:
         import sqlite_utils
@@ -259,6 +260,7 @@ class Notifier(threading.Thread):
         try:
             alerts.refresh(db)  # what was new before this start is not news now
             seen = self._last(db)
+            self.ready.set()
             while not self.stopping.wait(self.every):
                 try:
                     last = self._last(db)
