@@ -217,6 +217,36 @@ def test_attribution_by_proxy_credential_through_mitmdump(tmp_path, upstream):
     assert proxy.rows("select count(*) as n from devices")[0]["n"] == 3  # no stray rows
 
 
+def test_a_room_joining_at_once_through_mitmdump(tmp_path, upstream):
+    # Eight connections of one phone arrive together with its credential: every one is let in
+    # and attributed (their bcrypt checks share one run: tests/test_deviceauth.py).
+    from concurrent.futures import ThreadPoolExecutor
+
+    db, db_path = fresh(tmp_path)
+    devices.add(db, db_path, "phone", endpoint_host="x")
+    db.close()
+    creds = serve.proxy_credentials(db_path, [])
+    htpasswd = serve.write_htpasswd(db_path, creds)
+    proxy = start_proxy(tmp_path, upstream, "--set", f"gazeback_proxy_users={htpasswd}")
+
+    def one(i):
+        url = f"http://phone:{creds['phone']}@127.0.0.1:{proxy.port}"
+        with httpx.Client(proxy=url, verify=str(proxy.ca), timeout=20) as client:
+            return client.get(f"https://tracker.example/join?n={i}").status_code
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(one, range(8))) == [200] * 8
+        wait_rows(db_path, "select * from requests", 8)
+    finally:
+        assert proxy.stop() == 0
+    rows = proxy.rows(
+        "select d.label, count(*) as n from requests r join devices d on d.id = r.device_id "
+        "group by d.label"
+    )
+    assert rows == [{"label": "phone", "n": 8}]
+
+
 def test_decryption_check(db):
     now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     phone = db.table("devices").insert({"key": "user:phone", "label": "phone"}).last_pk

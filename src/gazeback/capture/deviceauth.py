@@ -6,8 +6,10 @@ only clients of the regular (or upstream) proxy that are not on this computer. A
 client may still present a device's credential: its requests are then that device's.
 
 Passwords are bcrypt hashes in an htpasswd file; a check runs in a worker thread (never on
-the proxy's event loop), a successful one is remembered for the life of the process, and a
-client address that keeps failing is refused without checking for a minute.
+the proxy's event loop), checks of one credential arriving together share one bcrypt run (a
+room of phones joining at once queues one check per password, not one per connection), a
+successful one is remembered for the life of the process, and a client address that keeps
+failing is refused without checking for a minute.
 """
 
 from __future__ import annotations
@@ -118,6 +120,8 @@ class DeviceAuth:
     def __init__(self) -> None:
         self.users: dict[str, bytes] = {}
         self._verified: set[tuple[str, bytes]] = set()  # (user, sha256(password)) that passed
+        self._pending: dict[tuple[str, bytes], asyncio.Future[bool]] = {}  # checks running now
+        self.checks_run = 0  # bcrypt checks started (coalesced ones count once)
         self._failures: dict[str, deque[float]] = {}
         self.authenticated: MutableMapping[connection.Client, str] = weakref.WeakKeyDictionary()
 
@@ -143,6 +147,7 @@ class DeviceAuth:
         except (OSError, ValueError, UnicodeDecodeError) as e:
             raise exceptions.OptionsError(f"gazeback_proxy_users: {e}") from None  # type: ignore[no-untyped-call]
         self._verified.clear()
+        self._pending.clear()
 
     async def http_connect(self, flow: http.HTTPFlow) -> None:
         user = await self._check(flow)
@@ -192,10 +197,25 @@ class DeviceAuth:
         key = (user, hashlib.sha256(password.encode()).digest())
         if key in self._verified:
             return True
-        ok = await asyncio.to_thread(_checkpw, password.encode(), stored)
-        if ok:
+        pending = self._pending.get(key)
+        if pending is None:  # the first of its kind: the others arriving now await this one
+            self.checks_run += 1
+            pending = asyncio.ensure_future(asyncio.to_thread(_checkpw, password.encode(), stored))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda done: self._settle(key, stored, done))
+        # shielded: one waiter's connection closing does not cancel the others' check
+        return await asyncio.shield(pending)
+
+    def _settle(self, key: tuple[str, bytes], stored: bytes, done: asyncio.Future[bool]) -> None:
+        if self._pending.get(key) is done:
+            del self._pending[key]
+        if (
+            not done.cancelled()
+            and done.exception() is None
+            and done.result()
+            and self.users.get(key[0]) == stored  # the file was not re-read meanwhile
+        ):
             self._verified.add(key)
-        return ok
 
     def _throttled(self, peer: str) -> bool:
         times = self._failures.get(peer)
