@@ -5,9 +5,11 @@
 What the proxy's writer process does with each captured flow, in one process and one thread,
 timed per stage: redact and normalise (``observe``), classify, infer the app, learn (adapters),
 detect leaks, scrub, and the store (``save_records`` in the writer's 16-record batches, into an
-on-disk WAL database with every migration applied: indexes, summary triggers). The summary
-triggers are measured by storing the same records into a copy of the schema with them dropped
-(``--no-triggers`` row; gazeback itself always has them). Rounds are interleaved; medians.
+on-disk WAL database with every migration applied: indexes, summary triggers). The summaries
+are measured three ways, interleaved in one process: as gazeback keeps them (each batch added
+in one grouped statement per table, m047), per row by the insert triggers (as before m047: the
+triggers left on for the batch), and not at all (triggers dropped, nothing added). Rounds are
+interleaved; medians.
 ``--profile`` prints the cProfile top functions of one pass instead.
 """
 
@@ -25,6 +27,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -155,6 +159,22 @@ def fresh_db(directory: Path, name: str, triggers: bool = True) -> tuple[str, by
 
 
 STAGES = ("observe", "classify", "app", "learn", "detect", "scrub", "record", "store")
+# How the dashboards' summaries are kept while the store stage runs (see the docstring).
+MODES = ("grouped per batch", "per-row triggers", "no summaries")
+
+
+@contextmanager
+def summaries_kept(mode: str) -> Iterator[None]:
+    """``store.save_records`` with its summaries kept the way ``mode`` names."""
+    saved = store.defer, store.add_batch
+    if mode != MODES[0]:
+        # no row in _summary_deferred: the insert triggers fire (or, dropped, nothing happens)
+        store.defer = lambda db: None  # type: ignore[assignment]
+        store.add_batch = lambda db, rows: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        store.defer, store.add_batch = saved
 
 
 def run_stages(snaps: list[FlowSnapshot], context: Context, db_path: str) -> dict[str, float]:
@@ -244,17 +264,18 @@ def main() -> None:
             pr.disable()
             pstats.Stats(pr).sort_stats("tottime").print_stats(35)
             return
-        results: dict[str, list[dict[str, float]]] = {"triggers": [], "no triggers": []}
+        results: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
         # warm-up: caches (hosts, keys) fill as they would in a long-running writer
         path, key = fresh_db(d, "warm")
         ctx = Context(key, index, load_profile(path), adapters)
         run_stages(snapshots(500, seed=99), ctx, path)
         for r in range(args.rounds):
-            for label, trig in (("triggers", True), ("no triggers", False)):
-                path, key = fresh_db(d, f"r{r}{int(trig)}", triggers=trig)
+            for m, label in enumerate(MODES):
+                path, key = fresh_db(d, f"r{r}m{m}", triggers=label != "no summaries")
                 ctx = Context(key, index, load_profile(path), adapters)
                 snaps = snapshots(args.requests, seed=r + 1)
-                results[label].append(run_stages(snaps, ctx, path))
+                with summaries_kept(label):
+                    results[label].append(run_stages(snaps, ctx, path))
                 for suffix in ("", "-wal", "-shm"):
                     Path(path + suffix).unlink(missing_ok=True)
         n = args.requests
@@ -262,18 +283,18 @@ def main() -> None:
             f"Python {sys.version.split()[0]}, {n} requests x {args.rounds} rounds, "
             f"load average {os.getloadavg()[0]:.2f} at the end\n"
         )
-        print("| stage | µs per request (median) | without summary triggers |")
-        print("|---|---:|---:|")
+        print(f"| stage (µs per request, median) | {' | '.join(MODES)} |")
+        print("|---|" + "---:|" * len(MODES))
         for stage in (*STAGES, "total"):
             cells = []
-            for label in ("triggers", "no triggers"):
+            for label in MODES:
                 vals = [
                     (sum(x.values()) if stage == "total" else x[stage]) / n * 1e6
                     for x in results[label]
                 ]
                 cells.append(f"{statistics.median(vals):.1f}")
-            print(f"| {stage} | {cells[0]} | {cells[1]} |")
-        whole = [sum(x.values()) / n * 1e6 for x in results["triggers"]]
+            print(f"| {stage} | {' | '.join(cells)} |")
+        whole = [sum(x.values()) / n * 1e6 for x in results[MODES[0]]]
         print(f"\nper-round totals (µs): {', '.join(f'{v:.0f}' for v in whole)}")
 
 

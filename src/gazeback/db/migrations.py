@@ -312,7 +312,13 @@ create index if not exists summary_leaks_tracker on summary_leaks (tracker_id, h
 create index if not exists summary_leaks_host on summary_leaks (host, hour);
 create index if not exists summary_leaks_app on summary_leaks (app, hour);
 
-create trigger if not exists summary_requests_insert after insert on requests begin
+-- While the writer stores a batch, a row here (inside its transaction, so no other connection
+-- ever sees it) turns the insert triggers off: the batch is added to the summaries in one
+-- grouped statement per table instead (summaries.add_batch, #19). Every other insert fires them.
+create table if not exists _summary_deferred (after_id integer not null);
+
+create trigger if not exists summary_requests_insert after insert on requests
+when not exists (select 1 from _summary_deferred) begin
   insert into summary_hourly (hour, device_id, app, host, tracker_id, kind, is_decrypted,
     requests, request_bytes, response_bytes)
   values (substr(new.started_at, 1, 13), coalesce(new.device_id, 0), coalesce(new.app, ''),
@@ -379,7 +385,8 @@ after update of started_at, device_id, app, host, tracker_id, kind, is_decrypted
   on conflict do update set leaks = leaks + excluded.leaks;
 end;
 
-create trigger if not exists summary_leaks_insert after insert on leaks begin
+create trigger if not exists summary_leaks_insert after insert on leaks
+when not exists (select 1 from _summary_deferred) begin
   update summary_hourly set leaks = leaks + 1
   where (hour, device_id, app, host, tracker_id, kind, is_decrypted) = (
     select substr(started_at, 1, 13), coalesce(device_id, 0), coalesce(app, ''), host,
@@ -854,3 +861,16 @@ def m044_vacuum_after_compaction(db: Database) -> None:
         db.execute("vacuum")
     except sqlite3.OperationalError:
         pass
+
+
+@migrations()
+def m047_summaries_added_per_batch(db: Database) -> None:
+    # #19: the writer adds a batch to summary_hourly and summary_leaks in one grouped statement
+    # per table (summaries.add_batch); the per-row insert triggers stand aside while it does (a
+    # row in _summary_deferred, inside the writer's transaction) and fire for every other insert.
+    db.execute("create table if not exists _summary_deferred (after_id integer not null)")
+    db.execute("delete from _summary_deferred")  # never left behind: it only lives in a transaction
+    for trigger in ("summary_requests_insert", "summary_leaks_insert"):
+        db.execute(f"drop trigger if exists {trigger}")
+    for statement in sql_statements(SUMMARY_SQL):
+        db.execute(statement)  # `if not exists`: makes the two triggers again, with their `when`

@@ -20,6 +20,7 @@ from gazeback.db.header_sets import header_set_ids, headers_text
 from gazeback.db.identities import save_batch
 from gazeback.db.knowledge import save_knowledge
 from gazeback.db.learned import insert_learned, learned_row
+from gazeback.db.summaries import add_batch, defer
 from gazeback.knowledge.classify import TrackerIndex
 from gazeback.models import CaptureId, Detection, Observation, Record
 from gazeback.timestamps import iso, now_iso
@@ -219,6 +220,9 @@ def save_records(
                 continue
             existing.add(flow_id)
             new.append(record)
+        if not new:
+            return 0
+        defer(db)  # the batch goes into the summaries at the end, grouped
         _insert_requests(db, capture_id, ids, new)
         detected = [r for r in new if r.leaks or _keyed(r.detection)]
         if detected:
@@ -248,7 +252,17 @@ def save_records(
                 db,
                 [learned_row(pk[r.observation.flow_id], x) for r in learned for x in r.learned],
             )
+        add_batch(db, [_summary_row(r, ids) for r in new])
     return len(new)
+
+
+def _summary_row(record: Record, device_ids: Mapping[str, int]) -> tuple[Any, ...]:
+    # what the summaries' insert triggers would read from the stored rows (coalesced alike)
+    obs, tracker = record.observation, record.classification.tracker_id
+    key = (obs.started_at[:13], device_ids[obs.device.key], obs.app or "", obs.host,
+           tracker or "", obs.kind, int(obs.is_decrypted))  # fmt: skip
+    leaks = [(x.pii_type, x.transform_chain or "", x.location or "") for x in record.leaks]
+    return key, obs.request_bytes or 0, obs.response_bytes or 0, leaks
 
 
 def _insert_requests(
