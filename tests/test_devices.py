@@ -185,14 +185,22 @@ def test_run_starts_a_wireguard_mode_per_device_and_the_regular_proxy(tmp_path, 
     assert cli_module.run.callback is not None
 
 
-def test_attribution_by_proxy_credential_through_mitmdump(tmp_path, upstream):
+def credentialed_proxy(tmp_path, upstream, added):
+    """A real mitmdump asking for the proxy users of the devices added, (label, kind) each."""
     db, db_path = fresh(tmp_path)
-    devices.add(db, db_path, "laptop", "laptop", endpoint_host="x")
-    devices.add(db, db_path, "phone", endpoint_host="x")
+    for label, kind in added:
+        devices.add(db, db_path, label, kind, endpoint_host="x")
     db.close()
     creds = serve.proxy_credentials(db_path, [])
     htpasswd = serve.write_htpasswd(db_path, creds)
     proxy = start_proxy(tmp_path, upstream, "--set", f"gazeback_proxy_users={htpasswd}")
+    return proxy, creds, db_path
+
+
+def test_attribution_by_proxy_credential_through_mitmdump(tmp_path, upstream):
+    proxy, creds, db_path = credentialed_proxy(
+        tmp_path, upstream, [("laptop", "laptop"), ("phone", "phone")]
+    )
     try:
         for user, host in (("laptop", "api.example.org"), ("phone", "tracker.example")):
             url = f"http://{user}:{creds[user]}@127.0.0.1:{proxy.port}"
@@ -222,12 +230,7 @@ def test_a_room_joining_at_once_through_mitmdump(tmp_path, upstream):
     # and attributed (their bcrypt checks share one run: tests/test_deviceauth.py).
     from concurrent.futures import ThreadPoolExecutor
 
-    db, db_path = fresh(tmp_path)
-    devices.add(db, db_path, "phone", endpoint_host="x")
-    db.close()
-    creds = serve.proxy_credentials(db_path, [])
-    htpasswd = serve.write_htpasswd(db_path, creds)
-    proxy = start_proxy(tmp_path, upstream, "--set", f"gazeback_proxy_users={htpasswd}")
+    proxy, creds, db_path = credentialed_proxy(tmp_path, upstream, [("phone", "phone")])
 
     def one(i):
         url = f"http://phone:{creds['phone']}@127.0.0.1:{proxy.port}"
