@@ -183,3 +183,33 @@ def test_a_spill_file_from_before_the_typed_records_still_replays(tmp_path):
     assert leaks == [{"pii_type": "email", "location": "url.query:em", "tier": "strong"}]
     assert [(r[1], r[2]) for r in db.execute(LEAF_FINGERPRINTS_SQL)] == [(123, "url.query:em")]
     db.close()
+
+
+def test_a_device_row_keeps_its_first_and_last_sighting_and_first_browser(tmp_path):
+    # Batches arrive out of order (a spill replayed late): the device's first and last seen
+    # times widen, never narrow; its browser family is the first one read, never replaced.
+    def at(n, when, ua):
+        f = tflow.tflow(resp=True)
+        f.request.url = f"http://tracker.example/{n}"
+        f.request.timestamp_start = when
+        f.request.headers["User-Agent"] = ua
+        return snapshot_http(f)
+
+    firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+    curl = "curl/8.5.0"
+    path = tmp_path / "t.db"
+    for batch in ([at(1, 1_790_000_500, firefox)], [at(2, 1_790_000_900, curl)],
+                  [at(3, 1_790_000_100, curl)]):  # fmt: skip
+        w = Writer(path, KEY)
+        w.start()
+        for s in batch:
+            w.submit(s)
+        w.stop()
+    db = sqlite_utils.Database(path)
+    rows = list(db.query("select * from devices"))
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["first_seen_at"], row["last_seen_at"]) == (
+        "2026-09-21T14:15:00.000Z", "2026-09-21T14:28:20.000Z",
+    )  # fmt: skip
+    assert (row["user_agent_family"], row["os_family"]) == ("Firefox", "Linux")

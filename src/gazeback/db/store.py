@@ -164,17 +164,28 @@ def _device_ids(db: Database, records: Sequence[Record], cache: dict[str, int]) 
                     "last_seen_at": last,
                 },
             )
-        row = devices.get(cache[key])
-        update: dict[str, Any] = {"last_seen_at": max(last, row["last_seen_at"] or last)}
-        if first < (row["first_seen_at"] or first):
-            update["first_seen_at"] = first
-        ua = obs.user_agent
-        if ua and not row["user_agent_family"]:
-            from gazeback.knowledge.useragents import families
+        family = os_family = None
+        if obs.user_agent:
+            from gazeback.knowledge.useragents import families  # cached per user agent
 
-            update["user_agent_family"], update["os_family"] = families(ua)
-        devices.update(cache[key], update)
+            family, os_family = families(obs.user_agent)
+        # one statement, no read: the seen times widen, a family is set only where none is
+        db.execute(
+            _DEVICE_SEEN,
+            {"id": cache[key], "first": first, "last": last, "family": family, "os": os_family},
+        )
     return cache
+
+
+_DEVICE_SEEN = """
+update devices set last_seen_at = max(coalesce(last_seen_at, :last), :last),
+  first_seen_at = min(coalesce(first_seen_at, :first), :first),
+  user_agent_family = case when coalesce(user_agent_family, '') = '' and :family is not null
+    then :family else user_agent_family end,
+  os_family = case when coalesce(user_agent_family, '') = '' and :family is not null
+    then :os else os_family end
+where id = :id
+"""
 
 
 def registered_device(db: Database, key: str) -> int | None:
@@ -269,14 +280,11 @@ def _insert_requests(
     db: Database, capture_id: int, device_ids: Mapping[str, int], records: Sequence[Record]
 ) -> None:
     # The hot write path: one parameterized executemany per batch, straight from the records.
-    # Column names are REQUEST_COLUMNS (our code, checked against the schema), values bound.
+    # Column names are REQUEST_COLUMNS (our code), values bound.
     # (sqlite-utils insert_all spent ~30 µs a row here on type checks and SQL building.)
     if not records:
         return
-    columns = ("capture_id", "device_id", *STORED_COLUMNS)
-    unknown = set(columns) - set(db.table("requests").columns_dict)
-    if unknown:
-        raise ValueError(f"requests has no column(s) {sorted(unknown)}")
+    columns = ("capture_id", "device_id", *STORED_COLUMNS)  # SQLite names one it lacks
     names = ", ".join(f"[{c}]" for c in columns)
     marks = ", ".join("?" for _ in columns)
     rows = [request_values(r) for r in records]
