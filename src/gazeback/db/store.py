@@ -233,21 +233,23 @@ def save_records(
             new.append(record)
         if not new:
             return 0
-        defer(db)  # the batch goes into the summaries at the end, grouped
+        defer(db)  # the batch goes into the summaries grouped, once its leaks are in
         _insert_requests(db, capture_id, ids, new)
         detected = [r for r in new if r.leaks or _keyed(r.detection)]
+        pk = _ids_by_flow(db, [r.observation.flow_id for r in detected]) if detected else {}
+        db.conn.executemany(
+            f"insert into leaks (request_id, {', '.join(LEAK_COLUMNS)}) values (?, ?, ?, ?, ?, ?)",
+            [
+                (pk[r.observation.flow_id], leak.identity_id, leak.pii_type,
+                 leak.transform_chain, leak.location, leak.tier)
+                for r in detected
+                for leak in r.leaks
+            ],
+        )  # fmt: skip
+        # The batch's requests and their leaks into the summaries; the triggers are on again
+        # for what follows (persistent IDs write leak rows, on this batch's requests and older).
+        add_batch(db, [_summary_row(r, ids) for r in new])
         if detected:
-            pk = _ids_by_flow(db, [r.observation.flow_id for r in detected])
-            db.conn.executemany(
-                f"insert into leaks (request_id, {', '.join(LEAK_COLUMNS)}) "
-                "values (?, ?, ?, ?, ?, ?)",
-                [
-                    (pk[r.observation.flow_id], leak.identity_id, leak.pii_type,
-                     leak.transform_chain, leak.location, leak.tier)
-                    for r in detected
-                    for leak in r.leaks
-                ],
-            )  # fmt: skip
             save_batch(
                 db,
                 [
@@ -263,7 +265,6 @@ def save_records(
                 db,
                 [learned_row(pk[r.observation.flow_id], x) for r in learned for x in r.learned],
             )
-        add_batch(db, [_summary_row(r, ids) for r in new])
     return len(new)
 
 
