@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -41,7 +42,7 @@ from gazeback.knowledge.apps import infer_app
 from gazeback.knowledge.classify import classify, load_index
 from gazeback.leaks.detect import detect_safe
 from gazeback.models import DeviceKey, FlowSnapshot, Record
-from gazeback.pipeline import Context, learn_from, observe, scrub
+from gazeback.pipeline import Context, learn_from, observe, process, scrub
 
 BATCH = 16  # the writer's batch size (capture/writer.py)
 UA = "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 Chrome/131.0 Mobile"
@@ -166,15 +167,16 @@ MODES = ("grouped per batch", "per-row triggers", "no summaries")
 @contextmanager
 def summaries_kept(mode: str) -> Iterator[None]:
     """``store.save_records`` with its summaries kept the way ``mode`` names."""
-    saved = store.defer, store.add_batch
+    saved = store.defer, store.add_batch, store.add_leaks_after
     if mode != MODES[0]:
         # no row in _summary_deferred: the insert triggers fire (or, dropped, nothing happens)
         store.defer = lambda db: None  # type: ignore[assignment]
         store.add_batch = lambda db, rows: None  # type: ignore[assignment]
+        store.add_leaks_after = lambda db, after: None  # type: ignore[assignment]
     try:
         yield
     finally:
-        store.defer, store.add_batch = saved
+        store.defer, store.add_batch, store.add_leaks_after = saved
 
 
 def run_stages(snaps: list[FlowSnapshot], context: Context, db_path: str) -> dict[str, float]:
@@ -244,11 +246,44 @@ def run_stages(snaps: list[FlowSnapshot], context: Context, db_path: str) -> dic
     return t
 
 
+def store_only(d: Path, index: Any, adapters: Any, n: int, rounds: int) -> None:
+    """CPU of ``save_records`` alone per request, each summary mode on the same records."""
+    per_mode: dict[str, list[float]] = {m: [] for m in MODES}
+    for r in range(rounds):
+        path, key = fresh_db(d, f"p{r}")
+        records = [process(s, Context(key, index, load_profile(path), adapters))
+                   for s in snapshots(n, seed=r + 1)]  # fmt: skip
+        for m, label in enumerate(MODES[r % len(MODES) :] + MODES[: r % len(MODES)]):
+            target, _ = fresh_db(d, f"s{r}m{m}", triggers=label != "no summaries")
+            db = sqlite_utils.Database(target)
+            db.execute("PRAGMA synchronous=NORMAL")
+            capture = store.start_capture(db, "bench", {})
+            cache: dict[str, int] = {}
+            known: set[str] = set()
+            with summaries_kept(label):
+                t = time.process_time()
+                for i in range(0, n, BATCH):
+                    store.save_records(db, capture, records[i : i + BATCH], index=index,
+                                       device_cache=cache, known_trackers=known)  # fmt: skip
+                per_mode[label].append((time.process_time() - t) / n * 1e6)
+            db.close()
+    print(f"Python {sys.version.split()[0]}, {n} requests x {rounds} rounds, store only, "
+          f"load average {os.getloadavg()[0]:.2f} at the end\n")  # fmt: skip
+    for label, values in per_mode.items():
+        print(f"| {label} | {statistics.median(values):.1f} µs | rounds: "
+              f"{', '.join(f'{v:.0f}' for v in values)} |")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=4000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--profile", action="store_true", help="cProfile one pass, print the top")
+    ap.add_argument(
+        "--store-only",
+        action="store_true",
+        help="process the flows once, then time only the store, the summary modes interleaved",
+    )
     args = ap.parse_args()
     index = load_index()
     adapters = learn.load_index()
@@ -264,13 +299,17 @@ def main() -> None:
             pr.disable()
             pstats.Stats(pr).sort_stats("tottime").print_stats(35)
             return
+        if args.store_only:
+            store_only(d, index, adapters, args.requests, args.rounds)
+            return
         results: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
         # warm-up: caches (hosts, keys) fill as they would in a long-running writer
         path, key = fresh_db(d, "warm")
         ctx = Context(key, index, load_profile(path), adapters)
         run_stages(snapshots(500, seed=99), ctx, path)
         for r in range(args.rounds):
-            for m, label in enumerate(MODES):
+            # the order turns every round: whichever runs first in a round runs slower here
+            for m, label in enumerate(MODES[r % len(MODES) :] + MODES[: r % len(MODES)]):
                 path, key = fresh_db(d, f"r{r}m{m}", triggers=label != "no summaries")
                 ctx = Context(key, index, load_profile(path), adapters)
                 snaps = snapshots(args.requests, seed=r + 1)

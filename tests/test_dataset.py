@@ -187,6 +187,34 @@ def test_documented_queries_run_in_duckdb_and_agree_with_the_exports(exports, da
     assert got == {k: (len(households[k]), requests[k]) for k in households}
 
 
+def test_company_leaks_is_the_grouping_of_household_leaks(dataset):
+    # The merge sums kinds of data per company household by household (company_leaks); the
+    # documented query reads it. It must give exactly what grouping the households' leak sums
+    # joined to destinations gives (the query before company_leaks).
+    con = duckdb.connect()
+    con.execute(f"SET file_search_path = '{dataset}'")
+    queries = named_queries((dataset / "queries.sql").read_text())
+    con.execute(queries["views"])
+    from_households = con.execute("""
+        SELECT month, company, pii_type, count(*) AS households, sum(leaks) AS leaks
+        FROM (
+            SELECT h.month, coalesce(d.owner, d.company, h.dest_domain) AS company, h.pii_type,
+                   h.contributor, sum(h.count) AS leaks
+            FROM household_leaks h JOIN destinations d USING (dest_domain)
+            GROUP BY ALL
+        )
+        GROUP BY ALL
+        ORDER BY month, households DESC, leaks DESC, company, pii_type""").fetchall()
+    got = con.execute(queries["kinds_of_data_by_company"]).fetchall()
+    assert got == from_households
+    assert len(got) > 50 and max(r[3] for r in got) >= 2  # several households share rows
+    table = pq.read_table(dataset / "company_leaks.parquet")
+    assert table.num_rows == len(got)
+    assert {f.name: f.type for f in table.schema} == {
+        "month": STR, "company": STR, "pii_type": STR, "households": I64, "leaks": I64,
+    }  # fmt: skip
+
+
 def test_a_failing_export_stops_the_merge_and_nothing_is_written(exports, tmp_path):
     bad = tmp_path / "bad.db"
     bad.write_bytes(exports[0].read_bytes())

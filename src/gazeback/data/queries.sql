@@ -9,7 +9,8 @@
 -- writes one row per household and month and destination (household_traffic), per household,
 -- month, destination and kind of data (household_leaks) and per household, device class and
 -- destination over the whole period (household_devices), with the sums: "how many households"
--- reads those, a few rows per household, instead of every row.
+-- reads those, a few rows per household, instead of every row. company_leaks counts the
+-- households and leaks per month, company (parent company where known) and kind of data.
 
 CREATE OR REPLACE VIEW traffic AS
 SELECT * FROM read_parquet('traffic/*/*/*.parquet', hive_partitioning = true,
@@ -27,6 +28,7 @@ CREATE OR REPLACE VIEW household_devices AS
 SELECT * FROM read_parquet('household_devices/*/*.parquet', hive_partitioning = true,
     hive_types = {'contributor_bucket': INTEGER});
 CREATE OR REPLACE VIEW destinations AS SELECT * FROM read_parquet('destinations.parquet');
+CREATE OR REPLACE VIEW company_leaks AS SELECT * FROM read_parquet('company_leaks.parquet');
 CREATE OR REPLACE VIEW devices AS SELECT * FROM read_parquet('devices.parquet');
 CREATE OR REPLACE VIEW contributors AS SELECT * FROM read_parquet('contributors.parquet');
 
@@ -52,17 +54,11 @@ GROUP BY ALL
 ORDER BY h.month, requests DESC, country;
 
 -- name: kinds_of_data_by_company
--- Which kinds of personal data each company received, month by month.
--- (Households are counted in two steps, one row per household first: faster than
--- count(DISTINCT contributor) over many groups, and the same answer.)
-SELECT month, company, pii_type, count(*) AS households, sum(leaks) AS leaks
-FROM (
-    SELECT h.month, coalesce(d.owner, d.company, h.dest_domain) AS company, h.pii_type,
-           h.contributor, sum(h.count) AS leaks
-    FROM household_leaks h JOIN destinations d USING (dest_domain)
-    GROUP BY ALL
-)
-GROUP BY ALL
+-- Which kinds of personal data each company received, month by month. company_leaks is
+-- this answer, summed by the merge household by household (the same rows as grouping
+-- household_leaks joined to destinations by month, company and kind of data).
+SELECT month, company, pii_type, households, leaks
+FROM company_leaks
 ORDER BY month, households DESC, leaks DESC, company, pii_type;
 
 -- name: kinds_of_data_by_country

@@ -418,7 +418,20 @@ end;
 
 # Hours before the rollup horizon (`rollups`, m041) have no detail left to count: a rebuild
 # keeps their summary rows as they are and recomputes the hours after it.
-SUMMARY_FILL_SQL = """
+# summary_leaks rows from the leak rows a `where` picks (the fill below; summaries.py's
+# leaks written while a writer's batch is deferred), grouped by their request's key.
+SUMMARY_LEAKS_BY_KEY = """
+insert into summary_leaks (hour, device_id, app, host, tracker_id, pii_type, transform_chain,
+  location, leaks)
+select substr(r.started_at, 1, 13), coalesce(r.device_id, 0), coalesce(r.app, ''), r.host,
+  coalesce(r.tracker_id, ''), l.pii_type, coalesce(l.transform_chain, ''),
+  coalesce(l.location, ''), count(*)
+from leaks l join requests r on r.id = l.request_id
+where {where}
+group by 1, 2, 3, 4, 5, 6, 7, 8"""
+
+SUMMARY_FILL_SQL = (
+    """
 create table if not exists rollups (id integer primary key, horizon text not null,
   ran_at text not null, requests integer not null, include_imports integer not null);
 delete from summary_hourly where hour >= (select coalesce(max(horizon), '') from rollups);
@@ -431,15 +444,12 @@ select substr(r.started_at, 1, 13), coalesce(r.device_id, 0), coalesce(r.app, ''
   coalesce(sum(r.request_bytes), 0), coalesce(sum(r.response_bytes), 0)
 from requests r where r.started_at >= (select coalesce(max(horizon), '') from rollups)
 group by 1, 2, 3, 4, 5, 6, 7;
-insert into summary_leaks (hour, device_id, app, host, tracker_id, pii_type, transform_chain,
-  location, leaks)
-select substr(r.started_at, 1, 13), coalesce(r.device_id, 0), coalesce(r.app, ''), r.host,
-  coalesce(r.tracker_id, ''), l.pii_type, coalesce(l.transform_chain, ''),
-  coalesce(l.location, ''), count(*)
-from leaks l join requests r on r.id = l.request_id
-where r.started_at >= (select coalesce(max(horizon), '') from rollups)
-group by 1, 2, 3, 4, 5, 6, 7, 8;
 """
+    + SUMMARY_LEAKS_BY_KEY.format(
+        where="r.started_at >= (select coalesce(max(horizon), '') from rollups)"
+    )
+    + ";\n"
+)
 
 
 def sql_statements(script: str) -> list[str]:

@@ -20,7 +20,7 @@ from gazeback.db.header_sets import header_set_ids, headers_text
 from gazeback.db.identities import save_batch
 from gazeback.db.knowledge import save_knowledge
 from gazeback.db.learned import insert_learned, learned_row
-from gazeback.db.summaries import add_batch, defer
+from gazeback.db.summaries import add_batch, add_leaks_after, defer, last_leak, resume
 from gazeback.knowledge.classify import TrackerIndex
 from gazeback.models import CaptureId, Detection, Observation, Record
 from gazeback.timestamps import iso, now_iso
@@ -233,7 +233,7 @@ def save_records(
             new.append(record)
         if not new:
             return 0
-        defer(db)  # the batch goes into the summaries grouped, once its leaks are in
+        defer(db)  # the summaries' insert triggers stand aside: the batch is added grouped
         _insert_requests(db, capture_id, ids, new)
         detected = [r for r in new if r.leaks or _keyed(r.detection)]
         pk = _ids_by_flow(db, [r.observation.flow_id for r in detected]) if detected else {}
@@ -246,10 +246,9 @@ def save_records(
                 for leak in r.leaks
             ],
         )  # fmt: skip
-        # The batch's requests and their leaks into the summaries; the triggers are on again
-        # for what follows (persistent IDs write leak rows, on this batch's requests and older).
-        add_batch(db, [_summary_row(r, ids) for r in new])
+        add_batch(db, [_summary_row(r, ids) for r in new])  # the requests and their leaks
         if detected:
+            after = last_leak(db)
             save_batch(
                 db,
                 [
@@ -258,6 +257,9 @@ def save_records(
                     if r.detection is not None and _keyed(r.detection)
                 ],
             )
+            # persistent IDs write leak rows (on this batch's requests and older ones)
+            add_leaks_after(db, after)
+        resume(db)
         learned = [r for r in new if r.learned]
         if learned:
             pk = _ids_by_flow(db, [r.observation.flow_id for r in learned])

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlite_utils import Database
 
-from gazeback.db.migrations import SUMMARY_FILL_SQL, sql_statements
+from gazeback.db.migrations import SUMMARY_FILL_SQL, SUMMARY_LEAKS_BY_KEY, sql_statements
 
 
 def rebuild(db: Database) -> None:
@@ -44,12 +44,12 @@ LeakKey = tuple[str, str, str]
 
 
 def defer(db: Database) -> None:
-    """Turn the summaries' insert triggers off until ``add_batch`` (inside one transaction)."""
+    """Turn the summaries' insert triggers off until ``resume`` (inside one transaction)."""
     db.execute("insert into _summary_deferred (after_id) values (0)")
 
 
 def add_batch(db: Database, rows: Iterable[tuple[HourKey, int, int, Sequence[LeakKey]]]) -> None:
-    """Add a batch's requests and leaks to the summaries; the insert triggers are back on."""
+    """Add a batch's requests and their leaks to the summaries (while deferred)."""
     hourly: dict[HourKey, list[int]] = {}
     leaks: dict[tuple[str | int, ...], int] = {}
     for key, up, down, found in rows:
@@ -66,4 +66,36 @@ def add_batch(db: Database, rows: Iterable[tuple[HourKey, int, int, Sequence[Lea
     db.conn.executemany(_ADD_HOURLY, [(*k, *c) for k, c in hourly.items()])
     if leaks:
         db.conn.executemany(_ADD_LEAKS, [(*k, n) for k, n in leaks.items()])
+
+
+# Leak rows written after a batch's own (persistent IDs: on this batch's requests and older
+# ones), grouped by the key of their request, the way the leaks' insert trigger adds them.
+_LATER_LEAKS_HOURLY = """
+insert into summary_hourly (hour, device_id, app, host, tracker_id, kind, is_decrypted,
+  requests, leaks, request_bytes, response_bytes)
+select substr(r.started_at, 1, 13), coalesce(r.device_id, 0), coalesce(r.app, ''), r.host,
+  coalesce(r.tracker_id, ''), r.kind, coalesce(r.is_decrypted, 0), 0, count(*), 0, 0
+from leaks l join requests r on r.id = l.request_id
+where l.id > :after
+group by 1, 2, 3, 4, 5, 6, 7
+on conflict do update set leaks = leaks + excluded.leaks
+"""
+_LATER_LEAKS = SUMMARY_LEAKS_BY_KEY.format(where="l.id > :after") + (
+    "\non conflict do update set leaks = leaks + excluded.leaks"
+)
+
+
+def last_leak(db: Database) -> int:
+    """The newest ``leaks`` id, for ``add_leaks_after``."""
+    return int(db.execute("select coalesce(max(id), 0) from leaks").fetchone()[0])
+
+
+def add_leaks_after(db: Database, after: int) -> None:
+    """Add the leak rows with ids above ``after`` (written while deferred) to the summaries."""
+    db.execute(_LATER_LEAKS_HOURLY, {"after": after})
+    db.execute(_LATER_LEAKS, {"after": after})
+
+
+def resume(db: Database) -> None:
+    """The insert triggers on again (what ``defer`` turned off)."""
     db.execute("delete from _summary_deferred")

@@ -285,13 +285,16 @@ class Partitions:
     """Open Parquet writers of one contributor bucket, one per (table, month), and the
     bucket's per-household summaries."""
 
-    def __init__(self, root: Path, bucket: int) -> None:
+    def __init__(self, root: Path, bucket: int, companies: dict[str, str] | None = None) -> None:
         self.root, self.bucket = root, bucket
         self.buffers: dict[tuple[str, str], list[Any]] = {}
         self.sizes: dict[tuple[str, str], int] = {}
         self.writers: dict[tuple[str, str], Any] = {}
         self.partial: dict[str, list[Any]] = {}
         self.rows = 0
+        # company_leaks, this bucket's part: (month, company, pii_type) → [households, leaks]
+        self.companies = companies or {}
+        self.company_leaks: dict[tuple[str, str, str], list[int]] = {}
 
     def add(self, table: str, month: str, batch: Any) -> None:
         key = (table, month)
@@ -320,6 +323,8 @@ class Partitions:
                  *(t.column(c) for c in sums)],
                 schema=schema,
             )  # fmt: skip
+            if name == "household_leaks":
+                self._fold_companies(t)
             key = (name, "")
             if key not in self.writers:
                 folder = self.root / name / f"contributor_bucket={self.bucket:02d}"
@@ -327,6 +332,24 @@ class Partitions:
                 self.writers[key] = pq.ParquetWriter(folder / "part-0.parquet", schema)
             self.writers[key].write_table(t)
         self.partial = {}
+
+    def _fold_companies(self, household: Any) -> None:
+        """Add one household's leak sums to ``company_leaks``: each (month, company, kind of
+        data) it has counts it once among the households, whatever its destinations."""
+        mine: dict[tuple[str, str, str], int] = {}
+        for month, domain, kind, count in zip(
+            household.column("month").to_pylist(), household.column("dest_domain").to_pylist(),
+            household.column("pii_type").to_pylist(), household.column("count").to_pylist(),
+            strict=True,
+        ):  # fmt: skip
+            company = self.companies.get(domain)
+            if company is not None:  # placeholders ("(other)") have no destination row
+                key = (month, company, kind)
+                mine[key] = mine.get(key, 0) + count
+        for key, count in mine.items():
+            got = self.company_leaks.setdefault(key, [0, 0])
+            got[0] += 1
+            got[1] += count
 
     def _flush(self, key: tuple[str, str]) -> None:
         import pyarrow as pa
@@ -392,9 +415,15 @@ def stream_source(src: Source, who: Contributor, parts: Partitions) -> None:
                 parts.summarize("household_leaks", rows)
 
 
-def write_bucket(root: Path, bucket: int, contributors: list[Contributor]) -> int:
-    """Stream the households of one contributor bucket into ``root``; rows written."""
-    parts = Partitions(root, bucket)
+CompanySums = dict[tuple[str, str, str], list[int]]
+
+
+def write_bucket(
+    root: Path, bucket: int, contributors: list[Contributor], companies: dict[str, str]
+) -> tuple[int, CompanySums]:
+    """Stream the households of one contributor bucket into ``root``; rows written, and the
+    bucket's ``company_leaks`` sums (additive across buckets: a household is in one)."""
+    parts = Partitions(root, bucket, companies)
     try:
         for who in contributors:
             for src in who.sources:
@@ -402,11 +431,36 @@ def write_bucket(root: Path, bucket: int, contributors: list[Contributor]) -> in
             parts.end_household(who.number)
     finally:
         parts.close()
-    return parts.rows
+    return parts.rows, parts.company_leaks
 
 
-def _write_bucket_in_worker(job: tuple[Path, int, list[Contributor]]) -> int:
+def _write_bucket_in_worker(
+    job: tuple[Path, int, list[Contributor], dict[str, str]],
+) -> tuple[int, CompanySums]:
     return write_bucket(*job)
+
+
+def company_of(destination: dict[str, Any]) -> str:
+    """The name the queries group a destination under: its parent company, its company, or
+    the domain itself (``coalesce(owner, company, dest_domain)``)."""
+    return str(destination["owner"] or destination["company"] or destination["dest_domain"])
+
+
+def company_leaks_table(sums: CompanySums) -> Any:
+    """``company_leaks``: one row per month, company and kind of data, with the households
+    that sent it there and the leaks, sorted as ``kinds_of_data_by_company`` lists them."""
+    import pyarrow as pa
+
+    rows = sorted(sums.items(), key=lambda kv: (kv[0][0], -kv[1][0], -kv[1][1], kv[0][1], kv[0][2]))
+    cols = list(zip(*((*k, *v) for k, v in rows), strict=True)) or [(), (), (), (), ()]
+    s, i64 = pa.string(), pa.int64()
+    return pa.table(
+        [pa.array(cols[0], s), pa.array(cols[1], s), pa.array(cols[2], s),
+         pa.array(cols[3], i64), pa.array(cols[4], i64)],
+        schema=pa.schema([pa.field("month", s, False), pa.field("company", s, False),
+                          pa.field("pii_type", s, False), pa.field("households", i64, False),
+                          pa.field("leaks", i64, False)]),
+    )  # fmt: skip
 
 
 def dimension_tables(
@@ -439,9 +493,16 @@ def dimension_tables(
                         "device_class": d["device_class"], "os_family": d["os_family"],
                         "vendor": d["vendor"],
                     })  # fmt: skip
+    out["destinations"] = destination_rows(domains, allow)
+    return out
+
+
+def destination_rows(domains: set[str], allow: Allowlist) -> list[dict[str, Any]]:
+    """One ``destinations`` row per domain: role, company, parent company, country."""
+    out = []
     for dom in sorted(domains):
         m = allow.index.lookup(dom)
-        out["destinations"].append({
+        out.append({
             "dest_domain": dom,
             "dest_role": allow.role(dom) or "other",
             "company": (m.company_name if m else None) or None,
@@ -477,27 +538,40 @@ def write_dataset(
     contributors = households(sources)
     staging = Path(tempfile.mkdtemp(prefix=".gazeback-dataset-", dir=out.parent))
     rows = 0
+    sums: CompanySums = {}
+
+    def add(b: int, written: tuple[int, CompanySums]) -> None:
+        nonlocal rows
+        rows += written[0]
+        for key, (households_, leaks) in written[1].items():
+            got = sums.setdefault(key, [0, 0])
+            got[0] += households_
+            got[1] += leaks
+        if progress:
+            progress(b)
+
     try:
-        work = [(staging, b, contributors[b::buckets]) for b in range(buckets)]
+        domains: set[str] = set().union(*(s.domains for s in sources))
+        companies = {d["dest_domain"]: company_of(d) for d in destination_rows(domains, allow)}
+        work = [(staging, b, contributors[b::buckets], companies) for b in range(buckets)]
         work = [w for w in work if w[2]]
         n = jobs_for(len(sources), jobs)
         if n == 1:
             for w in work:
-                rows += write_bucket(*w)
-                if progress:
-                    progress(w[1])
+                add(w[1], write_bucket(*w))
         else:
             with _pool(min(n, len(work))) as pool:
                 try:
                     for b, written in zip(
                         work, pool.map(_write_bucket_in_worker, work), strict=True
                     ):
-                        rows += written
-                        if progress:
-                            progress(b[1])
+                        add(b[1], written)
                 except BaseException:
                     pool.shutdown(cancel_futures=True)
                     raise
+        import pyarrow.parquet as pq
+
+        pq.write_table(company_leaks_table(sums), staging / "company_leaks.parquet")
         dims = dimension_tables(contributors, allow)
         i32, i64, s = pa.int32(), pa.int64(), pa.string()
         write_table(dims["contributors"], staging / "contributors.parquet", {
