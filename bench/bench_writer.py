@@ -251,8 +251,8 @@ def store_only(d: Path, index: Any, adapters: Any, n: int, rounds: int) -> None:
     per_mode: dict[str, list[float]] = {m: [] for m in MODES}
     for r in range(rounds):
         path, key = fresh_db(d, f"p{r}")
-        records = [process(s, Context(key, index, load_profile(path), adapters))
-                   for s in snapshots(n, seed=r + 1)]  # fmt: skip
+        context = Context(key, index, load_profile(path), adapters)
+        records = [process(s, context) for s in snapshots(n, seed=r + 1)]
         for m, label in enumerate(MODES[r % len(MODES) :] + MODES[: r % len(MODES)]):
             target, _ = fresh_db(d, f"s{r}m{m}", triggers=label != "no summaries")
             db = sqlite_utils.Database(target)
