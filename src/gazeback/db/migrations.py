@@ -315,7 +315,7 @@ create index if not exists summary_leaks_app on summary_leaks (app, hour);
 -- While the writer stores a batch, a row here (inside its transaction, so no other connection
 -- ever sees it) turns the insert triggers off: the batch is added to the summaries in one
 -- grouped statement per table instead (summaries.add_batch, #19). Every other insert fires them.
-create table if not exists _summary_deferred (after_id integer not null);
+create table if not exists _summary_deferred (deferred integer not null);
 
 create trigger if not exists summary_requests_insert after insert on requests
 when not exists (select 1 from _summary_deferred) begin
@@ -878,7 +878,7 @@ def m047_summaries_added_per_batch(db: Database) -> None:
     # #19: the writer adds a batch to summary_hourly and summary_leaks in one grouped statement
     # per table (summaries.add_batch); the per-row insert triggers stand aside while it does (a
     # row in _summary_deferred, inside the writer's transaction) and fire for every other insert.
-    db.execute("create table if not exists _summary_deferred (after_id integer not null)")
+    db.execute("create table if not exists _summary_deferred (deferred integer not null)")
     db.execute("delete from _summary_deferred")  # never left behind: it only lives in a transaction
     for trigger in ("summary_requests_insert", "summary_leaks_insert"):
         db.execute(f"drop trigger if exists {trigger}")

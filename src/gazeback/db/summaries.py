@@ -45,7 +45,7 @@ LeakKey = tuple[str, str, str]
 
 def defer(db: Database) -> None:
     """Turn the summaries' insert triggers off until ``resume`` (inside one transaction)."""
-    db.execute("insert into _summary_deferred (after_id) values (0)")
+    db.execute("insert into _summary_deferred (deferred) values (1)")
 
 
 def add_batch(db: Database, rows: Iterable[tuple[HourKey, int, int, Sequence[LeakKey]]]) -> None:

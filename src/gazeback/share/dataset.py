@@ -446,29 +446,19 @@ def company_of(destination: dict[str, Any]) -> str:
     return str(destination["owner"] or destination["company"] or destination["dest_domain"])
 
 
-def company_leaks_table(sums: CompanySums) -> Any:
+def company_leaks_rows(sums: CompanySums) -> list[dict[str, Any]]:
     """``company_leaks``: one row per month, company and kind of data, with the households
     that sent it there and the leaks, sorted as ``kinds_of_data_by_company`` lists them."""
-    import pyarrow as pa
-
-    rows = sorted(sums.items(), key=lambda kv: (kv[0][0], -kv[1][0], -kv[1][1], kv[0][1], kv[0][2]))
-    cols = list(zip(*((*k, *v) for k, v in rows), strict=True)) or [(), (), (), (), ()]
-    s, i64 = pa.string(), pa.int64()
-    return pa.table(
-        [pa.array(cols[0], s), pa.array(cols[1], s), pa.array(cols[2], s),
-         pa.array(cols[3], i64), pa.array(cols[4], i64)],
-        schema=pa.schema([pa.field("month", s, False), pa.field("company", s, False),
-                          pa.field("pii_type", s, False), pa.field("households", i64, False),
-                          pa.field("leaks", i64, False)]),
-    )  # fmt: skip
+    ordered = sorted(sums.items(), key=lambda kv: (kv[0][0], -kv[1][0], -kv[1][1], *kv[0][1:]))
+    return [
+        {"month": month, "company": company, "pii_type": kind, "households": n, "leaks": leaks}
+        for (month, company, kind), (n, leaks) in ordered
+    ]
 
 
-def dimension_tables(
-    contributors: list[Contributor], allow: Allowlist
-) -> dict[str, list[dict[str, Any]]]:
-    """contributors, devices and destinations (company, owner, country per domain)."""
-    out: dict[str, list[dict[str, Any]]] = {"contributors": [], "devices": [], "destinations": []}
-    domains: set[str] = set()
+def dimension_tables(contributors: list[Contributor]) -> dict[str, list[dict[str, Any]]]:
+    """contributors and devices (destinations: ``destination_rows``)."""
+    out: dict[str, list[dict[str, Any]]] = {"contributors": [], "devices": []}
     for who in contributors:
         first = who.sources[0].meta
         out["contributors"].append({
@@ -484,7 +474,6 @@ def dimension_tables(
         })  # fmt: skip
         done: set[str] = set()
         for s in who.sources:
-            domains |= s.domains
             for d in s.devices:
                 if d["device_pid"] not in done:
                     done.add(d["device_pid"])
@@ -493,7 +482,6 @@ def dimension_tables(
                         "device_class": d["device_class"], "os_family": d["os_family"],
                         "vendor": d["vendor"],
                     })  # fmt: skip
-    out["destinations"] = destination_rows(domains, allow)
     return out
 
 
@@ -551,8 +539,8 @@ def write_dataset(
             progress(b)
 
     try:
-        domains: set[str] = set().union(*(s.domains for s in sources))
-        companies = {d["dest_domain"]: company_of(d) for d in destination_rows(domains, allow)}
+        destinations = destination_rows(set().union(*(s.domains for s in sources)), allow)
+        companies = {d["dest_domain"]: company_of(d) for d in destinations}
         work = [(staging, b, contributors[b::buckets], companies) for b in range(buckets)]
         work = [w for w in work if w[2]]
         n = jobs_for(len(sources), jobs)
@@ -569,11 +557,11 @@ def write_dataset(
                 except BaseException:
                     pool.shutdown(cancel_futures=True)
                     raise
-        import pyarrow.parquet as pq
-
-        pq.write_table(company_leaks_table(sums), staging / "company_leaks.parquet")
-        dims = dimension_tables(contributors, allow)
+        dims = dimension_tables(contributors)
         i32, i64, s = pa.int32(), pa.int64(), pa.string()
+        write_table(company_leaks_rows(sums), staging / "company_leaks.parquet", {
+            "month": s, "company": s, "pii_type": s, "households": i64, "leaks": i64,
+        })  # fmt: skip
         write_table(dims["contributors"], staging / "contributors.parquet", {
             "contributor": i32, "exports": i32, "devices": i32, "requests": i64, "leaks": i64,
             "time_bucket_s": i64, "sensitive_bucket_s": i64, "min_cell": i64, "tool_version": s,
@@ -581,7 +569,7 @@ def write_dataset(
         write_table(dims["devices"], staging / "devices.parquet", {
             "contributor": i32, "device": i32, "device_class": s, "os_family": s, "vendor": s,
         })  # fmt: skip
-        write_table(dims["destinations"], staging / "destinations.parquet", {
+        write_table(destinations, staging / "destinations.parquet", {
             "dest_domain": s, "dest_role": s, "company": s, "owner": s, "country": s,
             "category": s,
         })  # fmt: skip
